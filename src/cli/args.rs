@@ -1,0 +1,207 @@
+//! Command-line arguments (clap derive). Only syntax lives here; semantic checks happen when the
+//! arguments become library configs (`to_spec`, `to_config`), before any work.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use relu_iht::operator::Mode;
+use relu_iht::tasks::planted::{PlantedSpec, Teacher};
+use relu_iht::IhtConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "relu-iht",
+    version,
+    about = "Recover sparse two-layer ReLU networks by iterative hard thresholding"
+)]
+pub struct Cli {
+    /// Worker threads (default: all cores).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Recover a planted sparse network from Gaussian data and score it against the truth.
+    Planted(PlantedArgs),
+    /// Time the gradient pass and whole solves; print GFLOP/s and memory.
+    Bench(BenchArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// A hardware GPU when there is one, else the CPU (says which on stderr).
+    Auto,
+    /// The WebGPU engine.
+    Gpu,
+    /// The CPU engine.
+    Cpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModeChoice {
+    /// Sequential-convex: random masks for the first steps, then h = w (the paper's default).
+    Scp,
+    /// Convex: fixed random masks throughout.
+    Convex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TeacherChoice {
+    /// y = Σ_j relu(X W_:,j), the paper's planted network.
+    Relu,
+    /// y = A w* in the solver's own convex model (the theory's setting).
+    Convex,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MethodChoice {
+    /// Iterative hard thresholding.
+    Iht,
+}
+
+/// Solver flags shared by every task.
+#[derive(Debug, Args, Clone)]
+pub struct SolverArgs {
+    /// Hidden neurons.
+    #[arg(long, default_value_t = 100)]
+    pub m: usize,
+    /// Nonzero weights to recover.
+    #[arg(long, default_value_t = 200)]
+    pub s: usize,
+    /// Full-batch IHT steps.
+    #[arg(long, default_value_t = 15)]
+    pub steps: usize,
+    /// Epochs of minibatch IHT (requires --batch-size; replaces --steps).
+    #[arg(long, requires = "batch_size")]
+    pub epochs: Option<usize>,
+    /// Rows per minibatch (default: full batch).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Random seed (data, generators, shuffles).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Generator mode.
+    #[arg(long, value_enum, default_value_t = ModeChoice::Scp)]
+    pub mode: ModeChoice,
+    /// Armijo gradient steps on the support per IHT step.
+    #[arg(long, default_value_t = 10)]
+    pub inner_steps: usize,
+    /// Stop early once the relative residual or relative change of the weights is below this.
+    #[arg(long, default_value_t = 0.0)]
+    pub tol: f64,
+    /// Support inflation: keep ceil(inflate·s) weights while iterating, prune to s at the end.
+    #[arg(long, default_value_t = 1.0)]
+    pub inflate: f64,
+    /// Least-squares (CGLS) iterations on the final support (0 = off).
+    #[arg(long, default_value_t = 0)]
+    pub refine: usize,
+    /// Hidden layers (greedy layer-wise fitting; only 1 is supported by this build).
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Training method.
+    #[arg(long, value_enum, default_value_t = MethodChoice::Iht)]
+    pub method: MethodChoice,
+    /// Compute engine.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Print one JSON object per run on stdout instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl SolverArgs {
+    /// The solver config (validated later against the problem size).
+    pub fn to_config(&self) -> anyhow::Result<IhtConfig> {
+        if self.layers != 1 {
+            anyhow::bail!(
+                "invalid --layers = {}: only 1 hidden layer is supported by this build",
+                self.layers
+            );
+        }
+        let (steps, batch_size) = match (self.batch_size, self.epochs) {
+            (Some(b), Some(e)) => (e, Some(b)),
+            (Some(b), None) => (self.steps, Some(b)),
+            (None, _) => (self.steps, None),
+        };
+        Ok(IhtConfig {
+            s: self.s,
+            steps,
+            mode: match self.mode {
+                ModeChoice::Scp => Mode::SequentialConvex,
+                ModeChoice::Convex => Mode::Convex,
+            },
+            seed: self.seed,
+            batch_size,
+            inner_steps: self.inner_steps,
+            tol: self.tol,
+            inflate: self.inflate,
+            refine: self.refine,
+        })
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PlantedArgs {
+    /// Training points.
+    #[arg(long, default_value_t = 50_000)]
+    pub n: usize,
+    /// Input dimension.
+    #[arg(long, default_value_t = 100)]
+    pub d: usize,
+    /// Network that produced the targets.
+    #[arg(long, value_enum, default_value_t = TeacherChoice::Relu)]
+    pub teacher: TeacherChoice,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+}
+
+impl PlantedArgs {
+    /// The problem description (validated).
+    pub fn to_spec(&self) -> anyhow::Result<PlantedSpec> {
+        let spec = PlantedSpec {
+            n: self.n,
+            d: self.d,
+            m: self.solver.m,
+            s: self.solver.s,
+            seed: self.solver.seed,
+            teacher: match self.teacher {
+                TeacherChoice::Relu => Teacher::Relu,
+                TeacherChoice::Convex => Teacher::Convex,
+            },
+        };
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Training points (comma-separated list for a sweep).
+    #[arg(long, value_delimiter = ',', default_value = "50000")]
+    pub n: Vec<usize>,
+    /// Input dimension.
+    #[arg(long, default_value_t = 100)]
+    pub d: usize,
+    /// Hidden neurons (comma-separated list).
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    pub m: Vec<usize>,
+    /// Sparsity budgets (comma-separated list).
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    pub s: Vec<usize>,
+    /// IHT steps of the timed solve (0: time only the gradient pass).
+    #[arg(long, default_value_t = 15)]
+    pub steps: usize,
+    /// Repetitions of the gradient pass (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Compute engine.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// Print one JSON object per configuration.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,87 @@
+//! `relu-iht planted`: generate a planted problem, recover it, score it.
+
+use super::args::PlantedArgs;
+use super::report::{self, RunRecord};
+use anyhow::Result;
+use relu_iht::mem::peak_host_bytes;
+use relu_iht::tasks::planted;
+use relu_iht::Backend;
+use serde_json::json;
+
+pub fn run(a: &PlantedArgs) -> Result<()> {
+    let spec = a.to_spec()?;
+    let config = a.solver.to_config()?;
+    config.validate(spec.n, (spec.m * spec.d) as u64)?;
+    let backend = report::backend(a.solver.backend, a.solver.quiet || a.solver.json)?;
+    let name = backend.name();
+    let bar = report::progress(0, a.solver.quiet);
+    let batches = config.batch_size.map_or(1, |b| spec.n.div_ceil(b));
+    bar.set_length((config.steps * batches) as u64);
+    let (problem, rec, scores) = planted::run(&spec, &config, backend, |st| {
+        bar.set_message(format!(
+            "rel. residual {:.3e}, nnz {}",
+            st.rel_residual, st.nnz
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let neurons = rec.x.neurons(spec.d).len();
+    let record = RunRecord {
+        task: "planted",
+        method: "iht",
+        backend: name,
+        n: spec.n,
+        d: spec.d,
+        m: spec.m,
+        s: spec.s,
+        k: 1,
+        layers: 1,
+        steps: rec.steps,
+        seed: spec.seed,
+        nnz: rec.x.nnz(),
+        seconds: rec.seconds,
+        peak_host_bytes: peak_host_bytes(),
+        peak_device_bytes: 0,
+        extra: json!({
+            "teacher": spec.teacher,
+            "mode": config.mode,
+            "batch_size": config.batch_size,
+            "inner_steps": config.inner_steps,
+            "inflate": config.inflate,
+            "refine": config.refine,
+            "neurons": neurons,
+            "psnr": scores.psnr,
+            "rel_error": scores.rel_error,
+            "weight_error": scores.weight_error,
+        }),
+    };
+    if a.solver.json {
+        return record.print();
+    }
+    let planted_neurons = problem.truth.neurons(spec.d).len();
+    println!(
+        "planted: n = {}, d = {}, m = {}, teacher {:?}: {} nonzeros in {} neurons",
+        spec.n,
+        spec.d,
+        spec.m,
+        spec.teacher,
+        problem.truth.nnz(),
+        planted_neurons
+    );
+    println!(
+        "recovered: {} nonzeros in {} neurons after {} steps in {:.2} s ({})",
+        rec.x.nnz(),
+        neurons,
+        rec.steps,
+        rec.seconds,
+        record.backend
+    );
+    println!(
+        "PSNR {:.2} dB, relative error {:.3e}, weight error {:.3e}, peak memory {:.1} MiB",
+        scores.psnr,
+        scores.rel_error,
+        scores.weight_error,
+        record.peak_host_bytes as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}

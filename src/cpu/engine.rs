@@ -1,0 +1,115 @@
+//! [`CpuBackend`]: the [`Backend`] on the host, multi-threaded with rayon. n-vectors are plain
+//! `Vec<f32>`; the prepared support keeps its neuron masks as packed bits.
+
+use super::relu_mask::Masks;
+use super::{masked_gradient, reduce, support_adjoint, support_forward};
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::operator::{Operator, Support};
+use crate::sparse::SparseVec;
+
+/// The CPU engine.
+#[derive(Debug, Default)]
+pub struct CpuBackend {
+    support: Support,
+    masks: Masks,
+}
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(Error::ShapeMismatch {
+                what,
+                expected,
+                got,
+            })
+        }
+    }
+}
+
+impl Backend for CpuBackend {
+    type Vector = Vec<f32>;
+
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn upload(&mut self, host: &[f32]) -> Result<Vec<f32>> {
+        Ok(host.to_vec())
+    }
+
+    fn download(&mut self, v: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(v.clone())
+    }
+
+    fn prepare_support(&mut self, op: &Operator, support: &[u32]) -> Result<()> {
+        let t = Support::new(support, op.d());
+        if let Some(&c) = t.idx.last() {
+            if c as u64 >= op.cols() {
+                return Err(Error::invalid(
+                    "support index",
+                    c,
+                    format!("≥ m·d = {}", op.cols()),
+                ));
+            }
+        }
+        self.masks = Masks::compute(op, &t);
+        self.support = t;
+        Ok(())
+    }
+
+    fn forward(&mut self, op: &Operator, z: &[f32]) -> Result<Vec<f32>> {
+        Self::check_len("z (support size)", self.support.len(), z.len())?;
+        let mut out = vec![0.0; op.n()];
+        support_forward::support_forward(op, &self.support, &self.masks, z, &mut out);
+        Ok(out)
+    }
+
+    fn adjoint(&mut self, op: &Operator, r: &Vec<f32>) -> Result<Vec<f32>> {
+        Self::check_len("r (n)", op.n(), r.len())?;
+        let mut out = vec![0.0; self.support.len()];
+        support_adjoint::support_adjoint(op, &self.support, &self.masks, r, &mut out);
+        Ok(out)
+    }
+
+    fn residual(&mut self, op: &Operator, z: &[f32]) -> Result<Vec<f32>> {
+        let mut out = self.forward(op, z)?;
+        for (o, &y) in out.iter_mut().zip(op.data().y()) {
+            *o -= y;
+        }
+        Ok(out)
+    }
+
+    fn norm2(&mut self, v: &Vec<f32>) -> Result<f64> {
+        Ok(reduce::norm2(v))
+    }
+
+    fn shifted_norm2(&mut self, r: &Vec<f32>, q: &Vec<f32>, mu: f64) -> Result<f64> {
+        Ok(reduce::shifted_norm2(r, q, mu))
+    }
+
+    fn axpy(&mut self, r: &mut Vec<f32>, q: &Vec<f32>, mu: f64) -> Result<()> {
+        reduce::axpy(r, q, mu);
+        Ok(())
+    }
+
+    fn gradient_topk(
+        &mut self,
+        op: &Operator,
+        x: &SparseVec,
+        r: &Vec<f32>,
+        mu: f32,
+        keep: usize,
+    ) -> Result<SparseVec> {
+        Self::check_len("r (n)", op.n(), r.len())?;
+        Self::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
+        let workers = rayon::current_num_threads();
+        Ok(masked_gradient::gradient_topk(op, x, r, mu, keep, workers))
+    }
+}

@@ -1,0 +1,184 @@
+//! CPU twin of `masked_gradient`, fused with the candidate step and the streaming top-s: for each
+//! tile of live neurons and each block of rows,
+//!
+//! ```text
+//! Z = X_blk H_tile            (block × tile; a GEMM in the random mode, column axpys for h = w)
+//! P = 1{Z > 0} ∘ r_blk        (in place)
+//! G_tile += Pᵀ X_blk          (tile × d; a GEMM accumulating over blocks)
+//! ```
+//!
+//! then candidates `x_j − μ g_j` go straight into the worker's running top-s. Tiles run in
+//! parallel, each with single-threaded GEMMs, and per-worker sets are merged at the end; the
+//! selection order is total (see `topk`), so the result does not depend on the thread count.
+//! The dense m·d gradient is never formed: a worker holds one block of Z and one tile of G.
+
+use crate::operator::{Generators, Operator};
+use crate::rng;
+use crate::sparse::SparseVec;
+use crate::stream::{row_blocks, Plan};
+use crate::topk::TopS;
+use gemm::{gemm, Parallelism};
+use rayon::prelude::*;
+
+/// Per-worker scratch.
+struct Scratch {
+    z: Vec<f32>,
+    h: Vec<f32>,
+    g: Vec<f32>,
+}
+
+/// Tile gradients `G[jj·d + i] = (A_jᵀ r)_i` for the neurons of `tile` (j = tile[jj]).
+pub fn tile_gradient(op: &Operator, tile: &[u32], r: &[f32], block: usize, g: &mut [f32]) {
+    let mut scratch = Scratch {
+        z: vec![0.0; block * tile.len()],
+        h: vec![0.0; op.d() * tile.len()],
+        g: Vec::new(),
+    };
+    compute_tile(op, tile, r, block, &mut scratch.z, &mut scratch.h, g);
+}
+
+fn compute_tile(
+    op: &Operator,
+    tile: &[u32],
+    r: &[f32],
+    block: usize,
+    z: &mut [f32],
+    h: &mut [f32],
+    g: &mut [f32],
+) {
+    let (n, d, t) = (op.n(), op.d(), tile.len());
+    let xt = op.data().xt();
+    let g = &mut g[..t * d];
+    g.fill(0.0);
+    let random = match op.generators() {
+        Generators::Random { seed } => {
+            let key = Generators::random_key(*seed);
+            for (jj, &j) in tile.iter().enumerate() {
+                rng::fill_gauss(key, j as u64, 0, &mut h[jj * d..(jj + 1) * d]);
+            }
+            true
+        }
+        Generators::Weights(_) => false,
+    };
+    for rows in row_blocks(n, block) {
+        let bb = rows.len();
+        let z = &mut z[..bb * t];
+        if random {
+            // SAFETY: all pointers address live slices with the extents given: Z is bb × t
+            // column-major (z[jj·bb + r]), X_blk is bb × d at xt[i·n + r0 + r], H is d × t
+            // column-major (h[jj·d + i]).
+            unsafe {
+                gemm(
+                    bb,
+                    t,
+                    d,
+                    z.as_mut_ptr(),
+                    bb as isize,
+                    1,
+                    false,
+                    xt.as_ptr().add(rows.start),
+                    n as isize,
+                    1,
+                    h.as_ptr(),
+                    d as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::None,
+                );
+            }
+        } else {
+            for (jj, &j) in tile.iter().enumerate() {
+                op.preactivation(j, rows.start, &mut z[jj * bb..(jj + 1) * bb]);
+            }
+        }
+        let rb = &r[rows.clone()];
+        for col in z.chunks_mut(bb) {
+            for (v, &res) in col.iter_mut().zip(rb) {
+                *v = if *v > 0.0 { res } else { 0.0 };
+            }
+        }
+        // SAFETY: G is t × d row-major (g[jj·d + i]), Pᵀ is t × bb (z[jj·bb + r]), X_blk as above.
+        unsafe {
+            gemm(
+                t,
+                d,
+                bb,
+                g.as_mut_ptr(),
+                1,
+                d as isize,
+                true,
+                z.as_ptr(),
+                1,
+                bb as isize,
+                xt.as_ptr().add(rows.start),
+                n as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    }
+}
+
+/// The streamed full-gradient pass: the `keep` best candidates `x − μ Aᵀ r` over all live blocks,
+/// plus the entries of `x` on neurons whose block is zero (their candidate is `x` itself).
+pub fn gradient_topk(
+    op: &Operator,
+    x: &SparseVec,
+    r: &[f32],
+    mu: f32,
+    keep: usize,
+    workers: usize,
+) -> SparseVec {
+    let d = op.d();
+    let live = op.live_neurons();
+    let plan = Plan::for_pass(live.len(), workers);
+    let tiles: Vec<&[u32]> = live.chunks(plan.tile).collect();
+    let mut top = tiles
+        .par_iter()
+        .fold(
+            || {
+                let s = Scratch {
+                    z: vec![0.0; plan.block * plan.tile],
+                    h: vec![0.0; d * plan.tile],
+                    g: vec![0.0; d * plan.tile],
+                };
+                (s, TopS::new(keep))
+            },
+            |(mut s, mut top), tile| {
+                compute_tile(op, tile, r, plan.block, &mut s.z, &mut s.h, &mut s.g);
+                for (jj, &j) in tile.iter().enumerate() {
+                    let lo = j * d as u32;
+                    let cand = &mut s.g[jj * d..(jj + 1) * d];
+                    for v in cand.iter_mut() {
+                        *v *= -mu;
+                    }
+                    let range = x.range(lo, lo + d as u32);
+                    for (&c, &v) in x.indices()[range.clone()].iter().zip(&x.values()[range]) {
+                        cand[(c - lo) as usize] += v;
+                    }
+                    top.push_run(lo, cand);
+                }
+                (s, top)
+            },
+        )
+        .map(|(_, top)| top)
+        .reduce(|| TopS::new(keep), TopS::merge);
+    if let Generators::Weights(_) = op.generators() {
+        // Entries of x on dead neurons keep their value (their block of A is zero).
+        for (&c, &v) in x.indices().iter().zip(x.values()) {
+            if live.binary_search(&(c / d as u32)).is_err() {
+                top.push(c, v);
+            }
+        }
+    }
+    top.finish(op.cols())
+}

@@ -1,0 +1,10 @@
+//! The CPU engine: one twin per WGSL kernel (same names) and the [`CpuBackend`] that drives them.
+
+pub mod engine;
+pub mod masked_gradient;
+pub mod reduce;
+pub mod relu_mask;
+pub mod support_adjoint;
+pub mod support_forward;
+
+pub use engine::CpuBackend;

@@ -1,0 +1,131 @@
+//! A training set `(X, y)` in the layout the engine streams: `X` is stored column by column
+//! (`xt[i·n + r] = X[r, i]`), so the columns a support touches are contiguous slices and a row
+//! block of `X` is a strided view the GEMM kernels read directly. Values are validated finite
+//! once, at construction, so no kernel has to think about NaN.
+
+use crate::error::{Error, Result};
+
+/// Inputs and scalar targets of one (mini)batch.
+#[derive(Clone, Debug)]
+pub struct Data {
+    n: usize,
+    d: usize,
+    xt: Vec<f32>,
+    y: Vec<f32>,
+}
+
+impl Data {
+    /// Builds from column-major inputs (`xt[i·n + r] = X[r, i]`) and targets, checking shapes and
+    /// finiteness.
+    pub fn from_columns(n: usize, d: usize, xt: Vec<f32>, y: Vec<f32>) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::invalid("n", n, "need at least one data point"));
+        }
+        if d == 0 {
+            return Err(Error::invalid("d", d, "need at least one input dimension"));
+        }
+        let len = n
+            .checked_mul(d)
+            .ok_or_else(|| Error::invalid("n·d", format!("{n}·{d}"), "overflows"))?;
+        if xt.len() != len {
+            return Err(Error::ShapeMismatch {
+                what: "X (n·d values)",
+                expected: len,
+                got: xt.len(),
+            });
+        }
+        if y.len() != n {
+            return Err(Error::ShapeMismatch {
+                what: "y (n values)",
+                expected: n,
+                got: y.len(),
+            });
+        }
+        check_finite("X", &xt)?;
+        check_finite("y", &y)?;
+        Ok(Self { n, d, xt, y })
+    }
+
+    /// Builds from row-major inputs (`x[r·d + i] = X[r, i]`).
+    pub fn from_rows(n: usize, d: usize, x: &[f32], y: Vec<f32>) -> Result<Self> {
+        if x.len() != n.saturating_mul(d) {
+            return Err(Error::ShapeMismatch {
+                what: "X (n·d values)",
+                expected: n.saturating_mul(d),
+                got: x.len(),
+            });
+        }
+        let mut xt = vec![0.0; x.len()];
+        for r in 0..n {
+            for i in 0..d {
+                xt[i * n + r] = x[r * d + i];
+            }
+        }
+        Self::from_columns(n, d, xt, y)
+    }
+
+    /// The same inputs with new targets.
+    pub fn with_targets(self, y: Vec<f32>) -> Result<Self> {
+        Self::from_columns(self.n, self.d, self.xt, y)
+    }
+
+    /// Number of data points.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// Input dimension.
+    pub fn d(&self) -> usize {
+        self.d
+    }
+    /// Targets.
+    pub fn y(&self) -> &[f32] {
+        &self.y
+    }
+    /// Column-major inputs, `d` columns of length `n`.
+    pub fn xt(&self) -> &[f32] {
+        &self.xt
+    }
+    /// Column `i` of `X` (length `n`).
+    #[inline]
+    pub fn column(&self, i: usize) -> &[f32] {
+        &self.xt[i * self.n..(i + 1) * self.n]
+    }
+    /// Entry `X[r, i]`.
+    #[inline]
+    pub fn at(&self, r: usize, i: usize) -> f32 {
+        self.xt[i * self.n + r]
+    }
+    /// Bytes held by this data set.
+    pub fn bytes(&self) -> usize {
+        (self.xt.len() + self.y.len()) * 4
+    }
+
+    /// A new data set of the given rows, in that order (a minibatch).
+    pub fn gather_rows(&self, rows: &[usize]) -> Data {
+        let b = rows.len();
+        let mut xt = Vec::with_capacity(b * self.d);
+        for i in 0..self.d {
+            let col = self.column(i);
+            xt.extend(rows.iter().map(|&r| col[r]));
+        }
+        let y = rows.iter().map(|&r| self.y[r]).collect();
+        Data {
+            n: b,
+            d: self.d,
+            xt,
+            y,
+        }
+    }
+}
+
+/// Rejects NaN and infinities with the first offending index.
+pub fn check_finite(what: &'static str, v: &[f32]) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFinite {
+            what,
+            index,
+            value: v[index],
+        }),
+    }
+}

@@ -1,0 +1,54 @@
+//! Typed errors of the library. Every variant names the offending value so that the CLI can print
+//! a single line and exit with code 2; the binary wraps these in `anyhow` for the cause chain.
+
+use thiserror::Error;
+
+/// Everything the engine can refuse or fail at.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A size or option is out of its valid range (`s = 0`, `n = 0`, `s > m·d`, ...).
+    #[error("invalid {name} = {value}: {why}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
+    /// Two buffers that must agree in length do not.
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// Data contains NaN or infinity.
+    #[error("non-finite value {value} in {what} at index {index}")]
+    NonFinite {
+        what: &'static str,
+        index: usize,
+        value: f32,
+    },
+    /// The index space `m·d` does not fit the 32-bit indices the engine uses.
+    #[error("model too large: m·d = {0} exceeds 2^32 − 1 weights")]
+    TooLarge(u128),
+    /// An I/O failure, with the path it concerns.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Library result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::Invalid`].
+    pub fn invalid(name: &'static str, value: impl ToString, why: impl ToString) -> Self {
+        Error::Invalid {
+            name,
+            value: value.to_string(),
+            why: why.to_string(),
+        }
+    }
+}

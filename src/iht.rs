@@ -1,0 +1,414 @@
+//! The scalar-output solver: accelerated (normalized) iterative hard thresholding, SPEC §2,
+//! written once against [`Backend`].
+//!
+//! One step, with the generators fixed during the step:
+//! 1. on the old support S: `r = A_S x_S − y`, `g = A_Sᵀ r`, `μ = ‖g‖² / (‖A_S g‖² + 1e-8)`
+//!    (`μ = 1e-14` when S is empty);
+//! 2. streamed full gradient: top-s̃ of `x − μ Aᵀ r` over every live block → support T, point z₀;
+//! 3. up to `inner_steps` gradient steps on T with Armijo backtracking
+//!    (`‖A_T z' − y‖² ≤ f − 0.9 μ ‖g‖²`, else halve μ; after 11 failed tries z := z₀).
+//!
+//! A trial point costs O(n), not a product: `A_T(z − μg) − y = r − μ A_T g`, with `A_T g` formed
+//! once per inner step. Generator schedule (sequential-convex): random `h` while the global batch
+//! counter `t ≤ batches_per_epoch` (steps 0 and 1 full-batch; epoch 0 and the first batch of epoch 1
+//! in minibatch mode), then `h_j := w_j` before every step.
+
+use crate::backend::Backend;
+use crate::data::Data;
+use crate::error::{Error, Result};
+use crate::operator::{Generators, Mode, Operator};
+use crate::rng::{self, Stream};
+use crate::sparse::SparseVec;
+use crate::topk;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Solver settings. Defaults reproduce the paper's planted runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IhtConfig {
+    /// Sparsity budget: nonzeros in the result.
+    pub s: usize,
+    /// Steps (full batch) or epochs (with `batch_size`).
+    pub steps: usize,
+    /// Convex or sequential-convex generators.
+    pub mode: Mode,
+    /// Seed of the generators and the shuffles.
+    pub seed: u64,
+    /// Rows per minibatch; `None` is full batch.
+    pub batch_size: Option<usize>,
+    /// Armijo gradient steps on the fixed support per IHT step (10 in the paper).
+    pub inner_steps: usize,
+    /// Stop early when the relative residual `‖r‖/‖y‖` or the relative change of x falls below
+    /// this (0 = run every step, as the paper).
+    pub tol: f64,
+    /// Support inflation: threshold to `s̃ = ceil(inflate·s)` during the run, prune to s at the end.
+    pub inflate: f64,
+    /// Conjugate-gradient least-squares iterations on the final support (0 = off).
+    pub refine: usize,
+}
+
+impl IhtConfig {
+    /// The paper's settings for budget `s` and `steps` steps.
+    pub fn new(s: usize, steps: usize) -> Self {
+        Self {
+            s,
+            steps,
+            mode: Mode::SequentialConvex,
+            seed: 0,
+            batch_size: None,
+            inner_steps: 10,
+            tol: 0.0,
+            inflate: 1.0,
+            refine: 0,
+        }
+    }
+
+    /// The working budget s̃.
+    pub fn s_tilde(&self, cols: u64) -> usize {
+        ((self.s as f64 * self.inflate).ceil() as u64).min(cols) as usize
+    }
+
+    /// Checks the settings against a problem of `n` points and `cols = m·d` columns.
+    pub fn validate(&self, n: usize, cols: u64) -> Result<()> {
+        if self.s == 0 {
+            return Err(Error::invalid("s", self.s, "must be at least 1"));
+        }
+        if self.s as u64 > cols {
+            return Err(Error::invalid(
+                "s",
+                self.s,
+                format!("exceeds the number of weights m·d = {cols}"),
+            ));
+        }
+        if self.steps == 0 {
+            return Err(Error::invalid("steps", self.steps, "must be at least 1"));
+        }
+        if let Some(b) = self.batch_size {
+            if b == 0 || b > n {
+                return Err(Error::invalid(
+                    "batch-size",
+                    b,
+                    format!("must be in 1..={n}"),
+                ));
+            }
+        }
+        if !(self.inflate >= 1.0 && self.inflate.is_finite()) {
+            return Err(Error::invalid(
+                "inflate",
+                self.inflate,
+                "must be a finite number ≥ 1",
+            ));
+        }
+        if !(self.tol >= 0.0 && self.tol.is_finite()) {
+            return Err(Error::invalid(
+                "tol",
+                self.tol,
+                "must be a finite number ≥ 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one step did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct StepRecord {
+    /// Global step (batch) index.
+    pub step: usize,
+    /// `‖A_T z − y‖ / ‖y‖` on the step's batch after the step.
+    pub rel_residual: f64,
+    /// Step size after the line search.
+    pub mu: f64,
+    /// Nonzeros after the step.
+    pub nnz: usize,
+    /// Inner steps whose line search gave up and reset z.
+    pub resets: usize,
+    /// Whether the generators were random (false: h = w).
+    pub random_h: bool,
+}
+
+/// The result of a solve.
+#[derive(Clone, Debug)]
+pub struct Recovery {
+    /// The recovered sparse fused weights (index j·d + i).
+    pub x: SparseVec,
+    /// Steps (batches) taken.
+    pub steps: usize,
+    /// Per-step records.
+    pub history: Vec<StepRecord>,
+    /// Wall time of the solve.
+    pub seconds: f64,
+    mode: Mode,
+    seed: u64,
+}
+
+impl Recovery {
+    /// The generators that define the recovered model's prediction: `h = w` (sequential-convex:
+    /// `Σ_j relu(X w_j)`) or the fixed random ones (convex).
+    pub fn generators(&self) -> Generators {
+        match self.mode {
+            Mode::SequentialConvex => Generators::Weights(self.x.clone()),
+            Mode::Convex => Generators::Random { seed: self.seed },
+        }
+    }
+}
+
+/// The IHT solver over a backend.
+pub struct Iht<B: Backend> {
+    backend: B,
+    op: Operator,
+    config: IhtConfig,
+    keep: usize,
+    x: SparseVec,
+    t: usize,
+    history: Vec<StepRecord>,
+    perm: Vec<usize>,
+    perm_epoch: Option<usize>,
+}
+
+impl<B: Backend> Iht<B> {
+    /// Sets up a solve of `op` (whose data and width are used; its generators are replaced by the
+    /// schedule's) with a validated config.
+    pub fn new(backend: B, op: Operator, config: IhtConfig) -> Result<Self> {
+        config.validate(op.n(), op.cols())?;
+        let keep = config.s_tilde(op.cols());
+        let op = op.with_generators(Generators::Random { seed: config.seed });
+        let x = SparseVec::zeros(op.cols());
+        Ok(Self {
+            backend,
+            op,
+            config,
+            keep,
+            x,
+            t: 0,
+            history: Vec::new(),
+            perm: Vec::new(),
+            perm_epoch: None,
+        })
+    }
+
+    /// The current iterate.
+    pub fn x(&self) -> &SparseVec {
+        &self.x
+    }
+
+    /// The backend (for evaluation after the solve).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Gives the backend back.
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
+    /// Batches per epoch (1 in full batch).
+    pub fn batches_per_epoch(&self) -> usize {
+        self.config
+            .batch_size
+            .map_or(1, |b| self.op.n().div_ceil(b))
+    }
+
+    /// Total steps the run will take.
+    pub fn total_steps(&self) -> usize {
+        self.config.steps * self.batches_per_epoch()
+    }
+
+    /// Generators for global step `t` (SPEC §1 schedule).
+    fn generators_at(&self, t: usize) -> Generators {
+        match self.config.mode {
+            Mode::Convex => Generators::Random {
+                seed: self.config.seed,
+            },
+            Mode::SequentialConvex if t <= self.batches_per_epoch() => Generators::Random {
+                seed: self.config.seed,
+            },
+            Mode::SequentialConvex => Generators::Weights(self.x.clone()),
+        }
+    }
+
+    /// The data of global step `t`: everything in full batch, else the rows of batch `t % nb` of
+    /// epoch `t / nb`'s shuffle.
+    fn batch_at(&mut self, t: usize) -> Arc<Data> {
+        let Some(b) = self.config.batch_size else {
+            return self.op.data_arc().clone();
+        };
+        let nb = self.batches_per_epoch();
+        let epoch = t / nb;
+        if self.perm_epoch != Some(epoch) {
+            let key = rng::key(self.config.seed, Stream::Shuffle) ^ epoch as u64;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(key);
+            self.perm = (0..self.op.n()).collect();
+            self.perm.shuffle(&mut rng);
+            self.perm_epoch = Some(epoch);
+        }
+        let k = t % nb;
+        let rows = &self.perm[k * b..((k + 1) * b).min(self.op.n())];
+        Arc::new(self.op.data().gather_rows(rows))
+    }
+
+    /// One IHT step on the next batch.
+    pub fn step(&mut self) -> Result<StepRecord> {
+        let t = self.t;
+        let gens = self.generators_at(t);
+        let random_h = matches!(gens, Generators::Random { .. });
+        let data = self.batch_at(t);
+        let op = self.op.with_data(data).with_generators(gens);
+        let be = &mut self.backend;
+
+        // 1. Normalized step size on the old support.
+        be.prepare_support(&op, self.x.indices())?;
+        let r = be.residual(&op, self.x.values())?;
+        let mut mu = if self.x.is_empty() {
+            1e-14
+        } else {
+            let g = be.adjoint(&op, &r)?;
+            let ag = be.forward(&op, &g)?;
+            let gg: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            gg / (be.norm2(&ag)? + 1e-8)
+        };
+
+        // 2. Streamed full gradient and thresholding.
+        let z0 = be.gradient_topk(&op, &self.x, &r, mu as f32, self.keep)?;
+        drop(r);
+
+        // 3. Armijo gradient steps on the new support.
+        be.prepare_support(&op, z0.indices())?;
+        let mut z = z0.values().to_vec();
+        let mut r = be.residual(&op, &z)?;
+        let f_tilde = be.norm2(&r)?;
+        let mut f = f_tilde;
+        let mut resets = 0;
+        for _ in 0..self.config.inner_steps {
+            let g = be.adjoint(&op, &r)?;
+            let gg: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
+            if gg == 0.0 {
+                break;
+            }
+            let ag = be.forward(&op, &g)?;
+            let mut tries = 0;
+            loop {
+                let f_next = be.shifted_norm2(&r, &ag, mu)?;
+                tries += 1;
+                if f_next <= f - 0.9 * mu * gg {
+                    for (zk, &gk) in z.iter_mut().zip(&g) {
+                        *zk = (*zk as f64 - mu * gk as f64) as f32;
+                    }
+                    be.axpy(&mut r, &ag, mu)?;
+                    f = f_next;
+                    break;
+                }
+                mu /= 2.0;
+                if tries > 10 {
+                    z.copy_from_slice(z0.values());
+                    r = be.residual(&op, &z)?;
+                    f = f_tilde;
+                    resets += 1;
+                    break;
+                }
+            }
+        }
+        self.x = SparseVec::from_sorted(op.cols(), z0.indices().to_vec(), z);
+        let yy = crate::cpu::reduce::norm2(op.data().y());
+        let rec = StepRecord {
+            step: t,
+            rel_residual: if yy > 0.0 { (f / yy).sqrt() } else { f.sqrt() },
+            mu,
+            nnz: self.x.nnz(),
+            resets,
+            random_h,
+        };
+        self.history.push(rec.clone());
+        self.t += 1;
+        Ok(rec)
+    }
+
+    /// Runs every step (or until the tolerance is met), calling `on_step` after each.
+    pub fn run(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<()> {
+        let total = self.total_steps();
+        while self.t < total {
+            let before = self.x.clone();
+            let rec = self.step()?;
+            on_step(&rec);
+            if self.config.tol > 0.0 && self.config.batch_size.is_none() {
+                let change = self.x.distance(&before) / self.x.norm().max(f64::MIN_POSITIVE);
+                if rec.rel_residual < self.config.tol || change < self.config.tol {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs, prunes an inflated support back to s, refines on the support if asked, and returns
+    /// the recovery.
+    pub fn solve(&mut self, on_step: impl FnMut(&StepRecord)) -> Result<Recovery> {
+        let start = Instant::now();
+        self.run(on_step)?;
+        if self.x.nnz() > self.config.s {
+            self.x = topk::prune(&self.x, self.config.s);
+        }
+        if self.config.refine > 0 && !self.x.is_empty() {
+            let gens = self.generators_at(self.t);
+            let op = self.op.with_generators(gens);
+            self.x = refine(&mut self.backend, &op, &self.x, self.config.refine)?;
+        }
+        Ok(Recovery {
+            x: self.x.clone(),
+            steps: self.t,
+            history: self.history.clone(),
+            seconds: start.elapsed().as_secs_f64(),
+            mode: self.config.mode,
+            seed: self.config.seed,
+        })
+    }
+}
+
+/// Least squares on the support of `x` with the operator's masks fixed (hard thresholding
+/// pursuit's debiasing step), by conjugate gradients on the normal equations (CGLS), matrix-free.
+pub fn refine<B: Backend>(
+    be: &mut B,
+    op: &Operator,
+    x: &SparseVec,
+    iters: usize,
+) -> Result<SparseVec> {
+    be.prepare_support(op, x.indices())?;
+    let mut z = x.values().to_vec();
+    let mut res = be.residual(op, &z)?;
+    let mut s = be.adjoint(op, &res)?;
+    let mut p = s.clone();
+    let mut gamma: f64 = s.iter().map(|&v| (v as f64) * (v as f64)).sum();
+    let gamma0 = gamma;
+    for _ in 0..iters {
+        if gamma <= gamma0 * 1e-14 || gamma == 0.0 {
+            break;
+        }
+        let q = be.forward(op, &p)?;
+        let qq = be.norm2(&q)?;
+        if qq == 0.0 {
+            break;
+        }
+        let alpha = gamma / qq;
+        for (zk, &pk) in z.iter_mut().zip(&p) {
+            *zk = (*zk as f64 - alpha * pk as f64) as f32;
+        }
+        be.axpy(&mut res, &q, alpha)?;
+        s = be.adjoint(op, &res)?;
+        let gamma_next: f64 = s.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let beta = gamma_next / gamma;
+        for (pk, &sk) in p.iter_mut().zip(&s) {
+            *pk = (sk as f64 + beta * *pk as f64) as f32;
+        }
+        gamma = gamma_next;
+    }
+    Ok(SparseVec::from_sorted(x.len(), x.indices().to_vec(), z))
+}
+
+/// Model output on `op`'s data for weights `x` under `gens` (see [`Recovery::generators`]).
+pub fn predict<B: Backend>(be: &mut B, op: &Operator, x: &SparseVec) -> Result<Vec<f32>> {
+    be.prepare_support(op, x.indices())?;
+    let out = be.forward(op, x.values())?;
+    be.download(&out)
+}

@@ -1,0 +1,258 @@
+//! The implicit sensing operator `A = [D_1 X, …, D_m X]` (SPEC §1), never stored.
+//!
+//! `D_j = diag(1{X h_j > 0})` (strict `>`) is fixed by a generator vector `h_j`, which is either
+//! Gaussian from the counter-based generator keyed by (seed, j, i) — the convex model — or the
+//! current fused weights `w_j` — the sequential-convex model, where a neuron without weights has a
+//! zero block. Column `c = j·d + i` of `A` is `D_j X[:, i]`.
+//!
+//! This file holds the description (data, width, generators) and the plain, dense reference
+//! formulas used by the tests; backends do the real work on a [`Support`] in O(n·|T|).
+
+use crate::data::Data;
+use crate::error::{Error, Result};
+use crate::rng::{self, Stream};
+use crate::sparse::SparseVec;
+use std::sync::Arc;
+
+/// How the activation patterns are chosen (SPEC §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// `h_j ~ N(0, I)` fixed for the whole run.
+    Convex,
+    /// Random `h` for the first steps, then `h_j := w_j` before every step (the paper's default).
+    SequentialConvex,
+}
+
+/// The generator vectors of one step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Generators {
+    /// Gaussian `h_j[i] = gauss(key(seed, Generators), j, i)`.
+    Random { seed: u64 },
+    /// `h_j = w_j`, the fused weights of a sparse iterate (length `m·d`).
+    Weights(SparseVec),
+}
+
+impl Generators {
+    /// Generator key of the random mode.
+    pub fn random_key(seed: u64) -> u64 {
+        rng::key(seed, Stream::Generators)
+    }
+}
+
+/// `A` for one data set, width `m` and generators.
+#[derive(Clone, Debug)]
+pub struct Operator {
+    data: Arc<Data>,
+    m: usize,
+    gens: Generators,
+}
+
+impl Operator {
+    /// Checks `m ≥ 1` and that `m·d` fits 32-bit indices.
+    pub fn new(data: Arc<Data>, m: usize, gens: Generators) -> Result<Self> {
+        if m == 0 {
+            return Err(Error::invalid("m", m, "need at least one neuron"));
+        }
+        let md = m as u128 * data.d() as u128;
+        if md >= u32::MAX as u128 {
+            return Err(Error::TooLarge(md));
+        }
+        if let Generators::Weights(w) = &gens {
+            if w.len() != md as u64 {
+                return Err(Error::ShapeMismatch {
+                    what: "generator weights (m·d)",
+                    expected: md as usize,
+                    got: w.len() as usize,
+                });
+            }
+        }
+        Ok(Self { data, m, gens })
+    }
+
+    /// The same data and width with other generators.
+    pub fn with_generators(&self, gens: Generators) -> Self {
+        Self {
+            data: self.data.clone(),
+            m: self.m,
+            gens,
+        }
+    }
+
+    /// The same width and generators over other data (a minibatch).
+    pub fn with_data(&self, data: Arc<Data>) -> Self {
+        Self {
+            data,
+            m: self.m,
+            gens: self.gens.clone(),
+        }
+    }
+
+    pub fn data(&self) -> &Data {
+        &self.data
+    }
+    pub fn data_arc(&self) -> &Arc<Data> {
+        &self.data
+    }
+    pub fn n(&self) -> usize {
+        self.data.n()
+    }
+    pub fn d(&self) -> usize {
+        self.data.d()
+    }
+    pub fn m(&self) -> usize {
+        self.m
+    }
+    /// Number of columns, `m·d`.
+    pub fn cols(&self) -> u64 {
+        (self.m * self.data.d()) as u64
+    }
+    pub fn generators(&self) -> &Generators {
+        &self.gens
+    }
+
+    /// Neurons whose block can be nonzero, ascending: all of them in the random mode, only those
+    /// holding weights in the weights mode (a zero `h_j` gives an all-zero block).
+    pub fn live_neurons(&self) -> Vec<u32> {
+        match &self.gens {
+            Generators::Random { .. } => (0..self.m as u32).collect(),
+            Generators::Weights(w) => w.neurons(self.d()),
+        }
+    }
+
+    /// Pre-activations `z = X h_j` over rows `r0..r0+out.len()`, accumulated in f32 in column
+    /// order (the CPU twin of `relu_mask` computes exactly this sum for its bits).
+    pub fn preactivation(&self, j: u32, r0: usize, out: &mut [f32]) {
+        out.fill(0.0);
+        let d = self.d();
+        let rows = r0..r0 + out.len();
+        match &self.gens {
+            Generators::Random { seed } => {
+                let key = Generators::random_key(*seed);
+                for i in 0..d {
+                    let h = rng::gauss(key, j as u64, i as u64);
+                    axpy(h, &self.data.column(i)[rows.clone()], out);
+                }
+            }
+            Generators::Weights(w) => {
+                let lo = j * d as u32;
+                let r = w.range(lo, lo + d as u32);
+                for (&c, &h) in w.indices()[r.clone()].iter().zip(&w.values()[r]) {
+                    axpy(h, &self.data.column((c - lo) as usize)[rows.clone()], out);
+                }
+            }
+        }
+    }
+
+    /// The dense generator vector `h_j` (length d).
+    pub fn generator(&self, j: u32) -> Vec<f32> {
+        let d = self.d();
+        match &self.gens {
+            Generators::Random { seed } => {
+                let mut h = vec![0.0; d];
+                rng::fill_gauss(Generators::random_key(*seed), j as u64, 0, &mut h);
+                h
+            }
+            Generators::Weights(w) => {
+                let lo = j * d as u32;
+                let mut h = vec![0.0; d];
+                let r = w.range(lo, lo + d as u32);
+                for (&c, &v) in w.indices()[r.clone()].iter().zip(&w.values()[r]) {
+                    h[(c - lo) as usize] = v;
+                }
+                h
+            }
+        }
+    }
+
+    /// Reference: the dense block `A_j` (n × d, row-major), from the formula with f64 sums.
+    pub fn dense_block(&self, j: u32) -> Vec<f32> {
+        let (n, d) = (self.n(), self.d());
+        let h = self.generator(j);
+        let mut out = vec![0.0; n * d];
+        for r in 0..n {
+            let z: f64 = (0..d)
+                .map(|i| self.data.at(r, i) as f64 * h[i] as f64)
+                .sum();
+            if z > 0.0 {
+                for i in 0..d {
+                    out[r * d + i] = self.data.at(r, i);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reference: `A x` for a dense x of length m·d, block by block, f64 sums.
+    pub fn dense_forward(&self, x: &[f32]) -> Vec<f64> {
+        let (n, d) = (self.n(), self.d());
+        let mut out = vec![0.0f64; n];
+        for j in 0..self.m {
+            let xj = &x[j * d..(j + 1) * d];
+            if xj.iter().all(|&v| v == 0.0) {
+                continue;
+            }
+            let block = self.dense_block(j as u32);
+            for r in 0..n {
+                out[r] += (0..d)
+                    .map(|i| block[r * d + i] as f64 * xj[i] as f64)
+                    .sum::<f64>();
+            }
+        }
+        out
+    }
+
+    /// Reference: `Aᵀ v` (length m·d), f64 sums.
+    pub fn dense_adjoint(&self, v: &[f32]) -> Vec<f64> {
+        let (n, d) = (self.n(), self.d());
+        let mut out = vec![0.0f64; self.m * d];
+        for j in 0..self.m {
+            let block = self.dense_block(j as u32);
+            for i in 0..d {
+                out[j * d + i] = (0..n).map(|r| block[r * d + i] as f64 * v[r] as f64).sum();
+            }
+        }
+        out
+    }
+}
+
+/// `out += a · x` (vectorizes; the workhorse of sparse products over columns).
+#[inline]
+pub fn axpy(a: f32, x: &[f32], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o += a * v;
+    }
+}
+
+/// A support `T` grouped by neuron: the runs of `idx` that share `j = c / d`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Support {
+    /// Sorted column indices.
+    pub idx: Vec<u32>,
+    /// For each neuron of T: `(j, start, end)` into `idx`.
+    pub runs: Vec<(u32, usize, usize)>,
+}
+
+impl Support {
+    /// Groups sorted, unique indices by neuron.
+    pub fn new(idx: &[u32], d: usize) -> Self {
+        let mut runs: Vec<(u32, usize, usize)> = Vec::new();
+        for (k, &c) in idx.iter().enumerate() {
+            let j = c / d as u32;
+            match runs.last_mut() {
+                Some(run) if run.0 == j => run.2 = k + 1,
+                _ => runs.push((j, k, k + 1)),
+            }
+        }
+        Self {
+            idx: idx.to_vec(),
+            runs,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.idx.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.idx.is_empty()
+    }
+}

@@ -1,0 +1,45 @@
+//! Row-block and neuron-tile streaming. The full-gradient pass visits the live neurons in tiles
+//! of `tile` neurons and, inside a tile, the data in blocks of `block` rows; only one block of
+//! pre-activations (`block × tile`) and one tile of gradients (`tile × d`) exist per worker, so the
+//! working set is independent of `m` and `n`.
+
+/// Tile and block sizes for one pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Neurons per tile.
+    pub tile: usize,
+    /// Rows per data block.
+    pub block: usize,
+}
+
+/// Largest tile: 128 neurons keeps a 4096-row block of pre-activations at 2 MiB (L2/L3 sized)
+/// while the GEMM micro-kernels still see wide enough panels.
+pub const MAX_TILE: usize = 128;
+/// Rows per block in the gradient pass.
+pub const BLOCK_ROWS: usize = 4096;
+
+impl Plan {
+    /// Chooses a tile so that there are about four tiles per worker (load balance without
+    /// shrinking GEMM panels below 16 columns).
+    pub fn for_pass(live: usize, workers: usize) -> Self {
+        let per = live.div_ceil(4 * workers.max(1)).max(1);
+        let tile = per.div_ceil(16) * 16;
+        Self {
+            tile: tile.clamp(16, MAX_TILE),
+            block: BLOCK_ROWS,
+        }
+    }
+
+    /// Bytes of scratch one worker holds for a pass with input dimension `d`: the block of
+    /// pre-activations, the generator tile and the gradient tile.
+    pub fn scratch_bytes(&self, d: usize) -> usize {
+        4 * (self.block * self.tile + 2 * d * self.tile)
+    }
+}
+
+/// Splits `0..n` into consecutive ranges of at most `block` rows.
+pub fn row_blocks(n: usize, block: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..n)
+        .step_by(block.max(1))
+        .map(move |r0| r0..(r0 + block).min(n))
+}

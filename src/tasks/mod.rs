@@ -1,0 +1,4 @@
+//! The tasks of SPEC §4: data, metrics and outputs.
+
+pub mod metrics;
+pub mod planted;

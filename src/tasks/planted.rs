@@ -1,0 +1,168 @@
+//! The planted task (SPEC §4): Gaussian inputs and targets produced by a planted sparse network,
+//! so recovery can be scored against the truth.
+//!
+//! Two teachers: `relu`, the paper's planted network `y = Σ_j relu(X W_:,j)` with `s` N(0,1)
+//! weights at uniform positions of the d × m matrix; and `convex`, the theory's setting
+//! `y = A w*` with `w*` s-sparse in the convex model built from the solver's own generator
+//! vectors (same seed), where exact recovery is what the guarantee promises.
+
+use crate::backend::Backend;
+use crate::data::Data;
+use crate::error::{Error, Result};
+use crate::iht::{self, IhtConfig, Recovery};
+use crate::operator::{Generators, Operator};
+use crate::rng::{self, Stream};
+use crate::sparse::SparseVec;
+use crate::tasks::metrics;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Which network produced the targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Teacher {
+    Relu,
+    Convex,
+}
+
+/// Size and seed of a planted problem.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlantedSpec {
+    pub n: usize,
+    pub d: usize,
+    pub m: usize,
+    pub s: usize,
+    pub seed: u64,
+    pub teacher: Teacher,
+}
+
+impl PlantedSpec {
+    /// Rejects sizes that cannot make a problem.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("n", self.n), ("d", self.d), ("m", self.m), ("s", self.s)] {
+            if v == 0 {
+                return Err(Error::invalid(name, v, "must be at least 1"));
+            }
+        }
+        let md = self.m as u128 * self.d as u128;
+        if md >= u32::MAX as u128 {
+            return Err(Error::TooLarge(md));
+        }
+        if self.s as u128 > md {
+            return Err(Error::invalid(
+                "s",
+                self.s,
+                format!("exceeds the number of weights m·d = {md}"),
+            ));
+        }
+        if (self.n as u128) * (self.d as u128) > (isize::MAX as u128) / 8 {
+            return Err(Error::invalid(
+                "n·d",
+                format!("{}·{}", self.n, self.d),
+                "too large",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A generated problem: data with targets, and the planted weights (index j·d + i).
+#[derive(Clone, Debug)]
+pub struct Planted {
+    pub spec: PlantedSpec,
+    pub data: Arc<Data>,
+    pub truth: SparseVec,
+}
+
+/// The planted weights: s N(0,1) values at uniform distinct positions of the m·d weights.
+pub fn planted_weights(spec: &PlantedSpec) -> SparseVec {
+    let md = spec.m * spec.d;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(rng::key(spec.seed, Stream::Planted));
+    let positions = rand::seq::index::sample(&mut rng, md, spec.s.min(md));
+    let mut pairs: Vec<(u32, f32)> = positions
+        .into_iter()
+        .map(|c| (c as u32, StandardNormal.sample(&mut rng)))
+        .collect();
+    pairs.sort_unstable_by_key(|p| p.0);
+    SparseVec::from_pairs(md as u64, pairs).expect("distinct in-range positions")
+}
+
+/// Gaussian inputs, column-major, from the counter-based generator (parallel, order-free).
+pub fn gaussian_inputs(n: usize, d: usize, seed: u64) -> Vec<f32> {
+    let key = rng::key(seed, Stream::Inputs);
+    let mut xt = vec![0.0f32; n * d];
+    xt.par_chunks_mut(n).enumerate().for_each(|(i, col)| {
+        for (r, v) in col.iter_mut().enumerate() {
+            *v = rng::gauss(key, r as u64, i as u64);
+        }
+    });
+    xt
+}
+
+/// Generates the problem; the targets are computed by `backend` through the same operator the
+/// solver uses (teacher masks `1{X w_j > 0}` or the solver's random masks).
+pub fn generate<B: Backend>(spec: &PlantedSpec, backend: &mut B) -> Result<Planted> {
+    spec.validate()?;
+    let xt = gaussian_inputs(spec.n, spec.d, spec.seed);
+    let unlabeled = Arc::new(Data::from_columns(spec.n, spec.d, xt, vec![0.0; spec.n])?);
+    let truth = planted_weights(spec);
+    let gens = match spec.teacher {
+        Teacher::Relu => Generators::Weights(truth.clone()),
+        Teacher::Convex => Generators::Random { seed: spec.seed },
+    };
+    let op = Operator::new(unlabeled.clone(), spec.m, gens)?;
+    let y = iht::predict(backend, &op, &truth)?;
+    let data = Arc::try_unwrap(unlabeled).unwrap_or_else(|a| (*a).clone());
+    let data = Arc::new(data.with_targets(y)?);
+    Ok(Planted {
+        spec: *spec,
+        data,
+        truth,
+    })
+}
+
+/// Scores of a recovery against the planted truth.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Scores {
+    pub psnr: f64,
+    pub rel_error: f64,
+    pub weight_error: f64,
+}
+
+/// Evaluates `rec` on the training points and against the planted weights.
+pub fn score<B: Backend>(planted: &Planted, rec: &Recovery, backend: &mut B) -> Result<Scores> {
+    let op = Operator::new(planted.data.clone(), planted.spec.m, rec.generators())?;
+    let yhat = iht::predict(backend, &op, &rec.x)?;
+    let y = planted.data.y();
+    let weight_error = match planted.spec.teacher {
+        Teacher::Convex => metrics::weight_error_direct(&rec.x, &planted.truth),
+        Teacher::Relu => metrics::weight_error_matched(&rec.x, &planted.truth, planted.spec.d),
+    };
+    Ok(Scores {
+        psnr: metrics::psnr(y, &yhat),
+        rel_error: metrics::rel_error(y, &yhat),
+        weight_error,
+    })
+}
+
+/// Generates, solves and scores one planted problem.
+pub fn run<B: Backend>(
+    spec: &PlantedSpec,
+    config: &IhtConfig,
+    mut backend: B,
+    on_step: impl FnMut(&iht::StepRecord),
+) -> Result<(Planted, Recovery, Scores)> {
+    let planted = generate(spec, &mut backend)?;
+    let op = Operator::new(
+        planted.data.clone(),
+        spec.m,
+        Generators::Random { seed: config.seed },
+    )?;
+    let mut solver = iht::Iht::new(backend, op, config.clone())?;
+    let rec = solver.solve(on_step)?;
+    let mut backend = solver.into_backend();
+    let scores = score(&planted, &rec, &mut backend)?;
+    Ok((planted, rec, scores))
+}
