@@ -12,8 +12,8 @@
 //! selection order is total (see `topk`), so the result does not depend on the thread count.
 //! The dense m·d gradient is never formed: a worker holds one block of Z and one tile of G.
 
+use super::relu_mask::{fill_generators, preactivation_tile};
 use crate::operator::{Generators, Operator};
-use crate::rng;
 use crate::sparse::SparseVec;
 use crate::stream::{row_blocks, Plan};
 use crate::topk::TopS;
@@ -29,12 +29,9 @@ struct Scratch {
 
 /// Tile gradients `G[jj·d + i] = (A_jᵀ r)_i` for the neurons of `tile` (j = tile[jj]).
 pub fn tile_gradient(op: &Operator, tile: &[u32], r: &[f32], block: usize, g: &mut [f32]) {
-    let mut scratch = Scratch {
-        z: vec![0.0; block * tile.len()],
-        h: vec![0.0; op.d() * tile.len()],
-        g: Vec::new(),
-    };
-    compute_tile(op, tile, r, block, &mut scratch.z, &mut scratch.h, g);
+    let mut z = vec![0.0; block * tile.len()];
+    let mut h = vec![0.0; op.d() * tile.len()];
+    compute_tile(op, tile, r, block, &mut z, &mut h, g);
 }
 
 fn compute_tile(
@@ -50,58 +47,19 @@ fn compute_tile(
     let xt = op.data().xt();
     let g = &mut g[..t * d];
     g.fill(0.0);
-    let random = match op.generators() {
-        Generators::Random { seed } => {
-            let key = Generators::random_key(*seed);
-            for (jj, &j) in tile.iter().enumerate() {
-                rng::fill_gauss(key, j as u64, 0, &mut h[jj * d..(jj + 1) * d]);
-            }
-            true
-        }
-        Generators::Weights(_) => false,
-    };
+    let random = fill_generators(op, tile, h);
     for rows in row_blocks(n, block) {
         let bb = rows.len();
+        preactivation_tile(op, tile, rows.clone(), random, h, z);
         let z = &mut z[..bb * t];
-        if random {
-            // SAFETY: all pointers address live slices with the extents given: Z is bb × t
-            // column-major (z[jj·bb + r]), X_blk is bb × d at xt[i·n + r0 + r], H is d × t
-            // column-major (h[jj·d + i]).
-            unsafe {
-                gemm(
-                    bb,
-                    t,
-                    d,
-                    z.as_mut_ptr(),
-                    bb as isize,
-                    1,
-                    false,
-                    xt.as_ptr().add(rows.start),
-                    n as isize,
-                    1,
-                    h.as_ptr(),
-                    d as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::None,
-                );
-            }
-        } else {
-            for (jj, &j) in tile.iter().enumerate() {
-                op.preactivation(j, rows.start, &mut z[jj * bb..(jj + 1) * bb]);
-            }
-        }
         let rb = &r[rows.clone()];
         for col in z.chunks_mut(bb) {
             for (v, &res) in col.iter_mut().zip(rb) {
                 *v = if *v > 0.0 { res } else { 0.0 };
             }
         }
-        // SAFETY: G is t × d row-major (g[jj·d + i]), Pᵀ is t × bb (z[jj·bb + r]), X_blk as above.
+        // SAFETY: G is t × d row-major (g[jj·d + i]), Pᵀ is t × bb (z[jj·bb + r]), X_blk is
+        // bb × d at xt[i·n + rows.start + r]; all in bounds.
         unsafe {
             gemm(
                 t,

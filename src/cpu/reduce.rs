@@ -1,7 +1,7 @@
-//! CPU twin of `reduce`: norms, dot products and the Armijo quantities. Products are formed in
-//! f32 across 8 independent lanes over chunks of at most 4096 elements (so they vectorize and the
-//! rounding error per chunk stays ~√4096·ε), and chunks are summed in f64 in a fixed order, so the
-//! result is deterministic and independent of the thread count.
+//! CPU twin of `reduce`: norms, dot products and the Armijo quantities, accumulated in f64 in a
+//! fixed order (deterministic, independent of the thread count). [`dot_chunk`] is the fast
+//! variant the product kernels use inside one chunk: f32 across 8 independent lanes over at most a
+//! few thousand elements (so it vectorizes and the error stays ~√chunk·ε), then f64.
 
 /// Elements per f32 partial sum.
 pub const CHUNK: usize = 4096;
@@ -28,16 +28,14 @@ pub fn dot_chunk(a: &[f32], b: &[f32]) -> f64 {
     lanes_sum(acc)
 }
 
-/// `⟨a, b⟩` in f64 over f32 chunks.
+/// `⟨a, b⟩` with every product and sum in f64 (the solver's scalars: step sizes and losses
+/// must agree with [`shifted_norm2`] to the last bits for the Armijo test to be meaningful).
 pub fn dot(a: &[f32], b: &[f32]) -> f64 {
     debug_assert_eq!(a.len(), b.len());
-    a.chunks(CHUNK)
-        .zip(b.chunks(CHUNK))
-        .map(|(x, y)| dot_chunk(x, y))
-        .sum()
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }
 
-/// `‖a‖²`.
+/// `‖a‖²` in f64, equal to `shifted_norm2(a, _, 0.0)`.
 pub fn norm2(a: &[f32]) -> f64 {
     dot(a, a)
 }
@@ -66,7 +64,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_matches_f64_reference() {
+    fn dot_chunk_matches_f64_reference() {
         let a: Vec<f32> = (0..10_007)
             .map(|k| ((k * 37 % 101) as f32 - 50.0) * 0.01)
             .collect();
@@ -74,7 +72,12 @@ mod tests {
             .map(|k| ((k * 53 % 97) as f32 - 48.0) * 0.02)
             .collect();
         let exact: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
-        let got = dot(&a, &b);
+        let got: f64 = a
+            .chunks(CHUNK)
+            .zip(b.chunks(CHUNK))
+            .map(|(x, y)| dot_chunk(x, y))
+            .sum();
+        assert_eq!(dot(&a, &b), exact);
         // f32 lanes over ≤ 4096 terms: relative error well under 1e-5 of the sum of |terms|.
         let scale: f64 = a
             .iter()

@@ -1,10 +1,79 @@
-//! CPU twin of `relu_mask`: the activation bits `1{X h_j > 0}` (strict) of the neurons of a
-//! support, packed 64 rows to a word. These bits are what the support forward/adjoint products
-//! use; storing them costs n/8 bytes per neuron of T instead of the n × |T| f32 matrix the
-//! reference materializes.
+//! CPU twin of `relu_mask`: pre-activations `Z = X_blk · H_tile` for a tile of neurons over a
+//! block of rows, and the activation bits `1{Z > 0}` (strict) packed 64 rows to a word.
+//!
+//! In the random mode Z is a GEMM against the tile's Gaussian generators (formed on the fly from
+//! the counter-based generator, d × tile floats); with `h = w` it is a sparse product, one column
+//! axpy per weight. The gradient pass and the support masks both go through
+//! [`preactivation_tile`], so a neuron's mask is the same bits wherever it is used. Storing bits
+//! costs n/8 bytes per neuron of a support instead of the n × |T| f32 matrix.
 
-use crate::operator::{Operator, Support};
+use crate::operator::{Generators, Operator, Support};
+use crate::rng;
+use crate::stream::{row_blocks, BLOCK_ROWS, MAX_TILE};
+use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
+use std::ops::Range;
+
+/// Fills `h[jj·d + i] = h_{tile[jj]}[i]` for the random mode; returns false (nothing to fill)
+/// when the generators are weights.
+pub fn fill_generators(op: &Operator, tile: &[u32], h: &mut [f32]) -> bool {
+    let d = op.d();
+    match op.generators() {
+        Generators::Random { seed } => {
+            let key = Generators::random_key(*seed);
+            for (jj, &j) in tile.iter().enumerate() {
+                rng::fill_gauss(key, j as u64, 0, &mut h[jj * d..(jj + 1) * d]);
+            }
+            true
+        }
+        Generators::Weights(_) => false,
+    }
+}
+
+/// `z[jj·bb + r] = (X h_{tile[jj]})[rows.start + r]` with `bb = rows.len()`. `h` must hold the
+/// tile's generators from [`fill_generators`] when `random` is true.
+pub fn preactivation_tile(
+    op: &Operator,
+    tile: &[u32],
+    rows: Range<usize>,
+    random: bool,
+    h: &[f32],
+    z: &mut [f32],
+) {
+    let (n, d, t, bb) = (op.n(), op.d(), tile.len(), rows.len());
+    let z = &mut z[..bb * t];
+    if random {
+        // SAFETY: Z is bb × t column-major (z[jj·bb + r]); X_blk is bb × d at
+        // xt[i·n + rows.start + r]; H is d × t column-major (h[jj·d + i]); all in bounds.
+        unsafe {
+            gemm(
+                bb,
+                t,
+                d,
+                z.as_mut_ptr(),
+                bb as isize,
+                1,
+                false,
+                op.data().xt().as_ptr().add(rows.start),
+                n as isize,
+                1,
+                h.as_ptr(),
+                d as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    } else {
+        for (jj, &j) in tile.iter().enumerate() {
+            op.preactivation(j, rows.start, &mut z[jj * bb..(jj + 1) * bb]);
+        }
+    }
+}
 
 /// Activation bits of the neurons of one support.
 #[derive(Clone, Debug, Default)]
@@ -16,22 +85,39 @@ pub struct Masks {
 }
 
 impl Masks {
-    /// Computes the bits of every neuron run of `support`, neurons in parallel.
+    /// Computes the bits of every neuron run of `support`: tiles of neurons in parallel, each
+    /// streaming row blocks through [`preactivation_tile`].
     pub fn compute(op: &Operator, support: &Support) -> Self {
-        let n = op.n();
+        let (n, d) = (op.n(), op.d());
         let words = n.div_ceil(64);
-        let mut bits = vec![0u64; words * support.runs.len()];
-        if words > 0 {
-            bits.par_chunks_mut(words)
-                .zip(support.runs.par_iter())
-                .for_each_init(
-                    || vec![0.0f32; n],
-                    |z, (out, &(j, _, _))| {
-                        op.preactivation(j, 0, z);
-                        pack(z, out);
-                    },
-                );
+        let neurons: Vec<u32> = support.runs.iter().map(|r| r.0).collect();
+        let mut bits = vec![0u64; words * neurons.len()];
+        if neurons.is_empty() {
+            return Self { words, bits };
         }
+        let tile = MAX_TILE.min(
+            neurons
+                .len()
+                .div_ceil(2 * rayon::current_num_threads())
+                .max(8),
+        );
+        bits.par_chunks_mut(words * tile)
+            .zip(neurons.par_chunks(tile))
+            .for_each_init(
+                || (vec![0.0f32; d * tile], vec![0.0f32; BLOCK_ROWS * tile]),
+                |(h, z), (out, tile)| {
+                    let random = fill_generators(op, tile, h);
+                    for rows in row_blocks(n, BLOCK_ROWS) {
+                        let bb = rows.len();
+                        preactivation_tile(op, tile, rows.clone(), random, h, z);
+                        for jj in 0..tile.len() {
+                            let w0 = jj * words + rows.start / 64;
+                            let nw = bb.div_ceil(64);
+                            pack(&z[jj * bb..(jj + 1) * bb], &mut out[w0..w0 + nw]);
+                        }
+                    }
+                },
+            );
         Self { words, bits }
     }
 
@@ -51,8 +137,13 @@ impl Masks {
 pub fn pack(z: &[f32], out: &mut [u64]) {
     for (w, chunk) in out.iter_mut().zip(z.chunks(64)) {
         let mut word = 0u64;
-        for (b, &v) in chunk.iter().enumerate() {
-            word |= ((v > 0.0) as u64) << b;
+        // Eight lanes at a time: the compiler turns each byte into one compare + movemask.
+        for (q, c) in chunk.chunks(8).enumerate() {
+            let mut byte = 0u64;
+            for (l, &v) in c.iter().enumerate() {
+                byte |= ((v > 0.0) as u64) << l;
+            }
+            word |= byte << (8 * q);
         }
         *w = word;
     }
@@ -62,4 +153,27 @@ pub fn pack(z: &[f32], out: &mut [u64]) {
 #[inline]
 pub fn bit(words: &[u64], r: usize) -> bool {
     (words[r / 64] >> (r % 64)) & 1 == 1
+}
+
+/// `EXPAND[b][l]` is bit l of byte b as 0.0 or 1.0: expands 8 mask bits into a vector lane set
+/// with one table load, so masked loops vectorize.
+pub static EXPAND: [[f32; 8]; 256] = {
+    let mut t = [[0.0f32; 8]; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut l = 0;
+        while l < 8 {
+            t[b][l] = ((b >> l) & 1) as f32;
+            l += 1;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The expanded 0/1 factors of rows `8q..8q+8` of a mask whose words start at row 0 of the
+/// current chunk.
+#[inline]
+pub fn expand(words: &[u64], q: usize) -> &'static [f32; 8] {
+    &EXPAND[((words[q / 8] >> ((q % 8) * 8)) & 0xFF) as usize]
 }

@@ -1,0 +1,116 @@
+//! The binary: the JSON contract of SPEC §7, determinism across runs, and one-line errors with
+//! exit code 2 for bad input.
+
+use std::process::{Command, Output};
+
+fn relu_iht(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+const SMALL: &[&str] = &[
+    "planted", "--n", "600", "--d", "8", "--m", "6", "--s", "12", "--steps", "6",
+];
+
+#[test]
+fn planted_json_has_the_contract_fields() {
+    let out = relu_iht(&[SMALL, &["--json", "--backend", "cpu"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line per run: {stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "task",
+        "method",
+        "backend",
+        "n",
+        "d",
+        "m",
+        "s",
+        "k",
+        "layers",
+        "steps",
+        "seed",
+        "nnz",
+        "seconds",
+        "peak_host_bytes",
+        "peak_device_bytes",
+        "psnr",
+        "rel_error",
+        "weight_error",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["task"], "planted");
+    assert_eq!(v["backend"], "cpu");
+    assert_eq!(v["n"], 600);
+    assert_eq!(v["nnz"], 12);
+    assert!(v["peak_host_bytes"].as_u64().unwrap() > 1 << 20);
+}
+
+#[test]
+fn same_command_gives_bitwise_identical_metrics() {
+    let metrics = || {
+        let out = relu_iht(&[SMALL, &["--json", "--seed", "7"]].concat());
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        ["psnr", "rel_error", "weight_error", "nnz"].map(|k| v[k].to_string())
+    };
+    assert_eq!(metrics(), metrics());
+}
+
+#[test]
+fn bad_input_gives_one_line_and_exit_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["planted", "--s", "0"], "s = 0"),
+        (
+            &["planted", "--n", "100", "--d", "2", "--m", "3", "--s", "7"],
+            "s = 7",
+        ),
+        (&["planted", "--n", "0"], "n = 0"),
+        (&["planted", "--d", "0"], "d = 0"),
+        (&["planted", "--m", "0"], "m = 0"),
+        (
+            &[
+                "planted",
+                "--n",
+                "50",
+                "--batch-size",
+                "51",
+                "--epochs",
+                "1",
+            ],
+            "batch-size = 51",
+        ),
+        (&["planted", "--steps", "0"], "steps = 0"),
+        (&["planted", "--inflate", "NaN"], "inflate = NaN"),
+        (&["planted", "--backend", "gpu"], "--backend = gpu"),
+        (&["planted", "--layers", "2"], "--layers = 2"),
+        (&["planted", "--m", "100000000", "--d", "100"], "m·d"),
+        (&["--threads", "0", "planted"], "--threads = 0"),
+        (&["planted", "--m", "banana"], "banana"),
+    ];
+    for (args, needle) in cases {
+        let out = relu_iht(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: expected '{needle}' in '{stderr}'"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+        if !needle.contains("banana") {
+            assert_eq!(
+                stderr.trim().lines().count(),
+                1,
+                "{args:?}: one line: {stderr}"
+            );
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The solver: exact recovery where the theory promises it, determinism, the generator schedule,
+//! minibatches, inflation and refinement.
+
+use relu_iht::cpu::CpuBackend;
+use relu_iht::iht::IhtConfig;
+use relu_iht::operator::Mode;
+use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
+
+fn spec(seed: u64, teacher: Teacher) -> PlantedSpec {
+    PlantedSpec {
+        n: 2000,
+        d: 20,
+        m: 10,
+        s: 30,
+        seed,
+        teacher,
+    }
+}
+
+fn convex(seed: u64, steps: usize) -> IhtConfig {
+    let mut config = IhtConfig::new(30, steps);
+    config.mode = Mode::Convex;
+    config.seed = seed;
+    config
+}
+
+#[test]
+fn convex_teacher_is_recovered_exactly() {
+    // The theory's setting (n = 2000 ≫ s = 30 of m·d = 200): with support inflation and the final
+    // least-squares refinement, every seed is recovered to f32 accuracy within the paper's 15 steps.
+    for seed in 0..10 {
+        let mut config = convex(seed, 15);
+        config.inflate = 1.5;
+        config.refine = 30;
+        let (planted, rec, scores) = planted::run(
+            &spec(seed, Teacher::Convex),
+            &config,
+            CpuBackend::new(),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            rec.x.indices(),
+            planted.truth.indices(),
+            "seed {seed}: support"
+        );
+        assert!(
+            scores.rel_error < 1e-5,
+            "seed {seed}: rel_error {}",
+            scores.rel_error
+        );
+        assert!(
+            scores.weight_error < 1e-5,
+            "seed {seed}: weight_error {}",
+            scores.weight_error
+        );
+    }
+}
+
+#[test]
+fn convex_teacher_support_is_found_by_the_paper_algorithm() {
+    // The plain algorithm (no inflation, no refinement) finds the exact support in 15 steps; the
+    // values are then within 1e-4 (seed 3 needs a 16th step for 1e-5, see README), and a few more
+    // steps reach 1e-5 for every seed.
+    for seed in 0..10 {
+        let (planted, rec, scores) = planted::run(
+            &spec(seed, Teacher::Convex),
+            &convex(seed, 15),
+            CpuBackend::new(),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            rec.x.indices(),
+            planted.truth.indices(),
+            "seed {seed}: support"
+        );
+        assert!(
+            scores.rel_error < 1e-4,
+            "seed {seed}: rel_error {}",
+            scores.rel_error
+        );
+        let (_, _, longer) = planted::run(
+            &spec(seed, Teacher::Convex),
+            &convex(seed, 20),
+            CpuBackend::new(),
+            |_| {},
+        )
+        .unwrap();
+        assert!(
+            longer.rel_error < 1e-5,
+            "seed {seed}: rel_error {}",
+            longer.rel_error
+        );
+        assert!(
+            longer.weight_error < 1e-5,
+            "seed {seed}: weight_error {}",
+            longer.weight_error
+        );
+    }
+}
+
+#[test]
+fn relu_teacher_fits_well_and_runs_are_bitwise_reproducible() {
+    let config = IhtConfig::new(30, 15);
+    let run = || planted::run(&spec(3, Teacher::Relu), &config, CpuBackend::new(), |_| {}).unwrap();
+    let (_, a, sa) = run();
+    let (_, b, sb) = run();
+    assert_eq!(a.x, b.x, "same inputs and seed must give the same weights");
+    assert_eq!(sa, sb);
+    assert!(sa.psnr > 25.0, "psnr {}", sa.psnr);
+    // The schedule: random generators for steps 0 and 1, h = w afterwards.
+    let random: Vec<bool> = a.history.iter().map(|h| h.random_h).collect();
+    assert_eq!(&random[..3], &[true, true, false]);
+    assert!(random[2..].iter().all(|&r| !r));
+}
+
+#[test]
+fn minibatch_schedule_and_fit() {
+    let mut config = IhtConfig::new(30, 4);
+    config.batch_size = Some(700); // 3 batches per epoch, the last one short
+    let (_, rec, scores) =
+        planted::run(&spec(1, Teacher::Relu), &config, CpuBackend::new(), |_| {}).unwrap();
+    assert_eq!(rec.steps, 12);
+    let random: Vec<bool> = rec.history.iter().map(|h| h.random_h).collect();
+    // Epoch 0 and the first batch of epoch 1 use random h.
+    assert_eq!(
+        random,
+        [true, true, true, true, false, false, false, false, false, false, false, false]
+    );
+    assert!(scores.rel_error < 0.5, "rel_error {}", scores.rel_error);
+}
+
+#[test]
+fn inflation_prunes_to_s_and_refinement_fits_the_support() {
+    let mut config = convex(2, 15);
+    config.inflate = 2.0;
+    let (_, pruned, unrefined) = planted::run(
+        &spec(2, Teacher::Convex),
+        &config,
+        CpuBackend::new(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(pruned.x.nnz(), 30);
+    assert_eq!(pruned.history[0].nnz, 60, "iterates hold s̃ = 2s weights");
+    config.refine = 30;
+    let (_, _, refined) = planted::run(
+        &spec(2, Teacher::Convex),
+        &config,
+        CpuBackend::new(),
+        |_| {},
+    )
+    .unwrap();
+    assert!(
+        refined.rel_error < 1e-5,
+        "refined rel_error {}",
+        refined.rel_error
+    );
+    assert!(refined.rel_error < unrefined.rel_error);
+}
+
+#[test]
+fn tolerance_stops_early() {
+    let mut config = convex(4, 50);
+    config.tol = 1e-4;
+    let (_, rec, scores) = planted::run(
+        &spec(4, Teacher::Convex),
+        &config,
+        CpuBackend::new(),
+        |_| {},
+    )
+    .unwrap();
+    assert!(rec.steps < 50, "took {} steps", rec.steps);
+    assert!(scores.rel_error < 1e-3, "rel_error {}", scores.rel_error);
+}
+
+#[test]
+fn invalid_configs_are_rejected() {
+    let cases: Vec<(IhtConfig, &str)> = vec![
+        (IhtConfig::new(0, 15), "s = 0"),
+        (IhtConfig::new(201, 15), "s = 201"),
+        (IhtConfig::new(5, 0), "steps = 0"),
+        (
+            IhtConfig {
+                batch_size: Some(2001),
+                ..IhtConfig::new(5, 1)
+            },
+            "batch-size = 2001",
+        ),
+        (
+            IhtConfig {
+                inflate: 0.5,
+                ..IhtConfig::new(5, 1)
+            },
+            "inflate = 0.5",
+        ),
+    ];
+    for (config, needle) in cases {
+        let err = planted::run(&spec(0, Teacher::Relu), &config, CpuBackend::new(), |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "expected '{needle}' in '{err}'");
+    }
+}

@@ -1,0 +1,7 @@
+//! The one integration-test binary (STYLE: tests/ holds a single binary with a module per area).
+
+mod cli;
+mod common;
+mod gradient;
+mod iht;
+mod operator;

@@ -1,0 +1,163 @@
+//! The sensing operator: support products against the dense formula, the adjoint dot test,
+//! masks against the definition (strict `>`), and the generator schedule's building blocks.
+
+use super::common::*;
+use relu_iht::cpu::relu_mask::{bit, Masks};
+use relu_iht::cpu::CpuBackend;
+use relu_iht::data::Data;
+use relu_iht::operator::{Generators, Operator, Support};
+use relu_iht::Backend;
+use std::sync::Arc;
+
+#[test]
+fn support_products_match_dense_formula() {
+    let mut rng = rng(1);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            for nnz in [1, (m * d).div_ceil(2), m * d] {
+                let x = sparse(&mut rng, m * d, nnz);
+                let mut be = CpuBackend::new();
+                be.prepare_support(&op, x.indices()).unwrap();
+                let got = be.forward(&op, x.values()).unwrap();
+                let want = op.dense_forward(&x.to_dense());
+                // f32 products of ≤ |T| ≤ 143 terms of size ≤ 1.21 against f64 sums: a relative
+                // bound of 1e-5 on the term scale leaves ~100 ulps of headroom.
+                let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
+                assert_close(
+                    &format!("A_T z n={n} d={d} m={m}"),
+                    &got,
+                    &want,
+                    1e-5,
+                    scale,
+                );
+
+                let v = nonzero(&mut rng, n);
+                let got = be.adjoint(&op, &v).unwrap();
+                let dense = op.dense_adjoint(&v);
+                let want: Vec<f64> = x.indices().iter().map(|&c| dense[c as usize]).collect();
+                assert_close(
+                    &format!("A_Tᵀ v n={n} d={d} m={m}"),
+                    &got,
+                    &want,
+                    1e-5,
+                    1.21 * n as f64,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn dot_test_blocked_and_unblocked() {
+    // ⟨A u, v⟩ = ⟨u, Aᵀ v⟩, through the chunked support products (blocked) and the dense
+    // formula (unblocked), on every shape and both generator modes.
+    let mut rng = rng(2);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            let u = sparse(&mut rng, m * d, m * d);
+            let v = nonzero(&mut rng, n);
+            let mut be = CpuBackend::new();
+            be.prepare_support(&op, u.indices()).unwrap();
+            let au = be.forward(&op, u.values()).unwrap();
+            let atv = be.adjoint(&op, &v).unwrap();
+            let lhs: f64 = au.iter().zip(&v).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let rhs: f64 = atv
+                .iter()
+                .zip(u.values())
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            let dense_u = op.dense_forward(&u.to_dense());
+            let lhs_dense: f64 = dense_u.iter().zip(&v).map(|(&a, &b)| a * b as f64).sum();
+            let dense_v = op.dense_adjoint(&v);
+            let rhs_dense: f64 = dense_v
+                .iter()
+                .zip(u.to_dense())
+                .map(|(&a, b)| a * b as f64)
+                .sum();
+            let scale = (n * m * d) as f64 * 1.21 * 1.1;
+            // Blocked f32 products against exact sums: relative 1e-6 of the total term scale.
+            for (name, got, want) in [
+                ("blocked ⟨Au,v⟩ vs ⟨u,Aᵀv⟩", lhs, rhs),
+                ("unblocked ⟨Au,v⟩ vs ⟨u,Aᵀv⟩", lhs_dense, rhs_dense),
+                ("blocked vs unblocked", lhs, lhs_dense),
+            ] {
+                let diff = (got - want).abs();
+                assert!(
+                    diff <= 1e-6 * scale,
+                    "{name} (n={n} d={d} m={m}): actual {got}, expected {want}, difference {diff:e}, tolerance {:e}",
+                    1e-6 * scale
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn masks_follow_strict_definition() {
+    let mut rng = rng(3);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            let all: Vec<u32> = (0..(m * d) as u32).collect();
+            let support = Support::new(&all, d);
+            let masks = Masks::compute(&op, &support);
+            for (k, &(j, _, _)) in support.runs.iter().enumerate() {
+                let h = op.generator(j);
+                for r in 0..n {
+                    let z: f64 = (0..d)
+                        .map(|i| op.data().at(r, i) as f64 * h[i] as f64)
+                        .sum();
+                    let scale: f64 = (0..d)
+                        .map(|i| (op.data().at(r, i) * h[i]).abs() as f64)
+                        .sum();
+                    // Rows whose pre-activation is within f32 rounding of zero may go either way.
+                    if z.abs() > 1e-5 * scale {
+                        assert_eq!(bit(masks.run(k), r), z > 0.0, "neuron {j} row {r}: z = {z}");
+                    }
+                }
+            }
+        }
+    }
+    // Strictness: a zero generator (h = w with no weights on the neuron) masks every row off,
+    // and a zero row is off for every neuron.
+    let data = Arc::new(Data::from_rows(2, 2, &[0.0, 0.0, 1.0, 1.0], vec![0.0, 0.0]).unwrap());
+    let w = relu_iht::SparseVec::from_pairs(4, vec![(0, 1.0), (1, 1.0)]).unwrap();
+    let op = Operator::new(data, 2, Generators::Weights(w)).unwrap();
+    let masks = Masks::compute(&op, &Support::new(&[0, 1, 2, 3], 2));
+    assert!(
+        !bit(masks.run(0), 0),
+        "zero row must be inactive (strict >)"
+    );
+    assert!(bit(masks.run(0), 1));
+    assert!(
+        !bit(masks.run(1), 0) && !bit(masks.run(1), 1),
+        "zero h must give a zero block"
+    );
+}
+
+#[test]
+fn generators_are_counter_based() {
+    let mut rng = rng(4);
+    let data = data(&mut rng, 10, 6);
+    let a = Operator::new(data.clone(), 50, Generators::Random { seed: 9 }).unwrap();
+    let b = Operator::new(data, 3, Generators::Random { seed: 9 }).unwrap();
+    // Neuron 2's generator does not depend on the width or on which neurons were drawn before.
+    assert_eq!(a.generator(2), b.generator(2));
+    assert_ne!(a.generator(2), a.generator(3));
+    assert!(a.generator(2).iter().all(|&v| v != 0.0));
+}
+
+#[test]
+fn invalid_operators_are_errors() {
+    let mut rng = rng(5);
+    let data = data(&mut rng, 4, 3);
+    assert!(Operator::new(data.clone(), 0, Generators::Random { seed: 0 }).is_err());
+    let w = relu_iht::SparseVec::zeros(5);
+    let err = Operator::new(data.clone(), 2, Generators::Weights(w)).unwrap_err();
+    assert!(err.to_string().contains("expected 6"), "{err}");
+    let nan = Data::from_columns(1, 1, vec![f32::NAN], vec![0.0]).unwrap_err();
+    assert!(nan.to_string().contains("NaN"), "{nan}");
+    assert!(Data::from_columns(0, 1, vec![], vec![]).is_err());
+}
