@@ -32,8 +32,8 @@ pub fn support_adjoint(op: &Operator, t: &Support, masks: &Masks, r: &[f32], out
                         part[start] = masked_dot(words, col(start), rc);
                     } else {
                         masked_copy(words, rc, mr);
-                        for p in start..end {
-                            part[p] = dot_chunk(col(p), mr);
+                        for (p, out) in part.iter_mut().enumerate().take(end).skip(start) {
+                            *out = dot_chunk(col(p), mr);
                         }
                     }
                 }

@@ -31,8 +31,8 @@ pub fn support_forward(op: &Operator, t: &Support, masks: &Masks, z: &[f32], out
                     for (v, &x) in tmp.iter_mut().zip(col(start)) {
                         *v = z[start] * x;
                     }
-                    for p in start + 1..end {
-                        axpy(z[p], col(p), tmp);
+                    for (p, &zp) in z.iter().enumerate().take(end).skip(start + 1) {
+                        axpy(zp, col(p), tmp);
                     }
                     masked_axpy(words, 1.0, tmp, out);
                 }
