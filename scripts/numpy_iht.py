@@ -117,33 +117,34 @@ def iht_step(X, y, x, H, s, d, tile):
     if T.size == 0:
         return x_new
     z0 = cand[T]
-    # 3. gradient descent on T with Armijo backtracking
+    # 3. gradient descent on T with Armijo backtracking.  A trial costs O(n), as in the
+    #    Rust solver: A_T (z - mu g) - y = r - mu A_T g, with A_T g formed once per inner step.
     A_T = build_A(X, masks, T, d)
     z = z0.copy()
-    for it in range(10):
-        r = A_T @ z - y
-        if it == 0:
-            f = f_tilde = sqnorm(r)
+    r = A_T @ z - y
+    f = f_tilde = sqnorm(r)
+    for _ in range(10):
         g = A_T.T @ r
         gg = sqnorm(g)
-        fails = 0
-        while True:
-            z_try = z - np.float32(mu) * g
-            f_try = sqnorm(A_T @ z_try - y)
+        if gg == 0.0:
+            break
+        Ag = A_T @ g
+        for _ in range(11):
+            r_try = r - np.float32(mu) * Ag
+            f_try = sqnorm(r_try)
             if f_try <= f - 0.9 * mu * gg:
-                z, f = z_try, f_try
+                z, r, f = z - np.float32(mu) * g, r_try, f_try
                 break
             mu /= 2.0
-            fails += 1
-            if fails >= 11:
-                z, f = z0.copy(), f_tilde
-                break
+        else:                                            # 11 failed tries: back to z0
+            z = z0.copy()
+            r, f = A_T @ z - y, f_tilde
     x_new[T] = z                                         # 4.
     return x_new
 
 
 def solve(X, y, H0, m, s, steps, tile):
-    n, d = X.shape
+    d = X.shape[1]
     x = np.zeros(m * d, dtype=np.float32)
     per_step = []
     for k in range(steps):

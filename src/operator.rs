@@ -12,6 +12,7 @@ use crate::data::Data;
 use crate::error::{Error, Result};
 use crate::rng::{self, Stream};
 use crate::sparse::SparseVec;
+use multiversion::multiversion;
 use std::sync::Arc;
 
 /// How the activation patterns are chosen (SPEC §1).
@@ -121,7 +122,7 @@ impl Operator {
     }
 
     /// Pre-activations `z = X h_j` over rows `r0..r0+out.len()`, accumulated in f32 in column
-    /// order (the CPU twin of `relu_mask` computes exactly this sum for its bits).
+    /// order (for `h = w` a sparse product, the hot case).
     pub fn preactivation(&self, j: u32, r0: usize, out: &mut [f32]) {
         out.fill(0.0);
         let d = self.d();
@@ -137,9 +138,14 @@ impl Operator {
             Generators::Weights(w) => {
                 let lo = j * d as u32;
                 let r = w.range(lo, lo + d as u32);
-                for (&c, &h) in w.indices()[r.clone()].iter().zip(&w.values()[r]) {
-                    axpy(h, &self.data.column((c - lo) as usize)[rows.clone()], out);
-                }
+                sparse_columns(
+                    &self.data,
+                    lo,
+                    &w.indices()[r.clone()],
+                    &w.values()[r],
+                    rows,
+                    out,
+                );
             }
         }
     }
@@ -216,8 +222,24 @@ impl Operator {
     }
 }
 
-/// `out += a · x` (vectorizes; the workhorse of sparse products over columns).
-#[inline]
+/// `out += Σ_k vals[k] · X[rows, idx[k] − lo]`; compiled for AVX2+FMA when the CPU has it.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn sparse_columns(
+    data: &Data,
+    lo: u32,
+    idx: &[u32],
+    vals: &[f32],
+    rows: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
+    for (&c, &h) in idx.iter().zip(vals) {
+        axpy(h, &data.column((c - lo) as usize)[rows.clone()], out);
+    }
+}
+
+/// `out += a · x` (vectorizes; the workhorse of sparse products over columns). Callers in hot
+/// loops are compiled with AVX2+FMA where available, and this inlines into them.
+#[inline(always)]
 pub fn axpy(a: f32, x: &[f32], out: &mut [f32]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o += a * v;

@@ -18,6 +18,7 @@ use crate::sparse::SparseVec;
 use crate::stream::{row_blocks, Plan};
 use crate::topk::TopS;
 use gemm::{gemm, Parallelism};
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Per-worker scratch.
@@ -52,12 +53,7 @@ fn compute_tile(
         let bb = rows.len();
         preactivation_tile(op, tile, rows.clone(), random, h, z);
         let z = &mut z[..bb * t];
-        let rb = &r[rows.clone()];
-        for col in z.chunks_mut(bb) {
-            for (v, &res) in col.iter_mut().zip(rb) {
-                *v = if *v > 0.0 { res } else { 0.0 };
-            }
-        }
+        mask_residual(z, &r[rows.clone()]);
         // SAFETY: G is t × d row-major (g[jj·d + i]), Pᵀ is t × bb (z[jj·bb + r]), X_blk is
         // bb × d at xt[i·n + rows.start + r]; all in bounds.
         unsafe {
@@ -82,6 +78,16 @@ fn compute_tile(
                 false,
                 Parallelism::None,
             );
+        }
+    }
+}
+
+/// `P = 1{Z > 0} ∘ r` in place, column by column; compiled for AVX2 when present.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn mask_residual(z: &mut [f32], rb: &[f32]) {
+    for col in z.chunks_mut(rb.len()) {
+        for (v, &res) in col.iter_mut().zip(rb) {
+            *v = if *v > 0.0 { res } else { 0.0 };
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The CPU engine: one twin per WGSL kernel (same names) and the [`CpuBackend`] that drives them.
 
 pub mod engine;
+pub mod lanes;
 pub mod masked_gradient;
 pub mod reduce;
 pub mod relu_mask;

@@ -7,10 +7,12 @@
 //! [`preactivation_tile`], so a neuron's mask is the same bits wherever it is used. Storing bits
 //! costs n/8 bytes per neuron of a support instead of the n × |T| f32 matrix.
 
+use super::lanes;
 use crate::operator::{Generators, Operator, Support};
 use crate::rng;
 use crate::stream::{row_blocks, BLOCK_ROWS, MAX_TILE};
 use gemm::{gemm, Parallelism};
+use multiversion::multiversion;
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -133,47 +135,14 @@ impl Masks {
     }
 }
 
-/// Packs `z > 0` into bits.
+/// Packs `z > 0` into bits; compiled for AVX2 when the CPU has it.
+#[multiversion(targets("x86_64+avx2+fma"))]
 pub fn pack(z: &[f32], out: &mut [u64]) {
-    for (w, chunk) in out.iter_mut().zip(z.chunks(64)) {
-        let mut word = 0u64;
-        // Eight lanes at a time: the compiler turns each byte into one compare + movemask.
-        for (q, c) in chunk.chunks(8).enumerate() {
-            let mut byte = 0u64;
-            for (l, &v) in c.iter().enumerate() {
-                byte |= ((v > 0.0) as u64) << l;
-            }
-            word |= byte << (8 * q);
-        }
-        *w = word;
-    }
+    lanes::pack(z, out)
 }
 
 /// Whether row `r` is active in a packed mask.
 #[inline]
 pub fn bit(words: &[u64], r: usize) -> bool {
     (words[r / 64] >> (r % 64)) & 1 == 1
-}
-
-/// `EXPAND[b][l]` is bit l of byte b as 0.0 or 1.0: expands 8 mask bits into a vector lane set
-/// with one table load, so masked loops vectorize.
-pub static EXPAND: [[f32; 8]; 256] = {
-    let mut t = [[0.0f32; 8]; 256];
-    let mut b = 0;
-    while b < 256 {
-        let mut l = 0;
-        while l < 8 {
-            t[b][l] = ((b >> l) & 1) as f32;
-            l += 1;
-        }
-        b += 1;
-    }
-    t
-};
-
-/// The expanded 0/1 factors of rows `8q..8q+8` of a mask whose words start at row 0 of the
-/// current chunk.
-#[inline]
-pub fn expand(words: &[u64], q: usize) -> &'static [f32; 8] {
-    &EXPAND[((words[q / 8] >> ((q % 8) * 8)) & 0xFF) as usize]
 }
