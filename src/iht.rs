@@ -140,6 +140,9 @@ pub struct Recovery {
     pub history: Vec<StepRecord>,
     /// Wall time of the solve.
     pub seconds: f64,
+    /// Peak resident memory of the process when the solve ended (data generation or loading and
+    /// the solve, but not the evaluation that follows).
+    pub peak_host_bytes: u64,
     mode: Mode,
     seed: u64,
 }
@@ -360,6 +363,7 @@ impl<B: Backend> Iht<B> {
             steps: self.t,
             history: self.history.clone(),
             seconds: start.elapsed().as_secs_f64(),
+            peak_host_bytes: crate::mem::peak_host_bytes(),
             mode: self.config.mode,
             seed: self.config.seed,
         })

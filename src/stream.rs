@@ -12,17 +12,18 @@ pub struct Plan {
     pub block: usize,
 }
 
-/// Largest tile: 128 neurons keeps a 4096-row block of pre-activations at 2 MiB (L2/L3 sized)
-/// while the GEMM micro-kernels still see wide enough panels.
-pub const MAX_TILE: usize = 128;
+/// Largest tile. With [`BLOCK_ROWS`] this keeps a block of pre-activations at 2 MiB while the
+/// GEMM micro-kernels see wide panels; measured on a 2-core EPYC (n = 50 000, d = 100, m = 1000),
+/// 256 × 2048 beat 128 × 4096, 128 × 2048, 256 × 1024 and 64 × 4096 by 5–20%.
+pub const MAX_TILE: usize = 256;
 /// Rows per block in the gradient pass.
-pub const BLOCK_ROWS: usize = 4096;
+pub const BLOCK_ROWS: usize = 2048;
 
 impl Plan {
-    /// Chooses a tile so that there are about four tiles per worker (load balance without
+    /// Chooses a tile so that there are about two tiles per worker (load balance without
     /// shrinking GEMM panels below 16 columns).
     pub fn for_pass(live: usize, workers: usize) -> Self {
-        let per = live.div_ceil(4 * workers.max(1)).max(1);
+        let per = live.div_ceil(2 * workers.max(1)).max(1);
         let tile = per.div_ceil(16) * 16;
         Self {
             tile: tile.clamp(16, MAX_TILE),
