@@ -4,15 +4,23 @@
 use super::relu_mask::Masks;
 use super::{masked_gradient, reduce, support_adjoint, support_forward};
 use crate::backend::Backend;
+use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::operator::{Operator, Support};
+use crate::operator::{Generators, Operator, Support};
 use crate::sparse::SparseVec;
+use std::sync::{Arc, Weak};
 
 /// The CPU engine.
 #[derive(Debug, Default)]
 pub struct CpuBackend {
     support: Support,
+    /// Neurons of `support`, ascending, aligned with the runs of `masks`.
+    neurons: Vec<u32>,
     masks: Masks,
+    /// The data and generators `masks` were computed under: a later support under the same ones
+    /// reuses the bits of the neurons it shares (the new support of a step overlaps the old one).
+    /// A weak reference, so the cache never keeps a data set alive.
+    masks_key: Option<(Weak<Data>, Generators)>,
 }
 
 impl CpuBackend {
@@ -59,7 +67,19 @@ impl Backend for CpuBackend {
                 ));
             }
         }
-        self.masks = Masks::compute(op, &t);
+        let neurons: Vec<u32> = t.runs.iter().map(|run| run.0).collect();
+        let same = self.masks_key.as_ref().is_some_and(|(data, gens)| {
+            data.strong_count() > 0
+                && Weak::ptr_eq(data, &Arc::downgrade(op.data_arc()))
+                && gens == op.generators()
+        });
+        self.masks = if same {
+            Masks::update(op, &neurons, &self.masks, &self.neurons)
+        } else {
+            Masks::compute(op, &neurons)
+        };
+        self.masks_key = Some((Arc::downgrade(op.data_arc()), op.generators().clone()));
+        self.neurons = neurons;
         self.support = t;
         Ok(())
     }

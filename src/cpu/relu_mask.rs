@@ -8,7 +8,7 @@
 //! costs n/8 bytes per neuron of a support instead of the n × |T| f32 matrix.
 
 use super::lanes;
-use crate::operator::{Generators, Operator, Support};
+use crate::operator::{Generators, Operator};
 use crate::rng;
 use crate::stream::{row_blocks, BLOCK_ROWS, MAX_TILE};
 use gemm::{gemm, Parallelism};
@@ -87,12 +87,11 @@ pub struct Masks {
 }
 
 impl Masks {
-    /// Computes the bits of every neuron run of `support`: tiles of neurons in parallel, each
+    /// Computes the bits of `neurons` (in that order): tiles of neurons in parallel, each
     /// streaming row blocks through [`preactivation_tile`].
-    pub fn compute(op: &Operator, support: &Support) -> Self {
+    pub fn compute(op: &Operator, neurons: &[u32]) -> Self {
         let (n, d) = (op.n(), op.d());
         let words = n.div_ceil(64);
-        let neurons: Vec<u32> = support.runs.iter().map(|r| r.0).collect();
         let mut bits = vec![0u64; words * neurons.len()];
         if neurons.is_empty() {
             return Self { words, bits };
@@ -120,6 +119,29 @@ impl Masks {
                     }
                 },
             );
+        Self { words, bits }
+    }
+
+    /// The bits of `neurons`, taking those of `old` (computed for `old_neurons` under the same
+    /// data and generators) where possible and computing only the rest.
+    pub fn update(op: &Operator, neurons: &[u32], old: &Masks, old_neurons: &[u32]) -> Self {
+        let missing: Vec<u32> = neurons
+            .iter()
+            .copied()
+            .filter(|j| old_neurons.binary_search(j).is_err())
+            .collect();
+        let fresh = Self::compute(op, &missing);
+        let words = fresh.words;
+        let mut bits = Vec::with_capacity(words * neurons.len());
+        for j in neurons {
+            match old_neurons.binary_search(j) {
+                Ok(k) => bits.extend_from_slice(old.run(k)),
+                Err(_) => {
+                    let k = missing.binary_search(j).expect("computed above");
+                    bits.extend_from_slice(fresh.run(k));
+                }
+            }
+        }
         Self { words, bits }
     }
 

@@ -102,7 +102,15 @@ fn masks_follow_strict_definition() {
         for op in operators(&mut rng, data, m) {
             let all: Vec<u32> = (0..(m * d) as u32).collect();
             let support = Support::new(&all, d);
-            let masks = Masks::compute(&op, &support);
+            let neurons: Vec<u32> = support.runs.iter().map(|r| r.0).collect();
+            let masks = Masks::compute(&op, &neurons);
+            // Reusing half of the bits from an earlier computation gives the same bits.
+            let half: Vec<u32> = neurons.iter().copied().step_by(2).collect();
+            let reused = Masks::update(&op, &neurons, &Masks::compute(&op, &half), &half);
+            assert_eq!(
+                reused.bits, masks.bits,
+                "n={n} d={d} m={m}: reused masks differ"
+            );
             for (k, &(j, _, _)) in support.runs.iter().enumerate() {
                 let h = op.generator(j);
                 for r in 0..n {
@@ -125,7 +133,14 @@ fn masks_follow_strict_definition() {
     let data = Arc::new(Data::from_rows(2, 2, &[0.0, 0.0, 1.0, 1.0], vec![0.0, 0.0]).unwrap());
     let w = relu_iht::SparseVec::from_pairs(4, vec![(0, 1.0), (1, 1.0)]).unwrap();
     let op = Operator::new(data, 2, Generators::Weights(w)).unwrap();
-    let masks = Masks::compute(&op, &Support::new(&[0, 1, 2, 3], 2));
+    let masks = Masks::compute(
+        &op,
+        &Support::new(&[0, 1, 2, 3], 2)
+            .runs
+            .iter()
+            .map(|r| r.0)
+            .collect::<Vec<_>>(),
+    );
     assert!(
         !bit(masks.run(0), 0),
         "zero row must be inactive (strict >)"
