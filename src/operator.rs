@@ -277,4 +277,36 @@ impl Support {
     pub fn is_empty(&self) -> bool {
         self.idx.is_empty()
     }
+
+    /// The order in which product kernels visit the neuron runs: two consecutive single-weight
+    /// neurons together (the common case; they share loads), anything else alone.
+    pub fn visits(&self) -> impl Iterator<Item = Visit> + '_ {
+        let single = |k: usize| self.runs.get(k).is_some_and(|run| run.2 - run.1 == 1);
+        let mut k = 0;
+        std::iter::from_fn(move || {
+            if k >= self.runs.len() {
+                return None;
+            }
+            let visit = if single(k) && single(k + 1) {
+                Visit::Pair(k, self.runs[k].1, self.runs[k + 1].1)
+            } else {
+                Visit::Run(k, self.runs[k].1..self.runs[k].2)
+            };
+            k += if matches!(visit, Visit::Pair(..)) {
+                2
+            } else {
+                1
+            };
+            Some(visit)
+        })
+    }
+}
+
+/// One step of [`Support::visits`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// Runs `k` and `k + 1`, each a single weight, at positions `p1` and `p2` of the support.
+    Pair(usize, usize, usize),
+    /// Run `k` alone, its weights at these positions.
+    Run(usize, std::ops::Range<usize>),
 }

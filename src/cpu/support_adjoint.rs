@@ -9,7 +9,7 @@
 use super::lanes::{dot, masked_copy, masked_dot, masked_dot2};
 use super::relu_mask::Masks;
 use crate::data::Data;
-use crate::operator::{Operator, Support};
+use crate::operator::{Operator, Support, Visit};
 use crate::stream::SUPPORT_ROWS;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -58,24 +58,20 @@ fn adjoint_chunk(
     let rc = &r[rows.clone()];
     let words = |k: usize| &masks.run(k)[rows.start / 64..];
     let col = |p: usize| &data.column(t.idx[p] as usize % d)[rows.clone()];
-    let single = |k: usize| t.runs.get(k).is_some_and(|run| run.2 - run.1 == 1);
-    let mut k = 0;
-    while k < t.runs.len() {
-        let (_, start, end) = t.runs[k];
-        if single(k) && single(k + 1) {
-            let p2 = t.runs[k + 1].1;
-            (part[start], part[p2]) = masked_dot2(words(k), col(start), words(k + 1), col(p2), rc);
-            k += 2;
-            continue;
-        }
-        if end - start == 1 {
-            part[start] = masked_dot(words(k), col(start), rc);
-        } else {
-            masked_copy(words(k), rc, mr);
-            for (p, out) in part.iter_mut().enumerate().take(end).skip(start) {
-                *out = dot(col(p), mr);
+    for visit in t.visits() {
+        match visit {
+            Visit::Pair(k, p1, p2) => {
+                (part[p1], part[p2]) = masked_dot2(words(k), col(p1), words(k + 1), col(p2), rc)
+            }
+            Visit::Run(k, ps) if ps.len() == 1 => {
+                part[ps.start] = masked_dot(words(k), col(ps.start), rc)
+            }
+            Visit::Run(k, ps) => {
+                masked_copy(words(k), rc, mr);
+                for p in ps {
+                    part[p] = dot(col(p), mr);
+                }
             }
         }
-        k += 1;
     }
 }

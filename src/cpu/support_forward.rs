@@ -9,7 +9,7 @@
 use super::lanes::{masked_axpy, masked_axpy2};
 use super::relu_mask::Masks;
 use crate::data::Data;
-use crate::operator::{axpy, Operator, Support};
+use crate::operator::{axpy, Operator, Support, Visit};
 use crate::stream::SUPPORT_ROWS;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -39,35 +39,23 @@ fn forward_chunk(
     let tmp = &mut tmp[..out.len()];
     let words = |k: usize| &masks.run(k)[r0 / 64..];
     let col = |p: usize| &data.column(t.idx[p] as usize % d)[rows.clone()];
-    let single = |k: usize| t.runs.get(k).is_some_and(|run| run.2 - run.1 == 1);
-    let mut k = 0;
-    while k < t.runs.len() {
-        let (_, start, end) = t.runs[k];
-        if single(k) && single(k + 1) {
-            let p2 = t.runs[k + 1].1;
-            masked_axpy2(
-                words(k),
-                z[start],
-                col(start),
-                words(k + 1),
-                z[p2],
-                col(p2),
-                out,
-            );
-            k += 2;
-            continue;
-        }
-        if end - start == 1 {
-            masked_axpy(words(k), z[start], col(start), out);
-        } else {
-            for (v, &x) in tmp.iter_mut().zip(col(start)) {
-                *v = z[start] * x;
+    for visit in t.visits() {
+        match visit {
+            Visit::Pair(k, p1, p2) => {
+                masked_axpy2(words(k), z[p1], col(p1), words(k + 1), z[p2], col(p2), out)
             }
-            for (p, &zp) in z.iter().enumerate().take(end).skip(start + 1) {
-                axpy(zp, col(p), tmp);
+            Visit::Run(k, ps) if ps.len() == 1 => {
+                masked_axpy(words(k), z[ps.start], col(ps.start), out)
             }
-            masked_axpy(words(k), 1.0, tmp, out);
+            Visit::Run(k, ps) => {
+                for (v, &x) in tmp.iter_mut().zip(col(ps.start)) {
+                    *v = z[ps.start] * x;
+                }
+                for (p, &zp) in z.iter().enumerate().take(ps.end).skip(ps.start + 1) {
+                    axpy(zp, col(p), tmp);
+                }
+                masked_axpy(words(k), 1.0, tmp, out);
+            }
         }
-        k += 1;
     }
 }
