@@ -30,6 +30,12 @@ pub enum Error {
     /// The index space `m·d` does not fit the 32-bit indices the engine uses.
     #[error("model too large: m·d = {0} exceeds 2^32 − 1 weights")]
     TooLarge(u128),
+    /// No GPU adapter could be opened; the text lists what was found.
+    #[error("no usable GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The GPU reported an error (validation, out of memory, lost device).
+    #[error("GPU error in {what}: {message}")]
+    Gpu { what: &'static str, message: String },
     /// An I/O failure, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -23,6 +23,7 @@ pub mod backend;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod gpu;
 pub mod iht;
 pub mod mem;
 pub mod operator;

@@ -40,6 +40,11 @@ impl TopS {
         self.keep
     }
 
+    /// The worst entry kept once the set is full (nothing ranking after it can enter).
+    pub fn worst(&self) -> Option<(u32, f32)> {
+        self.worst
+    }
+
     /// Whether `(c, v)` could enter the set now.
     #[inline]
     pub fn admits(&self, c: u32, v: f32) -> bool {

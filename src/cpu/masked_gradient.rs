@@ -146,3 +146,49 @@ pub fn gradient_topk(
     }
     top.finish(op.cols())
 }
+
+/// One block of `shaders/masked_gradient.wgsl`, described for its CPU twin.
+pub struct GradientBlock<'a> {
+    /// Column-major X: `X[r, i] = x[i·x_stride + x_row0 + r]`.
+    pub x: &'a [f32],
+    pub x_stride: usize,
+    pub x_row0: usize,
+    pub rows: usize,
+    pub d: usize,
+    /// Residual, `res[r_row0 + r]`.
+    pub res: &'a [f32],
+    pub r_row0: usize,
+    /// Masks of the block, `bits[jj·words + r/32]`, `words = ceil(rows/32)`.
+    pub bits: &'a [u32],
+    pub tile: usize,
+}
+
+/// CPU twin of `shaders/masked_gradient.wgsl` with its arithmetic (f32 `fma` over rows in
+/// order): `g[jj·d + i] = (g_in or 0) + Σ_r X[r,i]·bit(jj,r)·res[r]`, then with `finish = Some(μ)`
+/// the candidate step `xtile − μ g`.
+pub fn twin(
+    b: &GradientBlock<'_>,
+    g_in: Option<&[f32]>,
+    xtile: &[f32],
+    finish: Option<f32>,
+) -> Vec<f32> {
+    let words = b.rows.div_ceil(32);
+    let mut g = vec![0.0f32; b.tile * b.d];
+    for jj in 0..b.tile {
+        for i in 0..b.d {
+            let mut acc = 0.0f32;
+            for r in 0..b.rows {
+                let on = (b.bits[jj * words + r / 32] >> (r % 32)) & 1 == 1;
+                let p = if on { b.res[b.r_row0 + r] } else { 0.0 };
+                acc = b.x[i * b.x_stride + b.x_row0 + r].mul_add(p, acc);
+            }
+            let at = jj * b.d + i;
+            let mut total = g_in.map_or(acc, |g0| g0[at] + acc);
+            if let Some(mu) = finish {
+                total = xtile[at] - mu * total;
+            }
+            g[at] = total;
+        }
+    }
+    g
+}

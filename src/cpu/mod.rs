@@ -7,5 +7,6 @@ pub mod reduce;
 pub mod relu_mask;
 pub mod support_adjoint;
 pub mod support_forward;
+pub mod topk;
 
 pub use engine::CpuBackend;

@@ -32,3 +32,29 @@ pub fn axpy(r: &mut [f32], q: &[f32], mu: f64) {
         *a = (*a as f64 - mu * b as f64) as f32;
     }
 }
+
+/// CPU twin of the `partials` entry of `shaders/reduce.wgsl`: per group of `per_group` elements,
+/// 64 Kahan-compensated f32 lanes of `(a − μ b)²` (or `a²`), then the fixed tree.
+pub fn twin_partials(a: &[f32], b: Option<&[f32]>, mu: f32, per_group: usize) -> Vec<f32> {
+    a.chunks(per_group)
+        .enumerate()
+        .map(|(gi, chunk)| {
+            let mut lanes = [0.0f32; 64];
+            for (lane, out) in lanes.iter_mut().enumerate() {
+                let (mut sum, mut comp) = (0.0f32, 0.0f32);
+                for r in (lane..chunk.len()).step_by(64) {
+                    let mut e = chunk[r];
+                    if let Some(b) = b {
+                        e -= mu * b[gi * per_group + r];
+                    }
+                    let term = e * e - comp;
+                    let t = sum + term;
+                    comp = (t - sum) - term;
+                    sum = t;
+                }
+                *out = sum;
+            }
+            super::support_adjoint::tree_sum(&mut lanes)
+        })
+        .collect()
+}

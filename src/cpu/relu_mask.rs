@@ -168,3 +168,39 @@ pub fn pack(z: &[f32], out: &mut [u64]) {
 pub fn bit(words: &[u64], r: usize) -> bool {
     (words[r / 64] >> (r % 64)) & 1 == 1
 }
+
+/// CPU twin of `shaders/relu_mask.wgsl` with its arithmetic (f32 `fma` over i in order): the
+/// bits of `tile` neurons over `rows` rows of a column-major X (`x[i·x_stride + x_row0 + r]`),
+/// `words = ceil(rows / 32)` u32 words per neuron.
+pub fn twin(
+    x: &[f32],
+    x_stride: usize,
+    x_row0: usize,
+    rows: usize,
+    d: usize,
+    h: &[f32],
+    tile: usize,
+) -> Vec<u32> {
+    let words = rows.div_ceil(32);
+    let mut bits = vec![0u32; tile * words];
+    for jj in 0..tile {
+        for w in 0..words {
+            let mut word = 0u32;
+            for b in 0..32 {
+                let r = w * 32 + b;
+                if r >= rows {
+                    break;
+                }
+                let mut z = 0.0f32;
+                for i in 0..d {
+                    z = x[i * x_stride + x_row0 + r].mul_add(h[jj * d + i], z);
+                }
+                if z > 0.0 {
+                    word |= 1 << b;
+                }
+            }
+            bits[jj * words + w] = word;
+        }
+    }
+    bits
+}

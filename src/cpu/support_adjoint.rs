@@ -75,3 +75,52 @@ fn adjoint_chunk(
         }
     }
 }
+
+/// CPU twin of `shaders/support_adjoint.wgsl` with its arithmetic: for each support entry, 64
+/// Kahan-compensated f32 lanes over rows `lane, lane + 64, …`, then a fixed tree over the lanes.
+pub fn twin(
+    b: &crate::cpu::support_forward::RowBlock<'_>,
+    s: &crate::cpu::support_forward::SupportLayout<'_>,
+    res: &[f32],
+    r_row0: usize,
+) -> Vec<f32> {
+    let crate::cpu::support_forward::RowBlock {
+        x,
+        x_stride,
+        x_row0,
+        rows,
+        m_row0,
+    } = *b;
+    (0..s.cols.len())
+        .map(|p| {
+            let col = s.cols[p] as usize * x_stride + x_row0;
+            let k = s.run_of[p] as usize;
+            let mut lanes = [0.0f32; 64];
+            for (lane, out) in lanes.iter_mut().enumerate() {
+                let (mut sum, mut comp) = (0.0f32, 0.0f32);
+                for r in (lane..rows).step_by(64) {
+                    if s.bit(k, m_row0 + r) {
+                        let term = x[col + r] * res[r_row0 + r] - comp;
+                        let t = sum + term;
+                        comp = (t - sum) - term;
+                        sum = t;
+                    }
+                }
+                *out = sum;
+            }
+            tree_sum(&mut lanes)
+        })
+        .collect()
+}
+
+/// The workgroup tree reduction of the kernels: strides 32, 16, …, 1.
+pub fn tree_sum(lanes: &mut [f32; 64]) -> f32 {
+    let mut stride = 32;
+    while stride > 0 {
+        for l in 0..stride {
+            lanes[l] += lanes[l + stride];
+        }
+        stride /= 2;
+    }
+    lanes[0]
+}

@@ -2,6 +2,9 @@
 
 mod cli;
 mod common;
+mod gpu;
 mod gradient;
 mod iht;
 mod operator;
+mod shaders;
+mod twins;

@@ -1,0 +1,125 @@
+//! The GPU context, built once: instance (honouring `WGPU_BACKEND`), adapter, device, queue, the
+//! adapter's limits and every compute pipeline. A missing adapter is an error value naming what
+//! was found, never a panic.
+
+use super::buffers::MemoryCounter;
+use super::kernels::Kernels;
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+/// One line of `relu-iht devices`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+impl AdapterSummary {
+    fn of(adapter: &wgpu::Adapter) -> Self {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        Self {
+            name: info.name,
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+            max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+            max_buffer_size: limits.max_buffer_size,
+            max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        }
+    }
+
+    /// Whether this is a hardware GPU (not a CPU rasterizer such as Lavapipe or llvmpipe).
+    pub fn is_hardware(&self) -> bool {
+        self.device_type != "Cpu"
+    }
+}
+
+/// Device, queue, limits and pipelines.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pub(crate) memory: Arc<MemoryCounter>,
+    pub kernels: Kernels,
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter the instance can see.
+pub fn adapters() -> Vec<AdapterSummary> {
+    let instance = instance();
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(AdapterSummary::of)
+        .collect()
+}
+
+impl GpuContext {
+    /// Opens the preferred adapter; with `hardware_only`, a CPU rasterizer does not count.
+    pub fn new(hardware_only: bool) -> Result<Self> {
+        let instance = instance();
+        let found = || {
+            let all = adapters();
+            if all.is_empty() {
+                "no adapters at all".to_string()
+            } else {
+                all.iter()
+                    .map(|a| format!("{} ({}, {})", a.name, a.backend, a.device_type))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        }))
+        .map_err(|_| Error::NoAdapter(found()))?;
+        let summary = AdapterSummary::of(&adapter);
+        if hardware_only && !summary.is_hardware() {
+            return Err(Error::NoAdapter(format!(
+                "only a software adapter: {}",
+                found()
+            )));
+        }
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("relu-iht"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::NoAdapter(format!("{}: device request failed: {e}", summary.name)))?;
+        let kernels = Kernels::new(&device);
+        Ok(Self {
+            device,
+            queue,
+            adapter: summary,
+            limits,
+            memory: Arc::new(MemoryCounter::default()),
+            kernels,
+        })
+    }
+
+    /// Peak bytes of device buffers this context has held at once.
+    pub fn peak_device_bytes(&self) -> u64 {
+        self.memory.peak()
+    }
+
+    /// Restarts the peak count from the current allocation.
+    pub fn reset_peak(&self) {
+        self.memory.reset_peak()
+    }
+}

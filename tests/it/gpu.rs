@@ -1,0 +1,451 @@
+//! The WebGPU engine: each kernel against its CPU twin on random non-zero inputs of awkward
+//! shapes, the engine against the CPU engine, streaming under a small memory budget, and a whole
+//! planted solve. With `RELU_IHT_REQUIRE_GPU=1` (CI) a missing adapter fails these tests; without
+//! it they print why they skip.
+
+use super::common::*;
+use super::twins::Layout;
+use relu_iht::cpu::masked_gradient::{self, GradientBlock};
+use relu_iht::cpu::support_forward::RowBlock;
+use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk, CpuBackend};
+use relu_iht::gpu::kernels::*;
+use relu_iht::gpu::{GpuBackend, GpuContext};
+use relu_iht::iht::IhtConfig;
+use relu_iht::operator::Mode;
+use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
+use relu_iht::Backend;
+use std::sync::{Arc, OnceLock};
+
+/// The one device of this test binary (pipelines compile once), or `None` with a printed reason.
+fn gpu() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
+    let ctx = CTX.get_or_init(|| {
+        GpuContext::new(false)
+            .map(Arc::new)
+            .map_err(|e| e.to_string())
+    });
+    let required = std::env::var("RELU_IHT_REQUIRE_GPU").is_ok_and(|v| v == "1");
+    match ctx {
+        Ok(ctx) => {
+            if required
+                && std::env::var("WGPU_BACKEND").is_ok_and(|b| b.eq_ignore_ascii_case("vulkan"))
+            {
+                assert_eq!(
+                    ctx.adapter.backend, "Vulkan",
+                    "WGPU_BACKEND=vulkan but got {:?}",
+                    ctx.adapter
+                );
+            }
+            Some(ctx.clone())
+        }
+        Err(e) if required => panic!("RELU_IHT_REQUIRE_GPU=1 but no GPU: {e}"),
+        Err(e) => {
+            eprintln!("skipping GPU test: {e} (set RELU_IHT_REQUIRE_GPU=1 to make this fail)");
+            None
+        }
+    }
+}
+
+#[test]
+fn relu_mask_and_masked_gradient_match_twins() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(30);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            let neurons = op.live_neurons();
+            let t = neurons.len();
+            let h: Vec<f32> = neurons.iter().flat_map(|&j| op.generator(j)).collect();
+            let words = n.div_ceil(32);
+            let xb = ctx.storage_init("x", op.data().xt());
+            let hb = ctx.storage_init("h", &h);
+            let bits = ctx.storage("bits", (t * words * 4) as u64);
+            let p = ReluMaskParams {
+                rows: n as u32,
+                d: d as u32,
+                tile: t as u32,
+                words: words as u32,
+                x_stride: n as u32,
+                x_row0: 0,
+                out_stride: words as u32,
+                out_word0: 0,
+            };
+            let mut enc = ctx.encoder();
+            ctx.dispatch(
+                &mut enc,
+                &ctx.kernels.relu_mask,
+                &p,
+                &[(1, &xb), (2, &hb), (3, &bits)],
+                (groups64(words), t as u32, 1),
+            );
+            let got = ctx.read::<u32>(Some(enc), &bits, 0, t * words).unwrap();
+            let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
+            assert_eq!(
+                got, want,
+                "relu_mask n={n} d={d} m={m}: masks must match exactly"
+            );
+
+            let res = nonzero(&mut rng, n);
+            let xtile = nonzero(&mut rng, t * d);
+            let (rb, xtb) = (ctx.storage_init("r", &res), ctx.storage_init("xt", &xtile));
+            let g = ctx.storage("g", (t * d * 4) as u64);
+            let gp = MaskedGradientParams {
+                rows: n as u32,
+                d: d as u32,
+                tile: t as u32,
+                words: words as u32,
+                x_stride: n as u32,
+                x_row0: 0,
+                r_row0: 0,
+                accumulate: 0,
+                finish: 1,
+                mu: 0.3,
+                _pad: [0; 2],
+            };
+            let mut enc = ctx.encoder();
+            let groups = (d.div_ceil(16) as u32, t.div_ceil(16) as u32, 1);
+            ctx.dispatch(
+                &mut enc,
+                &ctx.kernels.masked_gradient,
+                &gp,
+                &[(1, &xb), (2, &rb), (3, &bits), (4, &xtb), (5, &g)],
+                groups,
+            );
+            let got = ctx.read::<f32>(Some(enc), &g, 0, t * d).unwrap();
+            let block = GradientBlock {
+                x: op.data().xt(),
+                x_stride: n,
+                x_row0: 0,
+                rows: n,
+                d,
+                res: &res,
+                r_row0: 0,
+                bits: &want,
+                tile: t,
+            };
+            let twin: Vec<f64> = masked_gradient::twin(&block, None, &xtile, Some(0.3))
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            // Same fma order as the twin; the tolerance only allows a driver that does not fuse.
+            assert_close(
+                &format!("masked_gradient n={n} d={d} m={m}"),
+                &got,
+                &twin,
+                1e-6,
+                1.21 * n as f64,
+            );
+        }
+    }
+}
+
+#[test]
+fn support_kernels_and_reduce_match_twins() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(31);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            let x = sparse(&mut rng, m * d, (m * d).div_ceil(2));
+            let lay = Layout::new(&op, x.indices());
+            let up = |v: &[u32]| ctx.storage_init("u32", v);
+            let (cols, starts, run_of, bits) = (
+                up(&lay.cols),
+                up(&lay.run_start),
+                up(&lay.run_of),
+                up(&lay.bits),
+            );
+            let xb = ctx.storage_init("x", op.data().xt());
+            let zb = ctx.storage_init("z", x.values());
+            let out = ctx.storage("out", (n * 4) as u64);
+            let runs = lay.run_start.len() as u32 - 1;
+            let p = SupportForwardParams {
+                rows: n as u32,
+                x_stride: n as u32,
+                x_row0: 0,
+                words: lay.words as u32,
+                runs,
+                out_row0: 0,
+                m_row0: 0,
+                _pad: 0,
+            };
+            let mut enc = ctx.encoder();
+            ctx.dispatch(
+                &mut enc,
+                &ctx.kernels.support_forward,
+                &p,
+                &[
+                    (1, &xb),
+                    (2, &cols),
+                    (3, &starts),
+                    (4, &zb),
+                    (5, &bits),
+                    (6, &out),
+                ],
+                (groups64(n), 1, 1),
+            );
+            let got = ctx.read::<f32>(Some(enc), &out, 0, n).unwrap();
+            let twin: Vec<f64> =
+                support_forward::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), x.values())
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+            let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
+            assert_close(
+                &format!("support_forward n={n} d={d} m={m}"),
+                &got,
+                &twin,
+                1e-6,
+                scale,
+            );
+
+            let v = nonzero(&mut rng, n);
+            let vb = ctx.storage_init("v", &v);
+            let len = x.nnz();
+            let adj = ctx.storage("adj", (len * 4) as u64);
+            let p = SupportAdjointParams {
+                rows: n as u32,
+                x_stride: n as u32,
+                x_row0: 0,
+                words: lay.words as u32,
+                len: len as u32,
+                r_row0: 0,
+                m_row0: 0,
+                accumulate: 0,
+            };
+            let mut enc = ctx.encoder();
+            ctx.dispatch(
+                &mut enc,
+                &ctx.kernels.support_adjoint,
+                &p,
+                &[
+                    (1, &xb),
+                    (2, &cols),
+                    (3, &run_of),
+                    (4, &vb),
+                    (5, &bits),
+                    (6, &adj),
+                ],
+                (len as u32, 1, 1),
+            );
+            let got = ctx.read::<f32>(Some(enc), &adj, 0, len).unwrap();
+            let twin: Vec<f64> =
+                support_adjoint::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), &v, 0)
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+            assert_close(
+                &format!("support_adjoint n={n} d={d} m={m}"),
+                &got,
+                &twin,
+                1e-6,
+                1.21 * n as f64,
+            );
+
+            let (ab, bb) = (
+                ctx.storage_init("a", &v),
+                ctx.storage_init("b", &nonzero(&mut rng, n)),
+            );
+            let groups = n.div_ceil(64);
+            let part = ctx.storage("part", (groups * 4) as u64);
+            let rp = ReduceParams {
+                len: n as u32,
+                mode: 1,
+                per_group: 64,
+                mu: 0.7,
+            };
+            let mut enc = ctx.encoder();
+            ctx.dispatch(
+                &mut enc,
+                &ctx.kernels.reduce_partials,
+                &rp,
+                &[(1, &ab), (2, &bb), (3, &part)],
+                (groups as u32, 1, 1),
+            );
+            let got = ctx.read::<f32>(Some(enc), &part, 0, groups).unwrap();
+            let bhost = ctx.read::<f32>(None, &bb, 0, n).unwrap();
+            let twin: Vec<f64> = reduce::twin_partials(&v, Some(&bhost), 0.7, 64)
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            assert_close(&format!("reduce n={n}"), &got, &twin, 1e-6, 4.0 * 64.0);
+        }
+    }
+}
+
+#[test]
+fn topk_matches_twin() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(32);
+    for (len, d, keep, floor_at) in [
+        (1, 1, 1, None),
+        (100, 10, 1, None),
+        (1000, 7, 1000, None),
+        (5000, 50, 37, Some(10)),
+        (640, 64, 600, None),
+    ] {
+        let cand: Vec<f32> = nonzero(&mut rng, len)
+            .iter()
+            .map(|v| (v * 8.0).round() / 8.0)
+            .collect();
+        let neurons: Vec<u32> = (0..len.div_ceil(d) as u32).map(|j| 3 * j + 1).collect();
+        let floor = floor_at.map_or(0, |k| topk::key(cand[k]));
+        let cb = ctx.storage_init("cand", &cand);
+        let hist = ctx.storage_init("hist", &[0u32; 4098]);
+        let (oi, ov) = (
+            ctx.storage("idx", (len * 4) as u64),
+            ctx.storage("val", (len * 4) as u64),
+        );
+        let nb = ctx.storage_init("neurons", &neurons);
+        let p = TopkParams {
+            len: len as u32,
+            keep: keep as u32,
+            floor,
+            d: d as u32,
+        };
+        let mut enc = ctx.encoder();
+        ctx.dispatch(
+            &mut enc,
+            &ctx.kernels.topk_histogram,
+            &p,
+            &[(1, &cb), (2, &hist)],
+            (groups64(len), 1, 1),
+        );
+        ctx.dispatch(
+            &mut enc,
+            &ctx.kernels.topk_threshold,
+            &p,
+            &[(2, &hist)],
+            (1, 1, 1),
+        );
+        ctx.dispatch(
+            &mut enc,
+            &ctx.kernels.topk_compact,
+            &p,
+            &[(1, &cb), (2, &hist), (3, &oi), (4, &ov), (5, &nb)],
+            (groups64(len), 1, 1),
+        );
+        let h = ctx.read::<u32>(Some(enc), &hist, 0, 4098).unwrap();
+        assert_eq!(
+            &h[..4096],
+            topk::histogram(&cand, floor).as_slice(),
+            "histogram len {len}"
+        );
+        let thr = topk::threshold(&h[..4096], keep as u32, floor);
+        assert_eq!(h[4096], thr, "threshold len {len}");
+        let count = h[4097] as usize;
+        let idx = ctx.read::<u32>(None, &oi, 0, count).unwrap();
+        let val = ctx.read::<f32>(None, &ov, 0, count).unwrap();
+        let mut got: Vec<(u32, u32)> = idx
+            .into_iter()
+            .zip(val)
+            .map(|(c, v)| (c, v.to_bits()))
+            .collect();
+        got.sort_unstable();
+        let mut want: Vec<(u32, u32)> = topk::compact(&cand, thr, &neurons, d)
+            .into_iter()
+            .map(|(c, v)| (c, v.to_bits()))
+            .collect();
+        want.sort_unstable();
+        assert_eq!(
+            got, want,
+            "survivors len {len} keep {keep} (compared as sets)"
+        );
+    }
+}
+
+#[test]
+fn engine_matches_cpu_engine_resident_and_streamed() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(33);
+    for &(n, d, m) in &[(130, 9, 7), (2500, 13, 11)] {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            // A budget far below the data forces 64-row blocks streamed from the host.
+            for budget in [None, Some(4 * 64 * d as u64 * 4)] {
+                let mut gpu = GpuBackend::new(ctx.clone(), budget);
+                let mut cpu = CpuBackend::new();
+                let x = sparse(&mut rng, m * d, (m * d) / 3);
+                let r = nonzero(&mut rng, n);
+                let keep = x.nnz() + 5;
+                let (rg, rc) = (gpu.upload(&r).unwrap(), cpu.upload(&r).unwrap());
+                let sel_g = gpu.gradient_topk(&op, &x, &rg, 0.25, keep).unwrap();
+                let sel_c = cpu.gradient_topk(&op, &x, &rc, 0.25, keep).unwrap();
+                assert_eq!(sel_g.nnz(), sel_c.nnz());
+                let agree = sel_g
+                    .indices()
+                    .iter()
+                    .filter(|c| sel_c.indices().binary_search(c).is_ok())
+                    .count();
+                // f32 sums in different orders may swap entries tied to ~1e-6 at the cut.
+                assert!(
+                    agree + 1 >= sel_c.nnz(),
+                    "n={n} budget={budget:?}: {agree} of {} agree",
+                    sel_c.nnz()
+                );
+                gpu.prepare_support(&op, x.indices()).unwrap();
+                cpu.prepare_support(&op, x.indices()).unwrap();
+                let fg = gpu.forward(&op, x.values()).unwrap();
+                let fc = cpu.forward(&op, x.values()).unwrap();
+                let fg = gpu.download(&fg).unwrap();
+                let want: Vec<f64> = fc.iter().map(|&v| v as f64).collect();
+                let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
+                assert_close(
+                    &format!("engine forward n={n} budget={budget:?}"),
+                    &fg,
+                    &want,
+                    1e-5,
+                    scale,
+                );
+                let ag = gpu.adjoint(&op, &rg).unwrap();
+                let want: Vec<f64> = cpu
+                    .adjoint(&op, &rc)
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                assert_close(
+                    &format!("engine adjoint n={n} budget={budget:?}"),
+                    &ag,
+                    &want,
+                    1e-5,
+                    1.21 * n as f64,
+                );
+                let ng = gpu.shifted_norm2(&rg, &rg, 0.5).unwrap();
+                let nc = cpu.shifted_norm2(&rc, &rc, 0.5).unwrap();
+                assert!((ng - nc).abs() <= 1e-5 * nc, "norm {ng} vs {nc}");
+            }
+        }
+    }
+}
+
+#[test]
+fn planted_solve_on_gpu_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    for (teacher, mode) in [
+        (Teacher::Convex, Mode::Convex),
+        (Teacher::Relu, Mode::SequentialConvex),
+    ] {
+        let spec = PlantedSpec {
+            n: 1500,
+            d: 12,
+            m: 8,
+            s: 24,
+            seed: 1,
+            teacher,
+        };
+        let mut config = IhtConfig::new(24, 15);
+        config.mode = mode;
+        config.seed = 1;
+        let (_, rc, sc) = planted::run(&spec, &config, CpuBackend::new(), |_| {}).unwrap();
+        let gpu = GpuBackend::new(ctx.clone(), None);
+        let (_, rg, sg) = planted::run(&spec, &config, gpu, |_| {}).unwrap();
+        assert_eq!(rg.x.indices(), rc.x.indices(), "{teacher:?}: same support");
+        let (pg, pc) = (sg.psnr.min(140.0), sc.psnr.min(140.0));
+        assert!(
+            (pg - pc).abs() < 0.5 || (pg > 100.0 && pc > 100.0),
+            "{teacher:?}: PSNR gpu {pg} cpu {pc}"
+        );
+        assert!(ctx.peak_device_bytes() > 0);
+    }
+}

@@ -1,0 +1,26 @@
+//! Every WGSL kernel parses and validates with naga, with no GPU.
+
+use relu_iht::gpu::shaders::SHADERS;
+
+#[test]
+fn every_shader_validates_with_naga() {
+    assert_eq!(SHADERS.len(), 6);
+    for (name, src) in SHADERS {
+        let module = naga::front::wgsl::parse_str(src)
+            .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(src)));
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        );
+        validator.validate(&module).unwrap_or_else(|e| {
+            panic!("{name}.wgsl does not validate:\n{}", e.emit_to_string(src))
+        });
+        assert!(
+            !module.entry_points.is_empty(),
+            "{name}.wgsl has no entry point"
+        );
+        for ep in &module.entry_points {
+            assert_eq!(ep.stage, naga::ShaderStage::Compute, "{name}: {}", ep.name);
+        }
+    }
+}
