@@ -143,6 +143,8 @@ pub struct Recovery {
     /// Peak resident memory of the process when the solve ended (data generation or loading and
     /// the solve, but not the evaluation that follows).
     pub peak_host_bytes: u64,
+    /// Peak bytes the backend held on its device (0 on the CPU).
+    pub peak_device_bytes: u64,
     mode: Mode,
     seed: u64,
 }
@@ -364,6 +366,7 @@ impl<B: Backend> Iht<B> {
             history: self.history.clone(),
             seconds: start.elapsed().as_secs_f64(),
             peak_host_bytes: crate::mem::peak_host_bytes(),
+            peak_device_bytes: self.backend.peak_device_bytes(),
             mode: self.config.mode,
             seed: self.config.seed,
         })

@@ -24,8 +24,10 @@ pub struct Cli {
 pub enum Command {
     /// Recover a planted sparse network from Gaussian data and score it against the truth.
     Planted(PlantedArgs),
-    /// Time the gradient pass and whole solves; print GFLOP/s and memory.
+    /// Time the gradient pass, support products and whole solves on each backend.
     Bench(BenchArgs),
+    /// List the GPU adapters wgpu can see, with their limits.
+    Devices(DevicesArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -105,6 +107,9 @@ pub struct SolverArgs {
     /// Compute engine.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// Device memory budget in bytes for the GPU engine (data beyond it is streamed by blocks).
+    #[arg(long, value_parser = parse_bytes)]
+    pub device_memory: Option<u64>,
     /// Print one JSON object per run on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -198,10 +203,44 @@ pub struct BenchArgs {
     /// Repetitions of the gradient pass (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Compute engine.
+    /// Engines to compare: auto = the CPU and every GPU adapter (software ones included).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
-    /// Print one JSON object per configuration.
+    /// Device memory budget in bytes for the GPU engine.
+    #[arg(long, value_parser = parse_bytes)]
+    pub device_memory: Option<u64>,
+    /// Print one JSON object per configuration and backend.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DevicesArgs {
+    /// One JSON object per adapter.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Bytes with an optional K/M/G suffix (powers of 1024).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("unknown unit in '{s}' (use K, M or G)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let v: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a byte count"))?;
+    match v.checked_mul(mult) {
+        Some(0) | None => Err(format!("'{s}' must be a positive byte count")),
+        Some(b) => Ok(b),
+    }
 }

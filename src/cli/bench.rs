@@ -1,43 +1,77 @@
-//! `relu-iht bench`: the speed and memory figures of the README. For every (n, m, s) it times
-//! (1) the dense gradient pass — masks `Z = X H` and `G = Xᵀ(M ∘ r)` over all m neurons with
-//! random generators, fused with the top-s — reporting GFLOP/s over its 4·n·d·m flops (best of
-//! `--repeats`), (2) the support products `A_T z` / `A_Tᵀ r` in GB/s of X traffic, and (3) a whole
-//! planted solve, per step.
+//! `relu-iht bench`: the speed and memory figures of the README, on every requested backend. For
+//! every (n, m, s) it times (1) the dense gradient pass — masks `Z = X H` and `G = Xᵀ(M ∘ r)`
+//! over all m neurons with random generators, fused with the top-s — reporting GFLOP/s over its
+//! 4·n·d·m flops (best of `--repeats`), (2) the support products `A_T z` / `A_Tᵀ r` in GB/s of X
+//! columns read, and (3) a whole planted solve, per step; then the GPU/CPU time ratios.
 
-use super::args::BenchArgs;
-use super::report;
+use super::args::{BackendChoice, BenchArgs};
+use super::report::{self, Engine};
 use anyhow::Result;
 use relu_iht::backend::Backend;
-use relu_iht::data::Data;
+use relu_iht::cpu::CpuBackend;
 use relu_iht::iht::IhtConfig;
 use relu_iht::mem::peak_host_bytes;
 use relu_iht::operator::{Generators, Operator};
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
 use relu_iht::SparseVec;
-use serde_json::json;
-use std::sync::Arc;
+use serde::Serialize;
 use std::time::Instant;
+
+/// One backend on one configuration.
+#[derive(Debug, Serialize)]
+struct Row {
+    task: &'static str,
+    backend: String,
+    n: usize,
+    d: usize,
+    m: usize,
+    s: usize,
+    gradient_seconds: f64,
+    gradient_gflops: f64,
+    support_product_seconds: f64,
+    support_gbps: f64,
+    solve_seconds: f64,
+    steps: usize,
+    step_ms: f64,
+    psnr: f64,
+    peak_host_bytes: u64,
+    peak_device_bytes: u64,
+    /// This backend's solve time over the CPU's (GPU rows only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    solve_ratio_to_cpu: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gradient_ratio_to_cpu: Option<f64>,
+}
 
 pub fn run(a: &BenchArgs) -> Result<()> {
     for &n in &a.n {
         for &m in &a.m {
             for &s in &a.s {
                 // Validate the whole sweep before timing anything.
-                PlantedSpec {
-                    n,
-                    d: a.d,
-                    m,
-                    s,
-                    seed: 0,
-                    teacher: Teacher::Relu,
-                }
-                .validate()?;
+                spec(n, a.d, m, s).validate()?;
             }
         }
     }
+    let engines = |quiet| -> Result<Vec<Engine>> {
+        Ok(match a.backend {
+            BackendChoice::Cpu => vec![Engine::Cpu(CpuBackend::new())],
+            BackendChoice::Gpu => {
+                vec![report::backend(BackendChoice::Gpu, quiet, a.device_memory)?]
+            }
+            BackendChoice::Auto => {
+                let mut v = vec![Engine::Cpu(CpuBackend::new())];
+                match report::backend(BackendChoice::Gpu, true, a.device_memory) {
+                    Ok(gpu) => v.push(gpu),
+                    Err(e) if !quiet => eprintln!("bench: CPU only ({e:#})"),
+                    Err(_) => {}
+                }
+                v
+            }
+        })
+    };
     if !a.json {
         println!(
-            "{:>7} {:>4} {:>7} {:>6} {:>8} {:>10} {:>9} {:>9} {:>10} {:>9} {:>10}",
+            "{:>7} {:>4} {:>7} {:>6} {:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
             "n",
             "d",
             "m",
@@ -45,35 +79,81 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "backend",
             "grad ms",
             "GFLOP/s",
-            "supp GB/s",
+            "supp ms",
+            "GB/s",
             "solve s",
-            "step ms",
-            "peak MiB"
+            "host MiB",
+            "dev MiB",
+            "vs CPU"
         );
     }
+    let mut first = true;
     for &n in &a.n {
         for &m in &a.m {
             for &s in &a.s {
-                one(a, n, m, s)?;
+                let mut cpu: Option<(f64, f64)> = None;
+                for engine in engines(!first)? {
+                    let mut row = crate::with_engine!(engine, b => measure(a, b, n, m, s))?;
+                    match cpu {
+                        None => cpu = Some((row.solve_seconds, row.gradient_seconds)),
+                        Some((solve, grad)) => {
+                            row.solve_ratio_to_cpu = Some(row.solve_seconds / solve);
+                            row.gradient_ratio_to_cpu = Some(row.gradient_seconds / grad);
+                        }
+                    }
+                    print(a.json, &row)?;
+                }
+                first = false;
             }
         }
     }
     Ok(())
 }
 
-fn one(a: &BenchArgs, n: usize, m: usize, s: usize) -> Result<()> {
-    let d = a.d;
-    let mut be = report::backend(a.backend, true)?;
-    let spec = PlantedSpec {
+fn spec(n: usize, d: usize, m: usize, s: usize) -> PlantedSpec {
+    PlantedSpec {
         n,
         d,
         m,
         s,
         seed: 0,
         teacher: Teacher::Relu,
-    };
-    let problem = planted::generate(&spec, &mut be)?;
-    let data: Arc<Data> = problem.data.clone();
+    }
+}
+
+fn print(json: bool, r: &Row) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let ratio = r
+        .solve_ratio_to_cpu
+        .map_or("".into(), |x| format!("{x:.2}×"));
+    println!(
+        "{:>7} {:>4} {:>7} {:>6} {:<28} {:>9.1} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>8}",
+        r.n,
+        r.d,
+        r.m,
+        r.s,
+        r.backend.chars().take(28).collect::<String>(),
+        r.gradient_seconds * 1e3,
+        r.gradient_gflops,
+        r.support_product_seconds * 1e3,
+        r.support_gbps,
+        r.solve_seconds,
+        mib(r.peak_host_bytes),
+        mib(r.peak_device_bytes),
+        ratio
+    );
+    Ok(())
+}
+
+fn measure<B: Backend>(a: &BenchArgs, mut be: B, n: usize, m: usize, s: usize) -> Result<Row> {
+    let d = a.d;
+    let name = be.name();
+    let problem = planted::generate(&spec(n, d, m, s), &mut be)?;
+    let data = problem.data.clone();
     let op = Operator::new(data.clone(), m, Generators::Random { seed: 0 })?;
     let r = be.upload(data.y())?;
     let x = SparseVec::zeros(op.cols());
@@ -91,61 +171,48 @@ fn one(a: &BenchArgs, n: usize, m: usize, s: usize) -> Result<()> {
     // (2) Support products on a support of s entries spread over min(m, s) neurons.
     let support = be.gradient_topk(&op, &x, &r, 1.0, s)?;
     be.prepare_support(&op, support.indices())?;
-    let t0 = Instant::now();
     let reps = 5;
+    let t0 = Instant::now();
     for _ in 0..reps {
         let f = be.forward(&op, support.values())?;
         std::hint::black_box(be.adjoint(&op, &f)?);
     }
     let supp_secs = t0.elapsed().as_secs_f64() / (2 * reps) as f64;
-    // Each product streams one column of X (n floats) per support entry.
     let supp_gbs = 4.0 * n as f64 * support.nnz() as f64 / supp_secs / 1e9;
+    drop(r);
 
     // (3) A whole solve of the planted problem.
-    let (solve_secs, steps, psnr) = if a.steps > 0 {
-        let config = IhtConfig::new(s, a.steps);
-        let op = Operator::new(data, m, Generators::Random { seed: 0 })?;
-        let mut solver = relu_iht::Iht::new(be, op, config)?;
+    let (solve_secs, steps, psnr, peak_device) = if a.steps > 0 {
+        let mut solver = relu_iht::Iht::new(be, op, IhtConfig::new(s, a.steps))?;
         let rec = solver.solve(|_| {})?;
         let mut be = solver.into_backend();
         let scores = planted::score(&problem, &rec, &mut be)?;
-        (rec.seconds, rec.steps, scores.psnr)
+        (rec.seconds, rec.steps, scores.psnr, be.peak_device_bytes())
     } else {
-        (0.0, 0, f64::NAN)
+        (0.0, 0, f64::NAN, be.peak_device_bytes())
     };
-    let peak = peak_host_bytes();
-    let step_ms = if steps > 0 {
-        1e3 * solve_secs / steps as f64
-    } else {
-        0.0
-    };
-    if a.json {
-        println!(
-            "{}",
-            json!({
-                "task": "bench", "backend": "cpu", "n": n, "d": d, "m": m, "s": s,
-                "threads": rayon::current_num_threads(),
-                "gradient_seconds": grad_best, "gradient_gflops": flops / grad_best / 1e9,
-                "support_product_seconds": supp_secs, "support_gbps": supp_gbs,
-                "solve_seconds": solve_secs, "steps": steps, "step_ms": step_ms, "psnr": psnr,
-                "peak_host_bytes": peak, "peak_device_bytes": 0,
-            })
-        );
-    } else {
-        println!(
-            "{:>7} {:>4} {:>7} {:>6} {:>8} {:>10.1} {:>9.1} {:>9.2} {:>10.2} {:>9.1} {:>10.1}",
-            n,
-            d,
-            m,
-            s,
-            "cpu",
-            grad_best * 1e3,
-            flops / grad_best / 1e9,
-            supp_gbs,
-            solve_secs,
-            step_ms,
-            peak as f64 / (1 << 20) as f64
-        );
-    }
-    Ok(())
+    Ok(Row {
+        task: "bench",
+        backend: name,
+        n,
+        d,
+        m,
+        s,
+        gradient_seconds: grad_best,
+        gradient_gflops: flops / grad_best / 1e9,
+        support_product_seconds: supp_secs,
+        support_gbps: supp_gbs,
+        solve_seconds: solve_secs,
+        steps,
+        step_ms: if steps > 0 {
+            1e3 * solve_secs / steps as f64
+        } else {
+            0.0
+        },
+        psnr,
+        peak_host_bytes: peak_host_bytes(),
+        peak_device_bytes: peak_device,
+        solve_ratio_to_cpu: None,
+        gradient_ratio_to_cpu: None,
+    })
 }

@@ -9,9 +9,47 @@ pub mod report;
 use anyhow::Result;
 use clap::Parser;
 
+/// `relu-iht devices`: every adapter with the limits that size the engine's tiles.
+fn devices(a: &args::DevicesArgs) -> Result<()> {
+    let all = relu_iht::gpu::context::adapters();
+    if all.is_empty() {
+        eprintln!("no GPU adapters found (install a Vulkan driver, e.g. mesa-vulkan-drivers)");
+    }
+    for ad in all {
+        if a.json {
+            println!("{}", serde_json::to_string(&ad)?);
+        } else {
+            println!(
+                "{} [{}, {}{}] driver {}; max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension",
+                ad.name,
+                ad.backend,
+                ad.device_type,
+                if ad.is_hardware() { "" } else { ", software" },
+                ad.driver,
+                ad.max_storage_buffer_binding_size >> 20,
+                ad.max_buffer_size >> 20,
+                ad.max_compute_workgroups_per_dimension
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> Result<()> {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                e.exit();
+            }
+            // One line, like every other error: clap's first line without its "error: " prefix.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            anyhow::bail!("{}", first.trim_start_matches("error: "));
+        }
+    };
     if let Some(threads) = cli.threads {
         if threads == 0 {
             anyhow::bail!("invalid --threads = 0: must be at least 1");
@@ -23,5 +61,6 @@ pub fn main() -> Result<()> {
     match cli.command {
         args::Command::Planted(a) => planted::run(&a),
         args::Command::Bench(a) => bench::run(&a),
+        args::Command::Devices(a) => devices(&a),
     }
 }

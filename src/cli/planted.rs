@@ -12,7 +12,21 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
     let spec = a.to_spec()?;
     let config = a.solver.to_config()?;
     config.validate(spec.n, (spec.m * spec.d) as u64)?;
-    let backend = report::backend(a.solver.backend, a.solver.quiet || a.solver.json)?;
+    let engine = report::backend(
+        a.solver.backend,
+        a.solver.quiet || a.solver.json,
+        a.solver.device_memory,
+    )?;
+    crate::with_engine!(engine, b => solve(a, &spec, &config, b))
+}
+
+fn solve<B: Backend>(
+    a: &PlantedArgs,
+    spec: &relu_iht::tasks::planted::PlantedSpec,
+    config: &relu_iht::IhtConfig,
+    backend: B,
+) -> Result<()> {
+    let (spec, config) = (*spec, config.clone());
     let name = backend.name();
     let bar = report::progress(0, a.solver.quiet);
     let batches = config.batch_size.map_or(1, |b| spec.n.div_ceil(b));
@@ -41,7 +55,7 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
         nnz: rec.x.nnz(),
         seconds: rec.seconds,
         peak_host_bytes: peak_host_bytes(),
-        peak_device_bytes: 0,
+        peak_device_bytes: rec.peak_device_bytes,
         extra: json!({
             "teacher": spec.teacher,
             "mode": config.mode,
@@ -82,9 +96,17 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
         scores.psnr, scores.rel_error, scores.weight_error
     );
     println!(
-        "peak memory {:.1} MiB through the solve, {:.1} MiB with scoring",
+        "peak memory {:.1} MiB through the solve, {:.1} MiB with scoring{}",
         rec.peak_host_bytes as f64 / (1 << 20) as f64,
-        record.peak_host_bytes as f64 / (1 << 20) as f64
+        record.peak_host_bytes as f64 / (1 << 20) as f64,
+        if rec.peak_device_bytes > 0 {
+            format!(
+                "; {:.2} MiB on the device",
+                rec.peak_device_bytes as f64 / (1 << 20) as f64
+            )
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }

@@ -1,28 +1,80 @@
 //! Shared reporting: backend choice, progress bars on stderr, the JSON record on stdout.
 
 use super::args::BackendChoice;
-use anyhow::{bail, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use relu_iht::cpu::CpuBackend;
+use relu_iht::gpu::{GpuBackend, GpuContext};
+use relu_iht::Backend;
 use serde::Serialize;
+use std::sync::Arc;
 
-/// Resolves `--backend` to an engine, saying on stderr which one runs.
-pub fn backend(choice: BackendChoice, quiet: bool) -> Result<CpuBackend> {
-    match choice {
-        BackendChoice::Cpu => Ok(CpuBackend::new()),
-        BackendChoice::Auto => {
+/// The engine a run uses.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one engine per run, moved once into the solver; boxing would hide the Backend impl"
+)]
+pub enum Engine {
+    Cpu(CpuBackend),
+    Gpu(GpuBackend),
+}
+
+/// Calls a generic function with whichever backend the engine holds.
+#[macro_export]
+macro_rules! with_engine {
+    ($engine:expr, $b:ident => $body:expr) => {
+        match $engine {
+            $crate::cli::report::Engine::Cpu($b) => $body,
+            $crate::cli::report::Engine::Gpu($b) => $body,
+        }
+    };
+}
+
+/// Resolves `--backend`: `gpu` opens any adapter (a software one included) or fails listing what
+/// was found; `auto` takes a hardware GPU if there is one, else the CPU, and says which on stderr.
+pub fn backend(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> Result<Engine> {
+    let gpu = |hardware_only: bool| -> relu_iht::Result<Engine> {
+        let ctx = Arc::new(GpuContext::new(hardware_only)?);
+        Ok(Engine::Gpu(GpuBackend::new(ctx, device_memory)))
+    };
+    let engine = match choice {
+        BackendChoice::Cpu => Engine::Cpu(CpuBackend::new()),
+        BackendChoice::Gpu => gpu(false).context("invalid --backend = gpu")?,
+        // Probe the adapters before opening a device: a software-only machine then pays for
+        // an instance, not for a device and its compiled pipelines.
+        BackendChoice::Auto
+            if !relu_iht::gpu::context::adapters()
+                .iter()
+                .any(|a| a.is_hardware()) =>
+        {
             if !quiet {
                 eprintln!(
-                    "backend: cpu ({} threads; this build has no GPU engine)",
+                    "backend: cpu, {} threads (no hardware GPU adapter; --backend gpu uses a software one)",
                     rayon::current_num_threads()
                 );
             }
-            Ok(CpuBackend::new())
+            return Ok(Engine::Cpu(CpuBackend::new()));
         }
-        BackendChoice::Gpu => {
-            bail!("invalid --backend = gpu: this build has no WebGPU engine yet; use --backend cpu")
+        BackendChoice::Auto => match gpu(true) {
+            Ok(engine) => engine,
+            Err(why) => {
+                if !quiet {
+                    eprintln!(
+                        "backend: cpu, {} threads ({why})",
+                        rayon::current_num_threads()
+                    );
+                }
+                return Ok(Engine::Cpu(CpuBackend::new()));
+            }
+        },
+    };
+    if !quiet {
+        match &engine {
+            Engine::Cpu(_) => eprintln!("backend: cpu, {} threads", rayon::current_num_threads()),
+            Engine::Gpu(b) => eprintln!("backend: {}", b.name()),
         }
     }
+    Ok(engine)
 }
 
 /// A progress bar over `total` steps on stderr (hidden when quiet or not a terminal).

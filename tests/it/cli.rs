@@ -10,6 +10,15 @@ fn relu_iht(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// The binary with wgpu limited to a backend that has no adapter on Linux.
+fn relu_iht_without_gpu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args(args)
+        .env("WGPU_BACKEND", "dx12")
+        .output()
+        .expect("binary runs")
+}
+
 const SMALL: &[&str] = &[
     "planted", "--n", "600", "--d", "8", "--m", "6", "--s", "12", "--steps", "6",
 ];
@@ -66,6 +75,50 @@ fn same_command_gives_bitwise_identical_metrics() {
 }
 
 #[test]
+fn gpu_without_adapter_is_a_one_line_error_and_auto_falls_back() {
+    let out = relu_iht_without_gpu(&[SMALL, &["--backend", "gpu"]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--backend = gpu") && stderr.contains("no usable GPU adapter"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let out = relu_iht_without_gpu(&[SMALL, &["--backend", "auto", "--json"]].concat());
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["backend"], "cpu");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).is_empty(),
+        "--json keeps stderr quiet"
+    );
+}
+
+#[test]
+fn gpu_run_reports_device_memory() {
+    if std::env::var("RELU_IHT_REQUIRE_GPU").as_deref() != Ok("1") {
+        eprintln!("skipping: set RELU_IHT_REQUIRE_GPU=1 to run the CLI on the GPU");
+        return;
+    }
+    let out = relu_iht(
+        &[
+            SMALL,
+            &["--backend", "gpu", "--json", "--device-memory", "64K"],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["backend"].as_str().unwrap().starts_with("gpu"), "{v}");
+    assert!(v["peak_device_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(v["nnz"], 12);
+}
+
+#[test]
 fn bad_input_gives_one_line_and_exit_2() {
     let cases: &[(&[&str], &str)] = &[
         (&["planted", "--s", "0"], "s = 0"),
@@ -90,7 +143,8 @@ fn bad_input_gives_one_line_and_exit_2() {
         ),
         (&["planted", "--steps", "0"], "steps = 0"),
         (&["planted", "--inflate", "NaN"], "inflate = NaN"),
-        (&["planted", "--backend", "gpu"], "--backend = gpu"),
+        (&["planted", "--device-memory", "0"], "--device-memory"),
+        (&["planted", "--device-memory", "12Q"], "unknown unit"),
         (&["planted", "--layers", "2"], "--layers = 2"),
         (&["planted", "--m", "100000000", "--d", "100"], "m·d"),
         (&["--threads", "0", "planted"], "--threads = 0"),
