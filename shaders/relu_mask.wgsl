@@ -11,7 +11,7 @@
 //   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
 //   2 storage  h       generator tile, h[jj * d + i]
 //   3 storage  bits    output words
-// Dispatch: (ceil(words / 64), tile, 1); one invocation writes one 32-row word of one neuron.
+// Dispatch: (ceil(rows / 64), ceil(tile / 4), 1).
 
 struct Params {
     rows: u32,
@@ -29,26 +29,53 @@ struct Params {
 @group(0) @binding(2) var<storage, read> h: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bits: array<u32>;
 
+var<workgroup> words: array<atomic<u32>, 8>;
+
+// One invocation per row (consecutive rows read consecutive addresses of X) and four neurons
+// (four fma per load of X); 64 rows × 4 neurons per workgroup, whose 4 × 64 bits are gathered
+// in workgroup memory and written as 4 × 2 words.
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let w = gid.x;
-    let jj = gid.y;
-    if (w >= params.words || jj >= params.tile) {
-        return;
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j0 = wg.y * 4u;
+    let r = wg.x * 64u + lid;
+    if (lid < 8u) {
+        atomicStore(&words[lid], 0u);
     }
-    var word = 0u;
-    for (var b = 0u; b < 32u; b = b + 1u) {
-        let r = w * 32u + b;
-        if (r >= params.rows) {
-            break;
+    workgroupBarrier();
+    if (r < params.rows) {
+        var z = vec4<f32>(0.0);
+        // Neurons past the tile read neuron j0's generator and are never written.
+        var hrow = vec4<u32>(j0, j0, j0, j0);
+        for (var q = 0u; q < 4u; q = q + 1u) {
+            if (j0 + q < params.tile) {
+                hrow[q] = j0 + q;
+            }
         }
-        var z = 0.0;
         for (var i = 0u; i < params.d; i = i + 1u) {
-            z = fma(x[i * params.x_stride + params.x_row0 + r], h[jj * params.d + i], z);
+            let xv = x[i * params.x_stride + params.x_row0 + r];
+            let hv = vec4<f32>(
+                h[hrow.x * params.d + i],
+                h[hrow.y * params.d + i],
+                h[hrow.z * params.d + i],
+                h[hrow.w * params.d + i],
+            );
+            z = fma(vec4<f32>(xv), hv, z);
         }
-        if (z > 0.0) {
-            word = word | (1u << b);
+        for (var q = 0u; q < 4u; q = q + 1u) {
+            if (z[q] > 0.0) {
+                atomicOr(&words[q * 2u + lid / 32u], 1u << (lid % 32u));
+            }
         }
     }
-    bits[jj * params.out_stride + params.out_word0 + w] = word;
+    workgroupBarrier();
+    if (lid < 8u) {
+        let q = lid / 2u;
+        let w = wg.x * 2u + lid % 2u;
+        if (w < params.words && j0 + q < params.tile) {
+            bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[lid]);
+        }
+    }
 }

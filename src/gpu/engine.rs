@@ -265,7 +265,7 @@ impl Backend for GpuBackend {
                     out_stride: words as u32,
                     out_word0: (rows.start / 32) as u32,
                 };
-                let groups = (groups64(bw), neurons.len() as u32, 1);
+                let groups = (groups64(rows.len()), neurons.len().div_ceil(4) as u32, 1);
                 ctx.dispatch(
                     enc,
                     &ctx.kernels.relu_mask,
@@ -474,7 +474,7 @@ impl Backend for GpuBackend {
                     &ctx.kernels.relu_mask,
                     &mp,
                     &b,
-                    (groups64(bw), t as u32, 1),
+                    (groups64(rows.len()), t.div_ceil(4) as u32, 1),
                 );
                 let gp = MaskedGradientParams {
                     rows: rows.len() as u32,
@@ -490,7 +490,7 @@ impl Backend for GpuBackend {
                     _pad: [0; 2],
                 };
                 let b = [(1, xv.buf), (2, &r.buf), (3, &bits), (4, &xt), (5, &g)];
-                let groups = (d.div_ceil(16) as u32, t.div_ceil(16) as u32, 1);
+                let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
                 ctx.dispatch(enc, &ctx.kernels.masked_gradient, &gp, &b, groups);
             });
             let mut enc = enc.unwrap_or_else(|| ctx.encoder());

@@ -76,7 +76,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 &ctx.kernels.relu_mask,
                 &p,
                 &[(1, &xb), (2, &hb), (3, &bits)],
-                (groups64(words), t as u32, 1),
+                (groups64(n), t.div_ceil(4) as u32, 1),
             );
             let got = ctx.read::<u32>(Some(enc), &bits, 0, t * words).unwrap();
             let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
@@ -103,7 +103,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 _pad: [0; 2],
             };
             let mut enc = ctx.encoder();
-            let groups = (d.div_ceil(16) as u32, t.div_ceil(16) as u32, 1);
+            let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
             ctx.dispatch(
                 &mut enc,
                 &ctx.kernels.masked_gradient,
