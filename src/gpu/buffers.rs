@@ -78,6 +78,23 @@ impl GpuContext {
         self.counted(buf)
     }
 
+    /// Like [`storage`](Self::storage), but an error naming `what` when the buffer would exceed
+    /// the adapter's largest storage binding (instead of a validation failure on the device).
+    pub fn try_storage(&self, what: &'static str, bytes: u64) -> Result<DeviceBuffer> {
+        let max = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        if bytes > max {
+            return Err(Error::invalid(
+                what,
+                format!("{bytes} bytes"),
+                format!("exceeds the adapter's largest storage buffer ({max} bytes)"),
+            ));
+        }
+        Ok(self.storage(what, bytes))
+    }
+
     /// A storage buffer holding `data` (padded to 16 bytes).
     pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> DeviceBuffer {
         let bytes: &[u8] = bytemuck::cast_slice(data);

@@ -20,7 +20,7 @@ use std::sync::{Arc, Weak};
 
 /// Rows a single dispatch of the row kernels may cover (65 535 workgroups of 64; a multiple of 64).
 const MAX_DISPATCH_ROWS: usize = 65_535 * 64;
-/// Neurons per tile of the gradient pass.
+/// Most neurons per tile of the gradient pass (fewer under a small `--device-memory`).
 const TILE: usize = 256;
 
 /// An n-vector on the device.
@@ -95,6 +95,13 @@ impl GpuBackend {
         let (n, d) = (data.n(), data.d());
         let x_bytes = (n * d * 4) as u64;
         let binding = self.ctx.limits.max_storage_buffer_binding_size;
+        if (n * 4) as u64 > binding {
+            return Err(Error::invalid(
+                "n",
+                n,
+                "the targets exceed the adapter's largest storage buffer",
+            ));
+        }
         let y = self.ctx.storage_init("relu-iht.y", data.y());
         let resident = x_bytes <= self.budget / 2 && x_bytes <= binding;
         let (x, block, block_rows) = if resident {
@@ -220,6 +227,8 @@ impl Backend for GpuBackend {
     fn prepare_support(&mut self, op: &Operator, support: &[u32]) -> Result<()> {
         Self::check_rows(op)?;
         self.ensure_data(op)?;
+        // Release the previous support's buffers before allocating the new ones.
+        self.support = None;
         let (n, d) = (op.n(), op.d());
         let t = Support::new(support, d);
         if let Some(&c) = t.idx.last() {
@@ -250,7 +259,7 @@ impl Backend for GpuBackend {
             .flat_map(|(k, r)| std::iter::repeat_n(k as u32, r.2 - r.1))
             .collect();
         let ctx = self.ctx.clone();
-        let bits = ctx.storage("relu-iht.support_bits", (neurons.len() * words * 4) as u64);
+        let bits = ctx.try_storage("relu-iht.support_bits", (neurons.len() * words * 4) as u64)?;
         if !neurons.is_empty() {
             let h = ctx.storage_init("relu-iht.support_h", &Self::generators(op, &neurons));
             let enc = self.each_block(op, |enc, x, rows, _| {
@@ -300,7 +309,7 @@ impl Backend for GpuBackend {
             });
         }
         let n = op.n();
-        let out = ctx.storage("relu-iht.forward", (n * 4) as u64);
+        let out = ctx.try_storage("relu-iht.forward", (n * 4) as u64)?;
         let zb = ctx.storage_init("relu-iht.z", z);
         let words = n.div_ceil(32) as u32;
         let enc = self.each_block(op, |enc, x, rows, _| {
