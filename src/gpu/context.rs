@@ -52,8 +52,15 @@ pub struct GpuContext {
     pub kernels: Kernels,
 }
 
+/// The instance: `WGPU_BACKEND` when set (e.g. `vulkan`, `gl`), else the primary backends
+/// (Vulkan, Metal, DX12). GL is left out by default: its software rasterizer compiles these
+/// shaders very slowly and lacks nothing the primary backends need.
 fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if std::env::var_os("WGPU_BACKEND").is_none() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    wgpu::Instance::new(desc)
 }
 
 /// Every adapter the instance can see.
