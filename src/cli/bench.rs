@@ -28,6 +28,8 @@ struct Row {
     s: usize,
     gradient_seconds: f64,
     gradient_gflops: f64,
+    /// Activation bits of the support's neurons (`relu_mask` over all rows).
+    mask_seconds: f64,
     support_product_seconds: f64,
     support_gbps: f64,
     solve_seconds: f64,
@@ -70,21 +72,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         })
     };
     if !a.json {
+        let head = [
+            "n", "d", "m", "s", "backend", "grad ms", "GFLOP/s", "mask ms", "supp ms", "GB/s",
+            "step ms", "solve s", "host MiB", "dev MiB", "vs CPU",
+        ];
         println!(
-            "{:>7} {:>4} {:>7} {:>6} {:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
-            "n",
-            "d",
-            "m",
-            "s",
-            "backend",
-            "grad ms",
-            "GFLOP/s",
-            "supp ms",
-            "GB/s",
-            "solve s",
-            "host MiB",
-            "dev MiB",
-            "vs CPU"
+            "{:>7} {:>4} {:>7} {:>6} {:<22} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
+            head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7], head[8],
+            head[9], head[10], head[11], head[12], head[13], head[14]
         );
     }
     let mut first = true;
@@ -131,16 +126,18 @@ fn print(json: bool, r: &Row) -> Result<()> {
         .solve_ratio_to_cpu
         .map_or("".into(), |x| format!("{x:.2}×"));
     println!(
-        "{:>7} {:>4} {:>7} {:>6} {:<28} {:>9.1} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>9.1} {:>8}",
+        "{:>7} {:>4} {:>7} {:>6} {:<22} {:>9.1} {:>8.1} {:>8.2} {:>8.2} {:>8.2} {:>8.1} {:>8.2} {:>9.1} {:>9.1} {:>8}",
         r.n,
         r.d,
         r.m,
         r.s,
-        r.backend.chars().take(28).collect::<String>(),
+        r.backend.chars().take(22).collect::<String>(),
         r.gradient_seconds * 1e3,
         r.gradient_gflops,
+        r.mask_seconds * 1e3,
         r.support_product_seconds * 1e3,
         r.support_gbps,
+        r.step_ms,
         r.solve_seconds,
         mib(r.peak_host_bytes),
         mib(r.peak_device_bytes),
@@ -170,7 +167,9 @@ fn measure<B: Backend>(a: &BenchArgs, mut be: B, n: usize, m: usize, s: usize) -
 
     // (2) Support products on a support of s entries spread over min(m, s) neurons.
     let support = be.gradient_topk(&op, &x, &r, 1.0, s)?;
+    let t0 = Instant::now();
     be.prepare_support(&op, support.indices())?;
+    let mask_secs = t0.elapsed().as_secs_f64();
     let reps = 5;
     let t0 = Instant::now();
     for _ in 0..reps {
@@ -200,6 +199,7 @@ fn measure<B: Backend>(a: &BenchArgs, mut be: B, n: usize, m: usize, s: usize) -
         s,
         gradient_seconds: grad_best,
         gradient_gflops: flops / grad_best / 1e9,
+        mask_seconds: mask_secs,
         support_product_seconds: supp_secs,
         support_gbps: supp_gbs,
         solve_seconds: solve_secs,
