@@ -49,6 +49,19 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// `Ok` when `got == expected`, else [`Error::ShapeMismatch`].
+    pub fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+        if expected == got {
+            Ok(())
+        } else {
+            Err(Error::ShapeMismatch {
+                what,
+                expected,
+                got,
+            })
+        }
+    }
+
     /// Shorthand for [`Error::Invalid`].
     pub fn invalid(name: &'static str, value: impl ToString, why: impl ToString) -> Self {
         Error::Invalid {

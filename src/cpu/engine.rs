@@ -27,18 +27,6 @@ impl CpuBackend {
     pub fn new() -> Self {
         Self::default()
     }
-
-    fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
-        if expected == got {
-            Ok(())
-        } else {
-            Err(Error::ShapeMismatch {
-                what,
-                expected,
-                got,
-            })
-        }
-    }
 }
 
 impl Backend for CpuBackend {
@@ -85,14 +73,14 @@ impl Backend for CpuBackend {
     }
 
     fn forward(&mut self, op: &Operator, z: &[f32]) -> Result<Vec<f32>> {
-        Self::check_len("z (support size)", self.support.len(), z.len())?;
+        Error::check_len("z (support size)", self.support.len(), z.len())?;
         let mut out = vec![0.0; op.n()];
         support_forward::support_forward(op, &self.support, &self.masks, z, &mut out);
         Ok(out)
     }
 
     fn adjoint(&mut self, op: &Operator, r: &Vec<f32>) -> Result<Vec<f32>> {
-        Self::check_len("r (n)", op.n(), r.len())?;
+        Error::check_len("r (n)", op.n(), r.len())?;
         let mut out = vec![0.0; self.support.len()];
         support_adjoint::support_adjoint(op, &self.support, &self.masks, r, &mut out);
         Ok(out)
@@ -127,8 +115,8 @@ impl Backend for CpuBackend {
         mu: f32,
         keep: usize,
     ) -> Result<SparseVec> {
-        Self::check_len("r (n)", op.n(), r.len())?;
-        Self::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
+        Error::check_len("r (n)", op.n(), r.len())?;
+        Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
         let workers = rayon::current_num_threads();
         Ok(masked_gradient::gradient_topk(op, x, r, mu, keep, workers))
     }

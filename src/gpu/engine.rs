@@ -182,13 +182,14 @@ impl GpuBackend {
         Ok(())
     }
 
-    /// Runs `f` on every row block; one submission per block when streaming (the block buffer is
-    /// reused), one for all otherwise.
+    /// Records `f` for every row block and returns the encoder holding the unsubmitted rest:
+    /// when streaming, each block is submitted as soon as it is recorded (the block buffer is
+    /// reused), so the returned encoder is empty.
     fn each_block(
         &self,
         op: &Operator,
         mut f: impl FnMut(&mut wgpu::CommandEncoder, &XView<'_>, &Range<usize>, usize),
-    ) -> Option<wgpu::CommandEncoder> {
+    ) -> wgpu::CommandEncoder {
         let blocks = self.blocks(op.n());
         let mut enc = self.ctx.encoder();
         for (k, rows) in blocks.iter().enumerate() {
@@ -199,7 +200,7 @@ impl GpuBackend {
                     .submit(std::mem::replace(&mut enc, self.ctx.encoder()));
             }
         }
-        Some(enc)
+        enc
     }
 }
 
@@ -283,9 +284,7 @@ impl Backend for GpuBackend {
                     groups,
                 );
             });
-            if let Some(enc) = enc {
-                ctx.submit(enc);
-            }
+            ctx.submit(enc);
         }
         self.support = Some(SupportDev {
             len: t.len(),
@@ -301,13 +300,7 @@ impl Backend for GpuBackend {
     fn forward(&mut self, op: &Operator, z: &[f32]) -> Result<GpuVector> {
         let ctx = self.ctx.clone();
         let s = self.support()?;
-        if z.len() != s.len {
-            return Err(Error::ShapeMismatch {
-                what: "z (support size)",
-                expected: s.len,
-                got: z.len(),
-            });
-        }
+        Error::check_len("z (support size)", s.len, z.len())?;
         let n = op.n();
         let out = ctx.try_storage("relu-iht.forward", (n * 4) as u64)?;
         let zb = ctx.storage_init("relu-iht.z", z);
@@ -339,22 +332,14 @@ impl Backend for GpuBackend {
                 (groups64(rows.len()), 1, 1),
             );
         });
-        if let Some(enc) = enc {
-            ctx.submit(enc);
-        }
+        ctx.submit(enc);
         Ok(GpuVector { buf: out, len: n })
     }
 
     fn adjoint(&mut self, op: &Operator, r: &GpuVector) -> Result<Vec<f32>> {
         let ctx = self.ctx.clone();
         let s = self.support()?;
-        if r.len != op.n() {
-            return Err(Error::ShapeMismatch {
-                what: "r (n)",
-                expected: op.n(),
-                got: r.len,
-            });
-        }
+        Error::check_len("r (n)", op.n(), r.len)?;
         if s.len == 0 {
             return Ok(Vec::new());
         }
@@ -382,7 +367,7 @@ impl Backend for GpuBackend {
             ];
             ctx.dispatch(enc, &ctx.kernels.support_adjoint, &p, &b, groups);
         });
-        ctx.read(enc, &out, 0, s.len)
+        ctx.read(Some(enc), &out, 0, s.len)
     }
 
     fn residual(&mut self, op: &Operator, z: &[f32]) -> Result<GpuVector> {
@@ -502,7 +487,7 @@ impl Backend for GpuBackend {
                 let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
                 ctx.dispatch(enc, &ctx.kernels.masked_gradient, &gp, &b, groups);
             });
-            let mut enc = enc.unwrap_or_else(|| ctx.encoder());
+            let mut enc = enc;
             let floor = top.worst().map_or(0, |w| w.1.abs().to_bits());
             let tp = TopkParams {
                 len: (t * d) as u32,
