@@ -1,20 +1,74 @@
-//! Device buffers: creation with allocation accounting (current and peak bytes), uploads,
+//! Device buffers: a pool with allocation accounting (current and peak bytes), uploads,
 //! bind-group dispatch, and readback. All buffer mapping and device polling lives in this file.
+//!
+//! Buffers are recycled by exact size: a solve asks for the same sizes every step (n-vectors,
+//! support-sized vectors, tiles), so after the first step it allocates nothing. Pooled buffers
+//! stay counted as device memory until the pool drops them; the pool keeps at most
+//! [`POOL_BYTES`] idle.
 
 use super::context::GpuContext;
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
-/// Bytes of device buffers alive now and at most.
+/// Most idle bytes the pool keeps for reuse.
+pub const POOL_BYTES: u64 = 32 << 20;
+
+/// The size actually allocated for a request: 256 bytes at least, then eight classes per power
+/// of two (at most 12.5% over the request), so sizes that drift from step to step (support
+/// lengths, readbacks) share a few pooled buffers. Never above `max` when the request is not.
+pub fn size_class(bytes: u64, max: u64) -> u64 {
+    if bytes <= 256 {
+        return 256;
+    }
+    let step = bytes.next_power_of_two() / 8;
+    let class = bytes.div_ceil(step) * step;
+    if class > max && bytes <= max {
+        bytes.div_ceil(16) * 16
+    } else {
+        class
+    }
+}
+
+/// Bytes of device buffers alive now (in use or pooled) and at most, and the idle buffers.
 #[derive(Debug, Default)]
 pub struct MemoryCounter {
     current: AtomicU64,
     peak: AtomicU64,
+    idle: Mutex<Pool>,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    bytes: u64,
+    free: HashMap<(u64, u32), Vec<wgpu::Buffer>>,
 }
 
 impl MemoryCounter {
+    fn take(&self, size: u64, usage: wgpu::BufferUsages) -> Option<wgpu::Buffer> {
+        let mut pool = self.idle.lock().ok()?;
+        let buf = pool.free.get_mut(&(size, usage.bits()))?.pop()?;
+        pool.bytes -= size;
+        Some(buf)
+    }
+    /// Returns a buffer for reuse, or destroys it when the pool is full.
+    fn give(&self, buf: wgpu::Buffer) {
+        let size = buf.size();
+        if let Ok(mut pool) = self.idle.lock() {
+            if pool.bytes + size <= POOL_BYTES {
+                pool.bytes += size;
+                pool.free
+                    .entry((size, buf.usage().bits()))
+                    .or_default()
+                    .push(buf);
+                return;
+            }
+        }
+        buf.destroy();
+        self.sub(size);
+    }
     fn add(&self, bytes: u64) {
         let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(now, Ordering::Relaxed);
@@ -31,7 +85,7 @@ impl MemoryCounter {
     }
 }
 
-/// A device buffer counted against the context's memory; released (and uncounted) on drop.
+/// A device buffer counted against the context's memory; returned to the pool on drop.
 #[derive(Debug)]
 pub struct DeviceBuffer {
     pub buf: wgpu::Buffer,
@@ -41,8 +95,8 @@ pub struct DeviceBuffer {
 
 impl Drop for DeviceBuffer {
     fn drop(&mut self) {
-        self.counter.sub(self.bytes);
-        self.buf.destroy();
+        // A cheap handle clone; the pool keeps the buffer alive for the next request of its size.
+        self.counter.give(self.buf.clone());
     }
 }
 
@@ -67,11 +121,25 @@ impl GpuContext {
         }
     }
 
-    /// A zeroed storage buffer of at least `bytes` (rounded up to 16; bindings may not be empty).
+    /// A storage buffer of at least `bytes` (rounded up to 16; bindings may not be empty), from
+    /// the pool when one of that size is idle. Its contents are unspecified: every kernel writes
+    /// its outputs in full.
     pub fn storage(&self, label: &str, bytes: u64) -> DeviceBuffer {
+        let max = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        let size = size_class(bytes, max);
+        if let Some(buf) = self.memory.take(size, STORAGE) {
+            return DeviceBuffer {
+                buf,
+                bytes: size,
+                counter: self.memory.clone(),
+            };
+        }
         let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.max(16).div_ceil(16) * 16,
+            size,
             usage: STORAGE,
             mapped_at_creation: false,
         });
@@ -98,16 +166,6 @@ impl GpuContext {
     /// A storage buffer holding `data` (padded to 16 bytes).
     pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> DeviceBuffer {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        if bytes.len() % 16 == 0 && !bytes.is_empty() {
-            let buf = self
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(label),
-                    contents: bytes,
-                    usage: STORAGE,
-                });
-            return self.counted(buf);
-        }
         let out = self.storage(label, bytes.len() as u64);
         self.write(&out, 0, data);
         out
@@ -198,16 +256,26 @@ impl GpuContext {
             }
             return Ok(Vec::new());
         }
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("relu-iht.readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        // Readbacks vary in length (selection survivors); size classes keep the pool small.
+        let staging_size = size_class(bytes, u64::MAX);
+        let staging = match self.memory.take(staging_size, usage) {
+            Some(buf) => DeviceBuffer {
+                buf,
+                bytes: staging_size,
+                counter: self.memory.clone(),
+            },
+            None => self.counted(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("relu-iht.readback"),
+                size: staging_size,
+                usage,
+                mapped_at_creation: false,
+            })),
+        };
         let mut enc = enc.unwrap_or_else(|| self.encoder());
-        enc.copy_buffer_to_buffer(&src.buf, at * size, &staging, 0, bytes);
+        enc.copy_buffer_to_buffer(&src.buf, at * size, &staging.buf, 0, bytes);
         self.submit(enc);
-        let slice = staging.slice(..);
+        let slice = staging.buf.slice(..bytes);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -227,14 +295,14 @@ impl GpuContext {
                 what: "map",
                 message: e.to_string(),
             })?;
-        let out = {
-            let view = slice.get_mapped_range().map_err(|e| Error::Gpu {
-                what: "mapped range",
-                message: e.to_string(),
-            })?;
-            bytemuck::cast_slice::<u8, T>(&view[..len * size as usize]).to_vec()
-        };
-        staging.unmap();
-        Ok(out)
+        let out = slice
+            .get_mapped_range()
+            .map(|view| bytemuck::cast_slice::<u8, T>(&view[..len * size as usize]).to_vec());
+        // Unmapped on every path: the staging buffer goes back to the pool.
+        staging.buf.unmap();
+        out.map_err(|e| Error::Gpu {
+            what: "mapped range",
+            message: e.to_string(),
+        })
     }
 }
