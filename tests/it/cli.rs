@@ -168,3 +168,73 @@ fn bad_input_gives_one_line_and_exit_2() {
         }
     }
 }
+
+#[test]
+fn bench_prints_one_row_per_backend() {
+    let gpu = std::env::var("RELU_IHT_REQUIRE_GPU").as_deref() == Ok("1");
+    let args = [
+        "bench",
+        "--n",
+        "700",
+        "--d",
+        "6",
+        "--m",
+        "5,9",
+        "--s",
+        "8",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+        "--json",
+    ];
+    let out = relu_iht(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Two configurations, each on the CPU and (when a GPU is required here) on the GPU.
+    let cpu_rows = rows.iter().filter(|r| r["backend"] == "cpu").count();
+    assert_eq!(cpu_rows, 2);
+    if gpu {
+        assert_eq!(rows.len(), 4);
+    }
+    for r in &rows {
+        for key in [
+            "gradient_gflops",
+            "mask_seconds",
+            "support_gbps",
+            "step_ms",
+            "psnr",
+            "peak_device_bytes",
+        ] {
+            assert!(r.get(key).is_some(), "missing {key} in {r}");
+        }
+        if r["backend"] != "cpu" {
+            assert!(r["solve_ratio_to_cpu"].as_f64().unwrap() > 0.0);
+            assert!(r["peak_device_bytes"].as_u64().unwrap() > 0);
+        }
+    }
+    assert_eq!(rows[0]["backend"], "cpu");
+}
+
+#[test]
+fn devices_lists_adapters() {
+    let out = relu_iht(&["devices", "--json"]);
+    assert!(out.status.success());
+    let lines = String::from_utf8(out.stdout).unwrap();
+    if std::env::var("RELU_IHT_REQUIRE_GPU").as_deref() == Ok("1") {
+        let first: serde_json::Value =
+            serde_json::from_str(lines.lines().next().expect("an adapter")).unwrap();
+        assert!(
+            first["max_storage_buffer_binding_size"].as_u64().unwrap() > 0,
+            "{first}"
+        );
+    }
+}

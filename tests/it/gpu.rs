@@ -420,6 +420,32 @@ fn engine_matches_cpu_engine_resident_and_streamed() {
 }
 
 #[test]
+fn minibatch_solve_on_gpu_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let spec = PlantedSpec {
+        n: 900,
+        d: 10,
+        m: 6,
+        s: 18,
+        seed: 2,
+        teacher: Teacher::Relu,
+    };
+    let mut config = IhtConfig::new(18, 3);
+    config.batch_size = Some(400); // 3 batches per epoch, the last one short
+    config.seed = 2;
+    let (_, rc, sc) = planted::run(&spec, &config, CpuBackend::new(), |_| {}).unwrap();
+    let (_, rg, sg) = planted::run(&spec, &config, GpuBackend::new(ctx, None), |_| {}).unwrap();
+    assert_eq!(rg.steps, 9);
+    assert_eq!(rg.x.indices(), rc.x.indices(), "same support");
+    assert!(
+        (sg.psnr - sc.psnr).abs() < 0.5,
+        "PSNR gpu {} cpu {}",
+        sg.psnr,
+        sc.psnr
+    );
+}
+
+#[test]
 fn planted_solve_on_gpu_matches_cpu() {
     let Some(ctx) = gpu() else { return };
     for (teacher, mode) in [
