@@ -36,6 +36,9 @@ pub enum Error {
     /// The GPU reported an error (validation, out of memory, lost device).
     #[error("GPU error in {what}: {message}")]
     Gpu { what: &'static str, message: String },
+    /// A malformed input file (IDX, image), with the path and what is wrong.
+    #[error("{path}: {why}")]
+    Format { path: String, why: String },
     /// An I/O failure, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Recover a planted sparse network from Gaussian data and score it against the truth.
     Planted(PlantedArgs),
+    /// Classify MNIST digits (binary 0 vs 1 with the scalar model).
+    Mnist(MnistArgs),
     /// Time the gradient pass, support products and whole solves on each backend.
     Bench(BenchArgs),
     /// List the GPU adapters wgpu can see, with their limits.
@@ -181,6 +183,32 @@ impl PlantedArgs {
         spec.validate()?;
         Ok(spec)
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClassesChoice {
+    /// Digits 0 and 1, labels 0/1, scalar model and least squares; predicts 1 when ŷ ≥ 0.5.
+    Binary,
+    /// All ten digits (needs the vector-output solver).
+    All,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MnistArgs {
+    /// Which digits.
+    #[arg(long, value_enum, default_value_t = ClassesChoice::Binary)]
+    pub classes: ClassesChoice,
+    /// Data directory (MNIST IDX files under DIR/mnist; see scripts/fetch-data.sh).
+    #[arg(long, default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+    /// Training images per digit (the paper: 5000).
+    #[arg(long, default_value_t = 5000)]
+    pub train_per_class: usize,
+    /// Test images per digit, taken after the training ones (the paper: 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub test_per_class: usize,
+    #[command(flatten)]
+    pub solver: SolverArgs,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod mnist;
 pub mod planted;
 pub mod report;
 
@@ -60,6 +61,7 @@ pub fn main() -> Result<()> {
     }
     match cli.command {
         args::Command::Planted(a) => planted::run(&a),
+        args::Command::Mnist(a) => mnist::run(&a),
         args::Command::Bench(a) => bench::run(&a),
         args::Command::Devices(a) => devices(&a),
     }

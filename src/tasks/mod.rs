@@ -1,4 +1,5 @@
 //! The tasks of SPEC §4: data, metrics and outputs.
 
 pub mod metrics;
+pub mod mnist;
 pub mod planted;
