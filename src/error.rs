@@ -39,8 +39,8 @@ pub enum Error {
     /// A malformed input file (IDX, image), with the path and what is wrong.
     #[error("{path}: {why}")]
     Format { path: String, why: String },
-    /// An I/O failure, with the path it concerns.
-    #[error("{path}: {source}")]
+    /// An I/O failure, with the path it concerns (the cause follows in the error chain).
+    #[error("{path}")]
     Io {
         path: String,
         #[source]

@@ -18,6 +18,8 @@ pub enum Stream {
     Planted = 3,
     /// Minibatch shuffles.
     Shuffle = 4,
+    /// Fourier-feature frequencies of the INR task.
+    Features = 5,
 }
 
 #[inline]

@@ -26,6 +26,8 @@ pub enum Command {
     Planted(PlantedArgs),
     /// Classify MNIST digits (binary 0 vs 1 with the scalar model).
     Mnist(MnistArgs),
+    /// Fit an image as a function of its pixel coordinates and write the reconstruction.
+    Inr(InrArgs),
     /// Time the gradient pass, support products and whole solves on each backend.
     Bench(BenchArgs),
     /// List the GPU adapters wgpu can see, with their limits.
@@ -73,9 +75,9 @@ pub struct SolverArgs {
     /// Nonzero weights to recover.
     #[arg(long, default_value_t = 200)]
     pub s: usize,
-    /// Full-batch IHT steps.
-    #[arg(long, default_value_t = 15)]
-    pub steps: usize,
+    /// Full-batch IHT steps (default: 15 for planted and mnist, 100 for inr, as the paper).
+    #[arg(long)]
+    pub steps: Option<usize>,
     /// Epochs of minibatch IHT (requires --batch-size; replaces --steps).
     #[arg(long, requires = "batch_size")]
     pub epochs: Option<usize>,
@@ -122,7 +124,8 @@ pub struct SolverArgs {
 
 impl SolverArgs {
     /// The solver config (validated later against the problem size).
-    pub fn to_config(&self) -> anyhow::Result<IhtConfig> {
+    pub fn to_config(&self, default_steps: usize) -> anyhow::Result<IhtConfig> {
+        let steps = self.steps.unwrap_or(default_steps);
         if self.layers != 1 {
             anyhow::bail!(
                 "invalid --layers = {}: only 1 hidden layer is supported by this build",
@@ -131,8 +134,8 @@ impl SolverArgs {
         }
         let (steps, batch_size) = match (self.batch_size, self.epochs) {
             (Some(b), Some(e)) => (e, Some(b)),
-            (Some(b), None) => (self.steps, Some(b)),
-            (None, _) => (self.steps, None),
+            (Some(b), None) => (steps, Some(b)),
+            (None, _) => (steps, None),
         };
         Ok(IhtConfig {
             s: self.s,
@@ -207,6 +210,33 @@ pub struct MnistArgs {
     /// Test images per digit, taken after the training ones (the paper: 1000).
     #[arg(long, default_value_t = 1000)]
     pub test_per_class: usize,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InrArgs {
+    /// A PNG or JPEG image (default: the bundled CC0 photo assets/camera.png, compiled in).
+    #[arg(long, conflicts_with = "mnist_digit")]
+    pub image: Option<std::path::PathBuf>,
+    /// Fit this image of the paper's 10-class MNIST test split instead (1000 is its first "1").
+    #[arg(long)]
+    pub mnist_digit: Option<usize>,
+    /// Data directory for --mnist-digit (MNIST IDX files under DIR/mnist).
+    #[arg(long, default_value = "data")]
+    pub data_dir: std::path::PathBuf,
+    /// Downscale images whose longer side exceeds this (features are materialized in this build).
+    #[arg(long, default_value_t = 64)]
+    pub max_side: usize,
+    /// Fourier features (the model's d).
+    #[arg(long, default_value_t = 1500)]
+    pub features: usize,
+    /// Standard deviation of the Fourier frequencies (default: 2 for an MNIST digit, 5 for photos).
+    #[arg(long)]
+    pub sigma: Option<f32>,
+    /// Where to write the reconstruction (PNG).
+    #[arg(long, default_value = "inr.png")]
+    pub out: std::path::PathBuf,
     #[command(flatten)]
     pub solver: SolverArgs,
 }

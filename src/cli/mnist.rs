@@ -25,7 +25,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
             bail!("invalid {name} = 0: must be at least 1");
         }
     }
-    let config = a.solver.to_config()?;
+    let config = a.solver.to_config(15)?;
     let (train, test) = mnist::load_split(
         &a.data_dir.join("mnist"),
         &[0, 1],

@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod inr;
 pub mod mnist;
 pub mod planted;
 pub mod report;
@@ -62,6 +63,7 @@ pub fn main() -> Result<()> {
     match cli.command {
         args::Command::Planted(a) => planted::run(&a),
         args::Command::Mnist(a) => mnist::run(&a),
+        args::Command::Inr(a) => inr::run(&a),
         args::Command::Bench(a) => bench::run(&a),
         args::Command::Devices(a) => devices(&a),
     }

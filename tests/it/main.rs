@@ -5,6 +5,7 @@ mod common;
 mod gpu;
 mod gradient;
 mod iht;
+mod inr;
 mod mnist;
 mod operator;
 mod shaders;

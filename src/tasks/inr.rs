@@ -1,0 +1,247 @@
+//! Implicit neural representations (SPEC §4): an image as a function of pixel coordinates.
+//! Coordinates go through random Fourier features `[sin(2πBc), cos(2πBc)]` with `B ~ N(0, σ²)`
+//! (`features/2 × k`, drawn from the counter-based generator), the network predicts intensities in
+//! [0, 1], and PSNR uses peak 1. As in the paper's code, coordinates are the raw pixel indices
+//! (row, column); an RGB image adds the channel as a third coordinate scaled by 0.05, and each
+//! (pixel, channel) is one sample.
+//!
+//! This build materializes the n × features matrix, so it suits images up to a few hundred
+//! thousand samples; larger ones are downscaled (`max_side`).
+
+use crate::error::{Error, Result};
+use crate::rng::{self, Stream};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// The bundled CC0 photo (`assets/camera.png`, 512 × 512 gray), compiled in so the default fit
+/// runs from any directory with no data fetched.
+pub const BUNDLED_CAMERA: &[u8] = include_bytes!("../../assets/camera.png");
+
+/// Scale of the channel coordinate of RGB images.
+pub const CHANNEL_SCALE: f32 = 0.05;
+
+/// An image with intensities in [0, 1], row-major, channels interleaved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image {
+    pub width: usize,
+    pub height: usize,
+    /// 1 (gray) or 3 (RGB).
+    pub channels: usize,
+    pub pixels: Vec<f32>,
+}
+
+fn bad(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::Format {
+        path: path.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
+impl Image {
+    /// Loads a PNG or JPEG (by content), gray or RGB (alpha dropped), downscaled so that its longer
+    /// side is at most `max_side`.
+    pub fn load(path: &Path, max_side: usize) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::decode(&bytes, path, max_side)
+    }
+
+    /// Decodes image bytes (`path` names them in errors).
+    pub fn decode(bytes: &[u8], path: &Path, max_side: usize) -> Result<Self> {
+        let format =
+            image::guess_format(bytes).map_err(|_| bad(path, "not a PNG or JPEG image"))?;
+        if !matches!(format, image::ImageFormat::Png | image::ImageFormat::Jpeg) {
+            return Err(bad(
+                path,
+                format!("{format:?} images are not supported (PNG or JPEG)"),
+            ));
+        }
+        let img = image::load_from_memory_with_format(bytes, format)
+            .map_err(|e| bad(path, format!("cannot decode: {e}")))?;
+        if img.width() == 0 || img.height() == 0 {
+            return Err(bad(
+                path,
+                format!("empty image ({} × {})", img.width(), img.height()),
+            ));
+        }
+        let longer = img.width().max(img.height()) as usize;
+        let img = if longer > max_side {
+            let scale = max_side as f64 / longer as f64;
+            let w = ((img.width() as f64 * scale).round() as u32).max(1);
+            let h = ((img.height() as f64 * scale).round() as u32).max(1);
+            img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+        } else {
+            img
+        };
+        let (width, height) = (img.width() as usize, img.height() as usize);
+        let gray = img.color().channel_count() <= 2;
+        let (channels, raw) = if gray {
+            (1, img.to_luma8().into_raw())
+        } else {
+            (3, img.to_rgb8().into_raw())
+        };
+        Ok(Self {
+            width,
+            height,
+            channels,
+            pixels: raw.into_iter().map(|v| v as f32 / 255.0).collect(),
+        })
+    }
+
+    /// A gray image from raw 0–255 pixel values.
+    pub fn gray(width: usize, height: usize, raw: &[f32]) -> Self {
+        Self {
+            width,
+            height,
+            channels: 1,
+            pixels: raw.iter().map(|&v| v / 255.0).collect(),
+        }
+    }
+
+    /// Samples: one per (pixel, channel).
+    pub fn len(&self) -> usize {
+        self.pixels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pixels.is_empty()
+    }
+
+    /// Coordinate dimension: 2 for gray, 3 for RGB.
+    pub fn coord_dims(&self) -> usize {
+        if self.channels == 1 {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// The coordinates of every sample, `k` per sample, in pixel order.
+    pub fn coords(&self) -> Vec<f32> {
+        let k = self.coord_dims();
+        let mut out = Vec::with_capacity(self.len() * k);
+        for r in 0..self.height {
+            for c in 0..self.width {
+                for ch in 0..self.channels {
+                    out.extend_from_slice(&[r as f32, c as f32]);
+                    if k == 3 {
+                        out.push(CHANNEL_SCALE * ch as f32);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The same image with new intensities (clamped to [0, 1]).
+    pub fn with_pixels(&self, values: &[f32]) -> Self {
+        Self {
+            pixels: values.iter().map(|v| v.clamp(0.0, 1.0)).collect(),
+            ..self.clone()
+        }
+    }
+
+    /// Writes a PNG atomically (a temporary file in the same folder, then a rename), so an
+    /// interrupted run leaves no half-written image.
+    pub fn save_png(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<u8> = self
+            .pixels
+            .iter()
+            .map(|v| (v * 255.0).round() as u8)
+            .collect();
+        let (w, h) = (self.width as u32, self.height as u32);
+        let tmp = path.with_extension("png.tmp");
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let result = if self.channels == 1 {
+            image::GrayImage::from_raw(w, h, bytes)
+                .map(|i| i.save_with_format(&tmp, image::ImageFormat::Png))
+        } else {
+            image::RgbImage::from_raw(w, h, bytes)
+                .map(|i| i.save_with_format(&tmp, image::ImageFormat::Png))
+        };
+        match result {
+            Some(Ok(())) => std::fs::rename(&tmp, path).map_err(io),
+            Some(Err(e)) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(bad(path, format!("cannot write PNG: {e}")))
+            }
+            None => Err(bad(path, "pixel buffer does not match the image size")),
+        }
+    }
+}
+
+/// Random Fourier features.
+#[derive(Clone, Debug)]
+pub struct FourierFeatures {
+    /// Frequencies, `half × k` row-major, `N(0, σ²)`.
+    pub b: Vec<f32>,
+    pub half: usize,
+    pub k: usize,
+}
+
+impl FourierFeatures {
+    /// `features` (even, ≥ 2) features of `k`-dimensional coordinates.
+    pub fn new(features: usize, k: usize, sigma: f32, seed: u64) -> Result<Self> {
+        if features < 2 || features % 2 != 0 {
+            return Err(Error::invalid(
+                "features",
+                features,
+                "must be an even number ≥ 2",
+            ));
+        }
+        if !(sigma > 0.0 && sigma.is_finite()) {
+            return Err(Error::invalid("sigma", sigma, "must be a positive number"));
+        }
+        let key = rng::key(seed, Stream::Features);
+        let half = features / 2;
+        let b = (0..half * k)
+            .map(|q| sigma * rng::gauss(key, (q / k) as u64, (q % k) as u64))
+            .collect();
+        Ok(Self { b, half, k })
+    }
+
+    /// Number of features (`d` of the model).
+    pub fn dim(&self) -> usize {
+        2 * self.half
+    }
+
+    /// Embeds `coords` (`k` per sample) column-major: `xt[i·n + r]` is feature i of sample r.
+    pub fn embed(&self, coords: &[f32]) -> Vec<f32> {
+        let n = coords.len() / self.k;
+        let mut xt = vec![0.0f32; self.dim() * n];
+        let (sin, cos) = xt.split_at_mut(self.half * n);
+        sin.par_chunks_mut(n)
+            .zip(cos.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(i, (s, c))| {
+                let b = &self.b[i * self.k..(i + 1) * self.k];
+                for r in 0..n {
+                    let p: f64 = b
+                        .iter()
+                        .zip(&coords[r * self.k..(r + 1) * self.k])
+                        .map(|(&bi, &ci)| bi as f64 * ci as f64)
+                        .sum();
+                    let angle = std::f64::consts::TAU * p;
+                    s[r] = angle.sin() as f32;
+                    c[r] = angle.cos() as f32;
+                }
+            });
+        xt
+    }
+}
+
+/// PSNR with peak 1.
+pub fn psnr(target: &[f32], pred: &[f32]) -> f64 {
+    let mse = target
+        .iter()
+        .zip(pred)
+        .map(|(&a, &b)| (a as f64 - b as f64).powi(2))
+        .sum::<f64>()
+        / target.len().max(1) as f64;
+    -10.0 * mse.log10()
+}

@@ -1,0 +1,158 @@
+//! INR: Fourier features, image I/O, and the CLI end to end on images written by the test.
+
+use relu_iht::tasks::inr::{FourierFeatures, Image};
+use std::process::Command;
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("relu-iht-inr-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn fourier_features_follow_the_formula() {
+    let ff = FourierFeatures::new(6, 2, 2.0, 3).unwrap();
+    let coords = [0.0f32, 0.0, 3.0, 5.0, 27.0, 1.0];
+    let xt = ff.embed(&coords);
+    let n = 3;
+    for r in 0..n {
+        for i in 0..3 {
+            let p = ff.b[2 * i] as f64 * coords[2 * r] as f64
+                + ff.b[2 * i + 1] as f64 * coords[2 * r + 1] as f64;
+            let angle = std::f64::consts::TAU * p;
+            assert!(
+                (xt[i * n + r] as f64 - angle.sin()).abs() < 1e-6,
+                "sin feature {i} of sample {r}"
+            );
+            assert!(
+                (xt[(3 + i) * n + r] as f64 - angle.cos()).abs() < 1e-6,
+                "cos feature {i} of sample {r}"
+            );
+        }
+    }
+    assert!(FourierFeatures::new(5, 2, 1.0, 0).is_err());
+    assert!(FourierFeatures::new(4, 2, 0.0, 0).is_err());
+}
+
+#[test]
+fn rgb_image_round_trip_and_fit() {
+    let dir = tempdir("rgb");
+    let (w, h) = (11u32, 7u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 20) as u8, (y * 30) as u8, ((x + y) * 9) as u8])
+    });
+    let path = dir.join("in.png");
+    img.save(&path).unwrap();
+    let loaded = Image::load(&path, 64).unwrap();
+    assert_eq!((loaded.width, loaded.height, loaded.channels), (11, 7, 3));
+    assert_eq!(loaded.coords().len(), 11 * 7 * 3 * 3);
+    assert_eq!(
+        loaded.pixels[3 * 11 + 1],
+        30.0 / 255.0,
+        "pixel (1, 0) green"
+    );
+    let small = Image::load(&path, 5).unwrap();
+    assert_eq!(
+        (small.width, small.height),
+        (5, 3),
+        "downscaled to the longer side"
+    );
+
+    let out = dir.join("out.png");
+    let run = Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args([
+            "inr",
+            "--image",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--features",
+            "200",
+            "--m",
+            "20",
+            "--s",
+            "150",
+            "--steps",
+            "30",
+            "--backend",
+            "cpu",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["task"], "inr");
+    assert_eq!(v["n"], 231);
+    // 231 samples and 150 weights over 200 features: a close fit.
+    assert!(v["psnr"].as_f64().unwrap() > 25.0, "{v}");
+    let recon = image::open(&out).unwrap();
+    assert_eq!((recon.width(), recon.height()), (w, h));
+    assert!(
+        !dir.join("out.png.tmp").exists(),
+        "no temporary file left behind"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_images_give_one_line_errors() {
+    let dir = tempdir("bad");
+    let text = dir.join("notes.png");
+    std::fs::write(&text, "this is not an image").unwrap();
+    let empty = dir.join("empty.png");
+    std::fs::write(&empty, "").unwrap();
+    let truncated = dir.join("cut.png");
+    let mut png = Vec::new();
+    image::GrayImage::from_fn(9, 9, |x, y| image::Luma([(x * y) as u8]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    std::fs::write(&truncated, &png[..png.len() / 2]).unwrap();
+    let out = dir.join("out.png");
+    for (path, needle) in [
+        (text.clone(), "notes.png"),
+        (empty.clone(), "empty.png"),
+        (truncated.clone(), "cut.png"),
+        (dir.join("missing.png"), "missing.png"),
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+            .args([
+                "inr",
+                "--image",
+                path.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--backend",
+                "cpu",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{path:?}: {stderr}");
+        assert!(
+            stderr.contains(needle) && stderr.trim().lines().count() == 1,
+            "{path:?}: {stderr}"
+        );
+        assert!(!out.exists(), "nothing written for a bad input");
+    }
+    let run = Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args([
+            "inr",
+            "--out",
+            dir.join("x.jpg").to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--out"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
