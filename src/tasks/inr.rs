@@ -2,8 +2,8 @@
 //! Coordinates go through random Fourier features `[sin(2πBc), cos(2πBc)]` with `B ~ N(0, σ²)`
 //! (`features/2 × k`, drawn from the counter-based generator), the network predicts intensities in
 //! [0, 1], and PSNR uses peak 1. As in the paper's code, coordinates are the raw pixel indices
-//! (row, column); an RGB image adds the channel as a third coordinate scaled by 0.05, and each
-//! (pixel, channel) is one sample.
+//! (row, column); an RGB image adds the channel index as a third coordinate whose frequencies
+//! have scale 0.05 instead of σ, and each (pixel, channel) is one sample.
 //!
 //! This build materializes the n × features matrix, so it suits images up to a few hundred
 //! thousand samples; larger ones are downscaled (`max_side`).
@@ -17,7 +17,7 @@ use std::path::Path;
 /// runs from any directory with no data fetched.
 pub const BUNDLED_CAMERA: &[u8] = include_bytes!("../../assets/camera.png");
 
-/// Scale of the channel coordinate of RGB images.
+/// Standard deviation of the frequencies of the channel coordinate of RGB images.
 pub const CHANNEL_SCALE: f32 = 0.05;
 
 /// An image with intensities in [0, 1], row-major, channels interleaved.
@@ -127,7 +127,7 @@ impl Image {
                 for ch in 0..self.channels {
                     out.extend_from_slice(&[r as f32, c as f32]);
                     if k == 3 {
-                        out.push(CHANNEL_SCALE * ch as f32);
+                        out.push(ch as f32);
                     }
                 }
             }
@@ -185,7 +185,8 @@ pub struct FourierFeatures {
 }
 
 impl FourierFeatures {
-    /// `features` (even, ≥ 2) features of `k`-dimensional coordinates.
+    /// `features` (even, ≥ 2) features of `k`-dimensional coordinates, frequencies `N(0, σ²)`;
+    /// for `k = 3` (RGB) the third (channel) column has scale [`CHANNEL_SCALE`].
     pub fn new(features: usize, k: usize, sigma: f32, seed: u64) -> Result<Self> {
         if features < 2 || features % 2 != 0 {
             return Err(Error::invalid(
@@ -199,8 +200,15 @@ impl FourierFeatures {
         }
         let key = rng::key(seed, Stream::Features);
         let half = features / 2;
+        let scale = |col: usize| {
+            if k == 3 && col == 2 {
+                CHANNEL_SCALE
+            } else {
+                sigma
+            }
+        };
         let b = (0..half * k)
-            .map(|q| sigma * rng::gauss(key, (q / k) as u64, (q % k) as u64))
+            .map(|q| scale(q % k) * rng::gauss(key, (q / k) as u64, (q % k) as u64))
             .collect();
         Ok(Self { b, half, k })
     }
