@@ -4,6 +4,7 @@
 //! once, at construction, so no kernel has to think about NaN.
 
 use crate::error::{Error, Result};
+use std::sync::Arc;
 
 /// Inputs and scalar targets of one (mini)batch.
 #[derive(Clone, Debug)]
@@ -127,5 +128,39 @@ pub fn check_finite(what: &'static str, v: &[f32]) -> Result<()> {
             index,
             value: v[index],
         }),
+    }
+}
+
+/// Where the solver's rows come from: a data set held in memory, or rows generated on demand
+/// (e.g. Fourier features of pixel coordinates), so that memory is bounded by one batch.
+pub trait RowSource: Send + Sync {
+    /// Number of data points.
+    fn n(&self) -> usize;
+    /// Input dimension.
+    fn d(&self) -> usize;
+    /// The given rows, in that order, as a data set.
+    fn rows(&self, rows: &[usize]) -> Result<Data>;
+    /// The whole data set, when it is held in memory (full-batch steps use it without a copy).
+    fn whole(&self) -> Option<Arc<Data>> {
+        None
+    }
+}
+
+/// A data set held in memory.
+#[derive(Clone, Debug)]
+pub struct InMemory(pub Arc<Data>);
+
+impl RowSource for InMemory {
+    fn n(&self) -> usize {
+        self.0.n()
+    }
+    fn d(&self) -> usize {
+        self.0.d()
+    }
+    fn rows(&self, rows: &[usize]) -> Result<Data> {
+        Ok(self.0.gather_rows(rows))
+    }
+    fn whole(&self) -> Option<Arc<Data>> {
+        Some(self.0.clone())
     }
 }

@@ -14,7 +14,7 @@
 //! in minibatch mode), then `h_j := w_j` before every step.
 
 use crate::backend::Backend;
-use crate::data::Data;
+use crate::data::{Data, InMemory, RowSource};
 use crate::error::{Error, Result};
 use crate::operator::{Generators, Mode, Operator};
 use crate::rng::{self, Stream};
@@ -163,7 +163,8 @@ impl Recovery {
 /// The IHT solver over a backend.
 pub struct Iht<B: Backend> {
     backend: B,
-    op: Operator,
+    source: Arc<dyn RowSource>,
+    m: usize,
     config: IhtConfig,
     keep: usize,
     x: SparseVec,
@@ -177,13 +178,49 @@ impl<B: Backend> Iht<B> {
     /// Sets up a solve of `op` (whose data and width are used; its generators are replaced by the
     /// schedule's) with a validated config.
     pub fn new(backend: B, op: Operator, config: IhtConfig) -> Result<Self> {
-        config.validate(op.n(), op.cols())?;
-        let keep = config.s_tilde(op.cols());
-        let op = op.with_generators(Generators::Random { seed: config.seed });
-        let x = SparseVec::zeros(op.cols());
+        let source = Arc::new(InMemory(op.data_arc().clone()));
+        Self::from_source(backend, source, op.m(), config)
+    }
+
+    /// Sets up a solve over rows from `source` with `m` neurons. A source that does not hold its
+    /// data in memory needs minibatches, and cannot be refined on (refinement needs every row).
+    pub fn from_source(
+        backend: B,
+        source: Arc<dyn RowSource>,
+        m: usize,
+        config: IhtConfig,
+    ) -> Result<Self> {
+        let cols = m as u128 * source.d() as u128;
+        if m == 0 {
+            return Err(Error::invalid("m", m, "need at least one neuron"));
+        }
+        if cols >= u32::MAX as u128 {
+            return Err(Error::TooLarge(cols));
+        }
+        let cols = cols as u64;
+        config.validate(source.n(), cols)?;
+        if source.whole().is_none() {
+            if config.batch_size.is_none() {
+                return Err(Error::invalid(
+                    "batch-size",
+                    "none",
+                    "rows generated on demand need minibatches",
+                ));
+            }
+            if config.refine > 0 {
+                return Err(Error::invalid(
+                    "refine",
+                    config.refine,
+                    "refinement needs the whole data set in memory",
+                ));
+            }
+        }
+        let keep = config.s_tilde(cols);
+        let x = SparseVec::zeros(cols);
         Ok(Self {
             backend,
-            op,
+            source,
+            m,
             config,
             keep,
             x,
@@ -213,7 +250,7 @@ impl<B: Backend> Iht<B> {
     pub fn batches_per_epoch(&self) -> usize {
         self.config
             .batch_size
-            .map_or(1, |b| self.op.n().div_ceil(b))
+            .map_or(1, |b| self.source.n().div_ceil(b))
     }
 
     /// Total steps the run will take.
@@ -236,22 +273,23 @@ impl<B: Backend> Iht<B> {
 
     /// The data of global step `t`: everything in full batch, else the rows of batch `t % nb` of
     /// epoch `t / nb`'s shuffle.
-    fn batch_at(&mut self, t: usize) -> Arc<Data> {
+    fn batch_at(&mut self, t: usize) -> Result<Arc<Data>> {
+        let n = self.source.n();
         let Some(b) = self.config.batch_size else {
-            return self.op.data_arc().clone();
+            return Ok(self.source.whole().expect("checked in from_source"));
         };
         let nb = self.batches_per_epoch();
         let epoch = t / nb;
         if self.perm_epoch != Some(epoch) {
             let key = rng::key(self.config.seed, Stream::Shuffle) ^ epoch as u64;
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(key);
-            self.perm = (0..self.op.n()).collect();
+            self.perm = (0..n).collect();
             self.perm.shuffle(&mut rng);
             self.perm_epoch = Some(epoch);
         }
         let k = t % nb;
-        let rows = &self.perm[k * b..((k + 1) * b).min(self.op.n())];
-        Arc::new(self.op.data().gather_rows(rows))
+        let rows = &self.perm[k * b..((k + 1) * b).min(n)];
+        Ok(Arc::new(self.source.rows(rows)?))
     }
 
     /// One IHT step on the next batch.
@@ -259,8 +297,8 @@ impl<B: Backend> Iht<B> {
         let t = self.t;
         let gens = self.generators_at(t);
         let random_h = matches!(gens, Generators::Random { .. });
-        let data = self.batch_at(t);
-        let op = self.op.with_data(data).with_generators(gens);
+        let data = self.batch_at(t)?;
+        let op = Operator::new(data, self.m, gens)?;
         let be = &mut self.backend;
 
         // 1. Normalized step size on the old support.
@@ -357,7 +395,8 @@ impl<B: Backend> Iht<B> {
         }
         if self.config.refine > 0 && !self.x.is_empty() {
             let gens = self.generators_at(self.t);
-            let op = self.op.with_generators(gens);
+            let whole = self.source.whole().expect("checked in from_source");
+            let op = Operator::new(whole, self.m, gens)?;
             self.x = refine(&mut self.backend, &op, &self.x, self.config.refine)?;
         }
         Ok(Recovery {
@@ -411,6 +450,26 @@ pub fn refine<B: Backend>(
         gamma = gamma_next;
     }
     Ok(SparseVec::from_sorted(x.len(), x.indices().to_vec(), z))
+}
+
+/// Model output over every row of `source`, `chunk` rows at a time (memory bounded by a chunk).
+pub fn predict_rows<B: Backend>(
+    be: &mut B,
+    source: &dyn RowSource,
+    m: usize,
+    gens: &Generators,
+    x: &SparseVec,
+    chunk: usize,
+) -> Result<Vec<f32>> {
+    let n = source.n();
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(chunk.max(1)) {
+        let rows: Vec<usize> = (start..(start + chunk).min(n)).collect();
+        let data = Arc::new(source.rows(&rows)?);
+        let op = Operator::new(data, m, gens.clone())?;
+        out.extend(predict(be, &op, x)?);
+    }
+    Ok(out)
 }
 
 /// Model output on `op`'s data for weights `x` under `gens` (see [`Recovery::generators`]).

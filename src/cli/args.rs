@@ -234,6 +234,10 @@ pub struct InrArgs {
     /// Standard deviation of the Fourier frequencies (default: 2 for an MNIST digit, 5 for photos).
     #[arg(long)]
     pub sigma: Option<f32>,
+    /// Divide pixel coordinates by the longer side (in [0, 1)) instead of the paper's raw indices;
+    /// then σ sets the frequencies per image rather than per pixel (try --sigma 10 to 30).
+    #[arg(long)]
+    pub unit_coords: bool,
     /// Where to write the reconstruction (PNG).
     #[arg(long, default_value = "inr.png")]
     pub out: std::path::PathBuf,

@@ -4,26 +4,25 @@
 use super::args::InrArgs;
 use super::report::{self, RunRecord};
 use anyhow::{bail, Context, Result};
-use relu_iht::data::Data;
+use relu_iht::data::{Data, InMemory, RowSource};
 use relu_iht::iht::{self, Iht, IhtConfig};
 use relu_iht::mem::peak_host_bytes;
-use relu_iht::operator::{Generators, Operator};
-use relu_iht::tasks::inr::{self, FourierFeatures, Image};
+use relu_iht::tasks::inr::{self, FeatureRows, FourierFeatures, Image};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Largest feature matrix this build materializes.
-const MAX_FEATURE_BYTES: u64 = 4 << 30;
+/// Largest feature matrix materialized in memory; beyond it, features are generated per batch.
+const MAX_FEATURE_BYTES: u64 = 1 << 30;
 
 pub fn run(a: &InrArgs) -> Result<()> {
     let config = a.solver.to_config(100)?;
     if a.max_side == 0 {
         bail!("invalid --max-side = 0: must be at least 1");
     }
-    let (image, sigma, source) = match a.mnist_digit {
+    let (image, sigma, label) = match a.mnist_digit {
         Some(index) => {
             let (_, test) = mnist::load_split(
                 &a.data_dir.join("mnist"),
@@ -60,9 +59,9 @@ pub fn run(a: &InrArgs) -> Result<()> {
     let ff = FourierFeatures::new(a.features, image.coord_dims(), sigma, config.seed)?;
     let n = image.len();
     let bytes = n as u64 * ff.dim() as u64 * 4;
-    if bytes > MAX_FEATURE_BYTES {
+    if bytes > MAX_FEATURE_BYTES && config.batch_size.is_none() {
         bail!(
-            "invalid image size {} × {} × {}: {} features per sample need {bytes} bytes; lower --max-side or --features",
+            "invalid image size {} × {} × {}: its {} features per sample would take {bytes} bytes; pass --batch-size (features are then generated per batch) or lower --max-side",
             image.width, image.height, image.channels, ff.dim()
         );
     }
@@ -76,29 +75,40 @@ pub fn run(a: &InrArgs) -> Result<()> {
             a.out.display()
         );
     }
-    let xt = ff.embed(&image.coords());
-    let data = Arc::new(Data::from_columns(n, ff.dim(), xt, image.pixels.clone())?);
+    // With minibatches the features of each batch are generated on demand (memory bounded by the
+    // batch); in full batch they are formed once.
+    let rows: Arc<dyn RowSource> = if config.batch_size.is_some() {
+        Arc::new(FeatureRows::new(&image, ff, a.unit_coords))
+    } else {
+        let xt = ff.embed(&image.coords(a.unit_coords));
+        Arc::new(InMemory(Arc::new(Data::from_columns(
+            n,
+            ff.dim(),
+            xt,
+            image.pixels.clone(),
+        )?)))
+    };
     let engine = report::backend(
         a.solver.backend,
         a.solver.quiet || a.solver.json,
         a.solver.device_memory,
     )?;
-    crate::with_engine!(engine, b => fit(a, &config, &image, data, sigma, &source, b))
+    crate::with_engine!(engine, b => fit(a, &config, &image, rows, sigma, &label, b))
 }
 
 fn fit<B: Backend>(
     a: &InrArgs,
     config: &IhtConfig,
     image: &Image,
-    data: Arc<Data>,
+    rows: Arc<dyn RowSource>,
     sigma: f32,
-    source: &str,
+    label: &str,
     backend: B,
 ) -> Result<()> {
     let name = backend.name();
     let m = a.solver.m;
-    let op = Operator::new(data.clone(), m, Generators::Random { seed: config.seed })?;
-    let mut solver = Iht::new(backend, op, config.clone())?;
+    let (n, d) = (rows.n(), rows.d());
+    let mut solver = Iht::from_source(backend, rows.clone(), m, config.clone())?;
     let bar = report::progress(solver.total_steps(), a.solver.quiet);
     let rec = solver.solve(|st| {
         bar.set_message(format!(
@@ -109,8 +119,8 @@ fn fit<B: Backend>(
     })?;
     bar.finish_and_clear();
     let mut be = solver.into_backend();
-    let op = Operator::new(data.clone(), m, rec.generators())?;
-    let pred = iht::predict(&mut be, &op, &rec.x)?;
+    let chunk = config.batch_size.unwrap_or(n);
+    let pred = iht::predict_rows(&mut be, rows.as_ref(), m, &rec.generators(), &rec.x, chunk)?;
     let recon = image.with_pixels(&pred);
     let psnr = inr::psnr(&image.pixels, &recon.pixels);
     recon
@@ -120,8 +130,8 @@ fn fit<B: Backend>(
         task: "inr",
         method: "iht",
         backend: name,
-        n: data.n(),
-        d: data.d(),
+        n,
+        d,
         m,
         s: config.s,
         k: 1,
@@ -133,27 +143,29 @@ fn fit<B: Backend>(
         peak_host_bytes: peak_host_bytes(),
         peak_device_bytes: rec.peak_device_bytes,
         extra: json!({
-            "image": source,
+            "image": label,
             "width": image.width,
             "height": image.height,
             "channels": image.channels,
             "sigma": sigma,
+            "unit_coords": a.unit_coords,
             "psnr": psnr,
+            "batch_size": config.batch_size,
             "out": a.out.display().to_string(),
-            "neurons": rec.x.neurons(data.d()).len(),
+            "neurons": rec.x.neurons(d).len(),
         }),
     };
     if a.solver.json {
         return record.print();
     }
     println!(
-        "INR of {source} ({} × {} × {}): {} samples, {} Fourier features (σ = {sigma}), m = {m}, s = {}",
-        image.width, image.height, image.channels, data.n(), data.d(), config.s
+        "INR of {label} ({} × {} × {}): {n} samples, {d} Fourier features (σ = {sigma}), m = {m}, s = {}",
+        image.width, image.height, image.channels, config.s
     );
     println!(
         "{} nonzeros in {} neurons after {} steps in {:.2} s; PSNR {:.2} dB; wrote {}",
         rec.x.nnz(),
-        rec.x.neurons(data.d()).len(),
+        rec.x.neurons(d).len(),
         rec.steps,
         rec.seconds,
         psnr,

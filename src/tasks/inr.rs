@@ -118,14 +118,20 @@ impl Image {
         }
     }
 
-    /// The coordinates of every sample, `k` per sample, in pixel order.
-    pub fn coords(&self) -> Vec<f32> {
+    /// The coordinates of every sample, `k` per sample, in pixel order: raw pixel indices (the
+    /// paper's convention), or with `unit` the indices divided by the longer side (in [0, 1)).
+    pub fn coords(&self, unit: bool) -> Vec<f32> {
         let k = self.coord_dims();
+        let scale = if unit {
+            1.0 / self.width.max(self.height) as f32
+        } else {
+            1.0
+        };
         let mut out = Vec::with_capacity(self.len() * k);
         for r in 0..self.height {
             for c in 0..self.width {
                 for ch in 0..self.channels {
-                    out.extend_from_slice(&[r as f32, c as f32]);
+                    out.extend_from_slice(&[r as f32 * scale, c as f32 * scale]);
                     if k == 3 {
                         out.push(ch as f32);
                     }
@@ -252,4 +258,40 @@ pub fn psnr(target: &[f32], pred: &[f32]) -> f64 {
         .sum::<f64>()
         / target.len().max(1) as f64;
     -10.0 * mse.log10()
+}
+
+/// Fourier-feature rows generated on demand from the image's coordinates: the solver holds one
+/// batch of features at a time instead of the n × features matrix.
+pub struct FeatureRows {
+    coords: Vec<f32>,
+    targets: Vec<f32>,
+    features: FourierFeatures,
+}
+
+impl FeatureRows {
+    pub fn new(image: &Image, features: FourierFeatures, unit: bool) -> Self {
+        Self {
+            coords: image.coords(unit),
+            targets: image.pixels.clone(),
+            features,
+        }
+    }
+}
+
+impl crate::data::RowSource for FeatureRows {
+    fn n(&self) -> usize {
+        self.targets.len()
+    }
+    fn d(&self) -> usize {
+        self.features.dim()
+    }
+    fn rows(&self, rows: &[usize]) -> Result<crate::data::Data> {
+        let k = self.features.k;
+        let coords: Vec<f32> = rows
+            .iter()
+            .flat_map(|&r| self.coords[r * k..(r + 1) * k].iter().copied())
+            .collect();
+        let y = rows.iter().map(|&r| self.targets[r]).collect();
+        crate::data::Data::from_columns(rows.len(), self.d(), self.features.embed(&coords), y)
+    }
 }

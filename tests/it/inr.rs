@@ -46,7 +46,7 @@ fn rgb_image_round_trip_and_fit() {
     img.save(&path).unwrap();
     let loaded = Image::load(&path, 64).unwrap();
     assert_eq!((loaded.width, loaded.height, loaded.channels), (11, 7, 3));
-    assert_eq!(loaded.coords().len(), 11 * 7 * 3 * 3);
+    assert_eq!(loaded.coords(false).len(), 11 * 7 * 3 * 3);
     assert_eq!(
         loaded.pixels[3 * 11 + 1],
         30.0 / 255.0,
