@@ -14,6 +14,7 @@
 //! in minibatch mode), then `h_j := w_j` before every step.
 
 use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
 use crate::data::{Data, InMemory, RowSource};
 use crate::error::{Error, Result};
 use crate::operator::{Generators, Mode, Operator};
@@ -22,6 +23,7 @@ use crate::sparse::SparseVec;
 use crate::topk;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -113,7 +115,7 @@ impl IhtConfig {
 }
 
 /// What one step did.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepRecord {
     /// Global step (batch) index.
     pub step: usize,
@@ -172,6 +174,7 @@ pub struct Iht<B: Backend> {
     history: Vec<StepRecord>,
     perm: Vec<usize>,
     perm_epoch: Option<usize>,
+    checkpoint: Option<(PathBuf, usize, String)>,
 }
 
 impl<B: Backend> Iht<B> {
@@ -228,7 +231,42 @@ impl<B: Backend> Iht<B> {
             history: Vec::new(),
             perm: Vec::new(),
             perm_epoch: None,
+            checkpoint: None,
         })
+    }
+
+    /// Saves a checkpoint to `path` every `every` steps (and after the last), stamped with
+    /// `fingerprint` (a description of the problem and settings that a resume must match).
+    pub fn checkpoint_every(&mut self, path: &Path, every: usize, fingerprint: &str) -> Result<()> {
+        if every == 0 {
+            return Err(Error::invalid(
+                "checkpoint-every",
+                every,
+                "must be at least 1",
+            ));
+        }
+        self.checkpoint = Some((path.to_path_buf(), every, fingerprint.to_string()));
+        Ok(())
+    }
+
+    /// Continues from a checkpoint of the same run; returns the step it resumes at.
+    pub fn resume(&mut self, path: &Path, fingerprint: &str) -> Result<usize> {
+        let ck = Checkpoint::load(path, fingerprint)?;
+        let x = ck.x()?;
+        if x.len() != self.x.len() || ck.t > self.total_steps() {
+            return Err(Error::Format {
+                path: path.display().to_string(),
+                why: format!(
+                    "checkpoint at step {} of length {} does not fit this run",
+                    ck.t,
+                    x.len()
+                ),
+            });
+        }
+        self.x = x;
+        self.t = ck.t;
+        self.history = ck.history;
+        Ok(self.t)
     }
 
     /// The current iterate.
@@ -375,6 +413,11 @@ impl<B: Backend> Iht<B> {
             let before = self.x.clone();
             let rec = self.step()?;
             on_step(&rec);
+            if let Some((path, every, fingerprint)) = &self.checkpoint {
+                if self.t % every == 0 || self.t == total {
+                    Checkpoint::new(fingerprint, self.t, &self.x, &self.history).save(path)?;
+                }
+            }
             if self.config.tol > 0.0 && self.config.batch_size.is_none() {
                 let change = self.x.distance(&before) / self.x.norm().max(f64::MIN_POSITIVE);
                 if rec.rel_residual < self.config.tol || change < self.config.tol {

@@ -20,6 +20,7 @@
 //! - [`rng`]: counter-based random numbers; [`sparse`]: the sparse iterate; [`mem`]: peak memory.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cpu;
 pub mod data;
 pub mod error;

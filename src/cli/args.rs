@@ -111,6 +111,15 @@ pub struct SolverArgs {
     /// Compute engine.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// Save the solver's state to this file (atomically) every --checkpoint-every steps.
+    #[arg(long)]
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 10, requires = "checkpoint")]
+    pub checkpoint_every: usize,
+    /// Continue from --checkpoint (which must come from the same command) instead of starting over.
+    #[arg(long, requires = "checkpoint")]
+    pub resume: bool,
     /// Device memory budget in bytes for the GPU engine (data beyond it is streamed by blocks).
     #[arg(long, value_parser = parse_bytes)]
     pub device_memory: Option<u64>,

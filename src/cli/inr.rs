@@ -19,6 +19,9 @@ const MAX_FEATURE_BYTES: u64 = 1 << 30;
 
 pub fn run(a: &InrArgs) -> Result<()> {
     let config = a.solver.to_config(100)?;
+    if a.solver.checkpoint_every == 0 {
+        bail!("invalid --checkpoint-every = 0: must be at least 1");
+    }
     if a.max_side == 0 {
         bail!("invalid --max-side = 0: must be at least 1");
     }
@@ -109,6 +112,17 @@ fn fit<B: Backend>(
     let m = a.solver.m;
     let (n, d) = (rows.n(), rows.d());
     let mut solver = Iht::from_source(backend, rows.clone(), m, config.clone())?;
+    let mut resumed_at = None;
+    if let Some(path) = &a.solver.checkpoint {
+        let fingerprint = format!(
+            "inr of {label} ({} × {} × {}), {d} features, sigma {sigma}, unit coords {}, m {m}, {config:?}",
+            image.width, image.height, image.channels, a.unit_coords
+        );
+        if a.solver.resume {
+            resumed_at = Some(solver.resume(path, &fingerprint)?);
+        }
+        solver.checkpoint_every(path, a.solver.checkpoint_every, &fingerprint)?;
+    }
     let bar = report::progress(solver.total_steps(), a.solver.quiet);
     let rec = solver.solve(|st| {
         bar.set_message(format!(
@@ -151,6 +165,7 @@ fn fit<B: Backend>(
             "unit_coords": a.unit_coords,
             "psnr": psnr,
             "batch_size": config.batch_size,
+            "resumed_at_step": resumed_at,
             "out": a.out.display().to_string(),
             "neurons": rec.x.neurons(d).len(),
         }),

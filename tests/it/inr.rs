@@ -162,3 +162,124 @@ fn bad_images_give_one_line_errors() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("--out"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn killed_checkpointed_fit_resumes_to_the_same_result() {
+    let dir = tempdir("resume");
+    let img =
+        image::GrayImage::from_fn(40, 40, |x, y| image::Luma([((x * 7 + y * 13) % 256) as u8]));
+    let path = dir.join("in.png");
+    img.save(&path).unwrap();
+    let ck = dir.join("fit.ckpt");
+    let common = |out: &str| -> Vec<String> {
+        [
+            "inr",
+            "--image",
+            path.to_str().unwrap(),
+            "--features",
+            "200",
+            "--m",
+            "20",
+            "--s",
+            "120",
+            "--batch-size",
+            "64",
+            "--epochs",
+            "100",
+            "--unit-coords",
+            "--sigma",
+            "8",
+            "--backend",
+            "cpu",
+            "--json",
+            "--quiet",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([dir.join(out).to_str().unwrap().to_string()])
+        .collect()
+    };
+    let bin = env!("CARGO_BIN_EXE_relu-iht");
+    let whole = Command::new(bin)
+        .args(common("whole.png"))
+        .output()
+        .unwrap();
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let whole: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap();
+
+    // Start a checkpointed run and kill it as soon as its first checkpoint lands.
+    let ck_args = [
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--checkpoint-every",
+        "5",
+    ];
+    let mut child = Command::new(bin)
+        .args(common("killed.png"))
+        .args(ck_args)
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ck.exists() {
+        assert!(start.elapsed().as_secs() < 60, "no checkpoint written");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the run was killed before finishing (2500 steps)"
+    );
+    assert!(
+        !dir.join("killed.png").exists(),
+        "a killed run leaves no output image"
+    );
+
+    let resumed = Command::new(bin)
+        .args(common("resumed.png"))
+        .args(ck_args)
+        .arg("--resume")
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let resumed: serde_json::Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    let at = resumed["resumed_at_step"].as_u64().unwrap();
+    assert!(at > 0 && at < 2500, "resumed midway, at step {at}");
+    for key in ["psnr", "nnz", "steps", "neurons"] {
+        assert_eq!(
+            resumed[key], whole[key],
+            "{key}: resumed {resumed} vs whole {whole}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(dir.join("resumed.png")).unwrap(),
+        std::fs::read(dir.join("whole.png")).unwrap()
+    );
+
+    // A checkpoint of another run is refused with one line naming the file.
+    let other = Command::new(bin)
+        .args(common("other.png"))
+        .args(["--seed", "9"])
+        .args(ck_args)
+        .arg("--resume")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("fit.ckpt")
+            && stderr.contains("another run")
+            && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

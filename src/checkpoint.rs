@@ -1,0 +1,104 @@
+//! Checkpoints of a solve: the iterate, the global step and the step records, with a fingerprint
+//! of the problem and settings that a resume must match. Everything else the solver uses is
+//! derived from these (generators from the iterate and the step, batches from the seed and the
+//! epoch), so a resumed solve continues bit for bit as the uninterrupted one on the same backend.
+//! Files are written atomically: a temporary file beside the target, then a rename.
+
+use crate::error::{Error, Result};
+use crate::iht::StepRecord;
+use crate::sparse::SparseVec;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Format version of the file.
+const VERSION: u32 = 1;
+
+/// The saved state of a solve.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    /// Problem and settings; a resume must present the same string.
+    pub fingerprint: String,
+    /// Global steps taken.
+    pub t: usize,
+    /// Length of the iterate (m·d).
+    pub len: u64,
+    pub idx: Vec<u32>,
+    pub val: Vec<f32>,
+    pub history: Vec<StepRecord>,
+}
+
+impl Checkpoint {
+    pub fn new(fingerprint: &str, t: usize, x: &SparseVec, history: &[StepRecord]) -> Self {
+        Self {
+            version: VERSION,
+            fingerprint: fingerprint.to_string(),
+            t,
+            len: x.len(),
+            idx: x.indices().to_vec(),
+            val: x.values().to_vec(),
+            history: history.to_vec(),
+        }
+    }
+
+    /// The iterate.
+    pub fn x(&self) -> Result<SparseVec> {
+        if self.idx.len() != self.val.len() {
+            return Err(Error::invalid(
+                "checkpoint",
+                "iterate",
+                "indices and values differ in length",
+            ));
+        }
+        SparseVec::from_pairs(
+            self.len,
+            self.idx
+                .iter()
+                .copied()
+                .zip(self.val.iter().copied())
+                .collect(),
+        )
+    }
+
+    /// Writes atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let io = |source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let tmp = path.with_extension("tmp");
+        let text = serde_json::to_vec(self).map_err(|e| Error::Format {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads a checkpoint and checks it belongs to the run described by `fingerprint`.
+    pub fn load(path: &Path, fingerprint: &str) -> Result<Self> {
+        let bad = |why: String| Error::Format {
+            path: path.display().to_string(),
+            why,
+        };
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let ck: Checkpoint = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("not a relu-iht checkpoint: {e}")))?;
+        if ck.version != VERSION {
+            return Err(bad(format!(
+                "checkpoint version {} (this build reads {VERSION})",
+                ck.version
+            )));
+        }
+        if ck.fingerprint != fingerprint {
+            return Err(bad(format!(
+                "checkpoint of another run ({}), not of this one ({fingerprint})",
+                ck.fingerprint
+            )));
+        }
+        Ok(ck)
+    }
+}
