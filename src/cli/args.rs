@@ -69,12 +69,12 @@ pub enum MethodChoice {
 /// Solver flags shared by every task.
 #[derive(Debug, Args, Clone)]
 pub struct SolverArgs {
-    /// Hidden neurons.
-    #[arg(long, default_value_t = 100)]
-    pub m: usize,
-    /// Nonzero weights to recover.
-    #[arg(long, default_value_t = 200)]
-    pub s: usize,
+    /// Hidden neurons (default: 100; 200 for inr).
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// Nonzero weights (default: 200; 2000 for inr).
+    #[arg(long)]
+    pub s: Option<usize>,
     /// Full-batch IHT steps (default: 15 for planted and mnist, 100 for inr, as the paper).
     #[arg(long)]
     pub steps: Option<usize>,
@@ -133,7 +133,14 @@ pub struct SolverArgs {
 
 impl SolverArgs {
     /// The solver config (validated later against the problem size).
-    pub fn to_config(&self, default_steps: usize) -> anyhow::Result<IhtConfig> {
+    /// The width, or the task's default.
+    pub fn m_or(&self, default: usize) -> usize {
+        self.m.unwrap_or(default)
+    }
+
+    /// The solver config with the task's default steps and budget (validated later against the
+    /// problem size).
+    pub fn to_config(&self, default_steps: usize, default_s: usize) -> anyhow::Result<IhtConfig> {
         let steps = self.steps.unwrap_or(default_steps);
         if self.layers != 1 {
             anyhow::bail!(
@@ -147,7 +154,7 @@ impl SolverArgs {
             (None, _) => (steps, None),
         };
         Ok(IhtConfig {
-            s: self.s,
+            s: self.s.unwrap_or(default_s),
             steps,
             mode: match self.mode {
                 ModeChoice::Scp => Mode::SequentialConvex,
@@ -184,8 +191,8 @@ impl PlantedArgs {
         let spec = PlantedSpec {
             n: self.n,
             d: self.d,
-            m: self.solver.m,
-            s: self.solver.s,
+            m: self.solver.m_or(100),
+            s: self.solver.s.unwrap_or(200),
             seed: self.solver.seed,
             teacher: match self.teacher {
                 TeacherChoice::Relu => Teacher::Relu,

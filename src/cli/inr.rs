@@ -18,7 +18,7 @@ use std::sync::Arc;
 const MAX_FEATURE_BYTES: u64 = 1 << 30;
 
 pub fn run(a: &InrArgs) -> Result<()> {
-    let config = a.solver.to_config(100)?;
+    let config = a.solver.to_config(100, 2000)?;
     if a.solver.checkpoint_every == 0 {
         bail!("invalid --checkpoint-every = 0: must be at least 1");
     }
@@ -68,7 +68,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
             image.width, image.height, image.channels, ff.dim()
         );
     }
-    config.validate(n, (a.solver.m * ff.dim()) as u64)?;
+    config.validate(n, (a.solver.m_or(200) * ff.dim()) as u64)?;
     if a.out
         .extension()
         .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
@@ -109,7 +109,7 @@ fn fit<B: Backend>(
     backend: B,
 ) -> Result<()> {
     let name = backend.name();
-    let m = a.solver.m;
+    let m = a.solver.m_or(200);
     let (n, d) = (rows.n(), rows.d());
     let mut solver = Iht::from_source(backend, rows.clone(), m, config.clone())?;
     let mut resumed_at = None;

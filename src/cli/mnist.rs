@@ -25,7 +25,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
             bail!("invalid {name} = 0: must be at least 1");
         }
     }
-    let config = a.solver.to_config(15)?;
+    let config = a.solver.to_config(15, 200)?;
     let (train, test) = mnist::load_split(
         &a.data_dir.join("mnist"),
         &[0, 1],
@@ -41,7 +41,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
         )
     };
     let (train_data, test_data) = (Arc::new(data(&train)?), Arc::new(data(&test)?));
-    config.validate(train_data.n(), (a.solver.m * train.d) as u64)?;
+    config.validate(train_data.n(), (a.solver.m_or(100) * train.d) as u64)?;
     let engine = report::backend(
         a.solver.backend,
         a.solver.quiet || a.solver.json,
@@ -59,7 +59,7 @@ fn fit<B: Backend>(
     backend: B,
 ) -> Result<()> {
     let name = backend.name();
-    let m = a.solver.m;
+    let m = a.solver.m_or(100);
     let op = Operator::new(
         train_data.clone(),
         m,

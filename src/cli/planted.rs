@@ -10,7 +10,7 @@ use serde_json::json;
 
 pub fn run(a: &PlantedArgs) -> Result<()> {
     let spec = a.to_spec()?;
-    let config = a.solver.to_config(15)?;
+    let config = a.solver.to_config(15, 200)?;
     config.validate(spec.n, (spec.m * spec.d) as u64)?;
     let engine = report::backend(
         a.solver.backend,
