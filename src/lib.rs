@@ -23,6 +23,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod cpu;
 pub mod data;
+pub mod deep;
 pub mod error;
 pub mod gpu;
 pub mod iht;

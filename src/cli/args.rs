@@ -102,7 +102,7 @@ pub struct SolverArgs {
     /// Least-squares (CGLS) iterations on the final support (0 = off).
     #[arg(long, default_value_t = 0)]
     pub refine: usize,
-    /// Hidden layers (greedy layer-wise fitting; only 1 is supported by this build).
+    /// Hidden layers, fitted greedily one after the other with s / layers weights each.
     #[arg(long, default_value_t = 1)]
     pub layers: usize,
     /// Training method.
@@ -142,9 +142,13 @@ impl SolverArgs {
     /// problem size).
     pub fn to_config(&self, default_steps: usize, default_s: usize) -> anyhow::Result<IhtConfig> {
         let steps = self.steps.unwrap_or(default_steps);
-        if self.layers != 1 {
+        if self.layers == 0 {
+            anyhow::bail!("invalid --layers = 0: must be at least 1");
+        }
+        let budget = self.s.unwrap_or(default_s);
+        if self.layers > budget.max(1) {
             anyhow::bail!(
-                "invalid --layers = {}: only 1 hidden layer is supported by this build",
+                "invalid --layers = {}: each layer needs at least one of the s = {budget} weights",
                 self.layers
             );
         }

@@ -5,7 +5,8 @@ use super::args::InrArgs;
 use super::report::{self, RunRecord};
 use anyhow::{bail, Context, Result};
 use relu_iht::data::{Data, InMemory, RowSource};
-use relu_iht::iht::{self, Iht, IhtConfig};
+use relu_iht::deep::{fit_layers, Deep};
+use relu_iht::iht::{Iht, IhtConfig};
 use relu_iht::mem::peak_host_bytes;
 use relu_iht::tasks::inr::{self, FeatureRows, FourierFeatures, Image};
 use relu_iht::tasks::mnist;
@@ -111,30 +112,58 @@ fn fit<B: Backend>(
     let name = backend.name();
     let m = a.solver.m_or(200);
     let (n, d) = (rows.n(), rows.d());
-    let mut solver = Iht::from_source(backend, rows.clone(), m, config.clone())?;
-    let mut resumed_at = None;
-    if let Some(path) = &a.solver.checkpoint {
-        let fingerprint = format!(
-            "inr of {label} ({} × {} × {}), {d} features, sigma {sigma}, unit coords {}, m {m}, {config:?}",
-            image.width, image.height, image.channels, a.unit_coords
-        );
-        if a.solver.resume {
-            resumed_at = Some(solver.resume(path, &fingerprint)?);
-        }
-        solver.checkpoint_every(path, a.solver.checkpoint_every, &fingerprint)?;
-    }
-    let bar = report::progress(solver.total_steps(), a.solver.quiet);
-    let rec = solver.solve(|st| {
-        bar.set_message(format!(
-            "rel. residual {:.3e}, nnz {}",
-            st.rel_residual, st.nnz
-        ));
-        bar.inc(1);
-    })?;
-    bar.finish_and_clear();
-    let mut be = solver.into_backend();
+    let layers = a.solver.layers;
     let chunk = config.batch_size.unwrap_or(n);
-    let pred = iht::predict_rows(&mut be, rows.as_ref(), m, &rec.generators(), &rec.x, chunk)?;
+    let mut resumed_at = None;
+    let (deep, pred) = if layers > 1 {
+        if a.solver.checkpoint.is_some() {
+            bail!("invalid --checkpoint with --layers = {layers}: checkpoints cover one-layer fits in this build");
+        }
+        let batches = config.batch_size.map_or(1, |b| n.div_ceil(b));
+        let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
+        let (deep, mut be) = fit_layers(backend, rows.clone(), m, config, layers, |l, st| {
+            bar.set_message(format!(
+                "layer {}, rel. residual {:.3e}, nnz {}",
+                l + 1,
+                st.rel_residual,
+                st.nnz
+            ));
+            bar.inc(1);
+        })?;
+        bar.finish_and_clear();
+        let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
+        (deep, pred)
+    } else {
+        let mut solver = Iht::from_source(backend, rows.clone(), m, config.clone())?;
+        if let Some(path) = &a.solver.checkpoint {
+            let fingerprint = format!(
+                "inr of {label} ({} × {} × {}), {d} features, sigma {sigma}, unit coords {}, m {m}, {config:?}",
+                image.width, image.height, image.channels, a.unit_coords
+            );
+            if a.solver.resume {
+                resumed_at = Some(solver.resume(path, &fingerprint)?);
+            }
+            solver.checkpoint_every(path, a.solver.checkpoint_every, &fingerprint)?;
+        }
+        let bar = report::progress(solver.total_steps(), a.solver.quiet);
+        let rec = solver.solve(|st| {
+            bar.set_message(format!(
+                "rel. residual {:.3e}, nnz {}",
+                st.rel_residual, st.nnz
+            ));
+            bar.inc(1);
+        })?;
+        bar.finish_and_clear();
+        let mut be = solver.into_backend();
+        let deep = Deep {
+            layers: vec![rec],
+            last_inputs: rows.clone(),
+        };
+        let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
+        (deep, pred)
+    };
+    let rec = deep.last();
+    let d_last = if layers == 1 { d } else { m };
     let recon = image.with_pixels(&pred);
     let psnr = inr::psnr(&image.pixels, &recon.pixels);
     recon
@@ -149,11 +178,11 @@ fn fit<B: Backend>(
         m,
         s: config.s,
         k: 1,
-        layers: 1,
-        steps: rec.steps,
+        layers,
+        steps: deep.steps(),
         seed: config.seed,
-        nnz: rec.x.nnz(),
-        seconds: rec.seconds,
+        nnz: deep.nnz(),
+        seconds: deep.seconds(),
         peak_host_bytes: peak_host_bytes(),
         peak_device_bytes: rec.peak_device_bytes,
         extra: json!({
@@ -167,7 +196,7 @@ fn fit<B: Backend>(
             "batch_size": config.batch_size,
             "resumed_at_step": resumed_at,
             "out": a.out.display().to_string(),
-            "neurons": rec.x.neurons(d).len(),
+            "neurons": rec.x.neurons(d_last).len(),
         }),
     };
     if a.solver.json {
@@ -179,10 +208,10 @@ fn fit<B: Backend>(
     );
     println!(
         "{} nonzeros in {} neurons after {} steps in {:.2} s; PSNR {:.2} dB; wrote {}",
-        rec.x.nnz(),
-        rec.x.neurons(d).len(),
-        rec.steps,
-        rec.seconds,
+        deep.nnz(),
+        rec.x.neurons(d_last).len(),
+        deep.steps(),
+        deep.seconds(),
         psnr,
         a.out.display()
     );

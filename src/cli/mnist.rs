@@ -4,10 +4,10 @@
 use super::args::{ClassesChoice, MnistArgs};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Result};
-use relu_iht::data::Data;
-use relu_iht::iht::{self, Iht, IhtConfig};
+use relu_iht::data::{Data, InMemory, RowSource};
+use relu_iht::deep::fit_layers;
+use relu_iht::iht::IhtConfig;
 use relu_iht::mem::peak_host_bytes;
-use relu_iht::operator::{Generators, Operator};
 use relu_iht::tasks::mnist::{self, Labeled};
 use relu_iht::Backend;
 use serde_json::json;
@@ -60,29 +60,29 @@ fn fit<B: Backend>(
 ) -> Result<()> {
     let name = backend.name();
     let m = a.solver.m_or(100);
-    let op = Operator::new(
-        train_data.clone(),
-        m,
-        Generators::Random { seed: config.seed },
-    )?;
-    let mut solver = Iht::new(backend, op, config.clone())?;
-    let bar = report::progress(solver.total_steps(), a.solver.quiet);
-    let rec = solver.solve(|st| {
+    let layers = a.solver.layers;
+    let train_rows: Arc<dyn RowSource> = Arc::new(InMemory(train_data.clone()));
+    let batches = config.batch_size.map_or(1, |b| train_data.n().div_ceil(b));
+    let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
+    let (deep, mut be) = fit_layers(backend, train_rows.clone(), m, config, layers, |l, st| {
         bar.set_message(format!(
-            "rel. residual {:.3e}, nnz {}",
-            st.rel_residual, st.nnz
+            "layer {}, rel. residual {:.3e}, nnz {}",
+            l + 1,
+            st.rel_residual,
+            st.nnz
         ));
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let mut be = solver.into_backend();
-    let accuracy = |data: &Arc<Data>, set: &Labeled, be: &mut B| -> Result<f64> {
-        let op = Operator::new(data.clone(), m, rec.generators())?;
-        let pred = iht::predict(be, &op, &rec.x)?;
+    let rec = deep.last();
+    let mut accuracy = |rows: Arc<dyn RowSource>, set: &Labeled| -> Result<f64> {
+        let n = rows.n();
+        let pred = deep.predict(&mut be, rows, m, n)?;
         Ok(mnist::binary_accuracy(&pred, &set.labels, 1))
     };
-    let test_acc = accuracy(&test_data, sets.1, &mut be)?;
-    let train_acc = accuracy(&train_data, sets.0, &mut be)?;
+    let test_acc = accuracy(Arc::new(InMemory(test_data.clone())), sets.1)?;
+    let train_acc = accuracy(train_rows, sets.0)?;
+    let d_last = if layers == 1 { train_data.d() } else { m };
     let record = RunRecord {
         task: "mnist",
         method: "iht",
@@ -92,11 +92,11 @@ fn fit<B: Backend>(
         m,
         s: config.s,
         k: 1,
-        layers: 1,
-        steps: rec.steps,
+        layers,
+        steps: deep.steps(),
         seed: config.seed,
-        nnz: rec.x.nnz(),
-        seconds: rec.seconds,
+        nnz: deep.nnz(),
+        seconds: deep.seconds(),
         peak_host_bytes: peak_host_bytes(),
         peak_device_bytes: rec.peak_device_bytes,
         extra: json!({
@@ -107,7 +107,7 @@ fn fit<B: Backend>(
             "accuracy": test_acc,
             "train_accuracy": train_acc,
             "test_n": test_data.n(),
-            "neurons": rec.x.neurons(train_data.d()).len(),
+            "neurons": rec.x.neurons(d_last).len(),
         }),
     };
     if a.solver.json {
@@ -118,10 +118,10 @@ fn fit<B: Backend>(
         train_data.n(),
         test_data.n(),
         config.s,
-        rec.x.nnz(),
-        rec.x.neurons(train_data.d()).len(),
-        rec.steps,
-        rec.seconds
+        deep.nnz(),
+        rec.x.neurons(d_last).len(),
+        deep.steps(),
+        deep.seconds()
     );
     println!(
         "test accuracy {:.2}%, train accuracy {:.2}%",

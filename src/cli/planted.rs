@@ -27,19 +27,24 @@ fn solve<B: Backend>(
     backend: B,
 ) -> Result<()> {
     let (spec, config) = (*spec, config.clone());
+    let layers = a.solver.layers;
     let name = backend.name();
     let bar = report::progress(0, a.solver.quiet);
     let batches = config.batch_size.map_or(1, |b| spec.n.div_ceil(b));
-    bar.set_length((config.steps * batches) as u64);
-    let (problem, rec, scores) = planted::run(&spec, &config, backend, |st| {
+    bar.set_length((layers * config.steps * batches) as u64);
+    let (_, deep, scores) = planted::run_deep(&spec, layers, &config, backend, |l, st| {
         bar.set_message(format!(
-            "rel. residual {:.3e}, nnz {}",
-            st.rel_residual, st.nnz
+            "layer {}, rel. residual {:.3e}, nnz {}",
+            l + 1,
+            st.rel_residual,
+            st.nnz
         ));
         bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let neurons = rec.x.neurons(spec.d).len();
+    let rec = deep.last();
+    let d_last = if layers == 1 { spec.d } else { spec.m };
+    let neurons = rec.x.neurons(d_last).len();
     let record = RunRecord {
         task: "planted",
         method: "iht",
@@ -49,13 +54,18 @@ fn solve<B: Backend>(
         m: spec.m,
         s: spec.s,
         k: 1,
-        layers: 1,
-        steps: rec.steps,
+        layers,
+        steps: deep.steps(),
         seed: spec.seed,
-        nnz: rec.x.nnz(),
-        seconds: rec.seconds,
+        nnz: deep.nnz(),
+        seconds: deep.seconds(),
         peak_host_bytes: peak_host_bytes(),
-        peak_device_bytes: rec.peak_device_bytes,
+        peak_device_bytes: deep
+            .layers
+            .iter()
+            .map(|r| r.peak_device_bytes)
+            .max()
+            .unwrap_or(0),
         extra: json!({
             "teacher": spec.teacher,
             "mode": config.mode,
@@ -73,36 +83,54 @@ fn solve<B: Backend>(
     if a.solver.json {
         return record.print();
     }
-    let planted_neurons = problem.truth.neurons(spec.d).len();
+    if layers == 1 {
+        let truth = planted::planted_weights(&spec);
+        println!(
+            "planted: n = {}, d = {}, m = {}, teacher {:?}: {} nonzeros in {} neurons",
+            spec.n,
+            spec.d,
+            spec.m,
+            spec.teacher,
+            truth.nnz(),
+            truth.neurons(spec.d).len()
+        );
+    } else {
+        println!(
+            "planted: n = {}, d = {}, m = {}, {layers} hidden layers of {} nonzeros each",
+            spec.n,
+            spec.d,
+            spec.m,
+            spec.s / layers
+        );
+    }
     println!(
-        "planted: n = {}, d = {}, m = {}, teacher {:?}: {} nonzeros in {} neurons",
-        spec.n,
-        spec.d,
-        spec.m,
-        spec.teacher,
-        problem.truth.nnz(),
-        planted_neurons
-    );
-    println!(
-        "recovered: {} nonzeros in {} neurons after {} steps in {:.2} s ({})",
+        "recovered: {} nonzeros ({} in the last layer's {} neurons) after {} steps in {:.2} s ({})",
+        deep.nnz(),
         rec.x.nnz(),
         neurons,
-        rec.steps,
-        rec.seconds,
+        deep.steps(),
+        deep.seconds(),
         record.backend
     );
-    println!(
-        "PSNR {:.2} dB, relative error {:.3e}, weight error {:.3e}",
-        scores.psnr, scores.rel_error, scores.weight_error
-    );
+    if layers == 1 {
+        println!(
+            "PSNR {:.2} dB, relative error {:.3e}, weight error {:.3e}",
+            scores.psnr, scores.rel_error, scores.weight_error
+        );
+    } else {
+        println!(
+            "PSNR {:.2} dB, relative error {:.3e}",
+            scores.psnr, scores.rel_error
+        );
+    }
     println!(
         "peak memory {:.1} MiB through the solve, {:.1} MiB with scoring{}",
         rec.peak_host_bytes as f64 / (1 << 20) as f64,
         record.peak_host_bytes as f64 / (1 << 20) as f64,
-        if rec.peak_device_bytes > 0 {
+        if record.peak_device_bytes > 0 {
             format!(
                 "; {:.2} MiB on the device",
-                rec.peak_device_bytes as f64 / (1 << 20) as f64
+                record.peak_device_bytes as f64 / (1 << 20) as f64
             )
         } else {
             String::new()

@@ -7,7 +7,8 @@
 //! vectors (same seed), where exact recovery is what the guarantee promises.
 
 use crate::backend::Backend;
-use crate::data::Data;
+use crate::data::{Data, InMemory, RowSource};
+use crate::deep::{fit_layers, Deep, Hidden};
 use crate::error::{Error, Result};
 use crate::iht::{self, IhtConfig, Recovery};
 use crate::operator::{Generators, Operator};
@@ -165,4 +166,98 @@ pub fn run<B: Backend>(
     let mut backend = solver.into_backend();
     let scores = score(&planted, &rec, &mut backend)?;
     Ok((planted, rec, scores))
+}
+
+/// A planted network of `layers ≥ 2` hidden layers (SPEC §4, as the paper's code builds it):
+/// layer 0 is d × m, the others m × m, each with `s / layers` N(0, 1) weights at uniform
+/// positions; `y = Σ_j relu(H_{L−1} W_{L−1})_j` with `H_{l+1} = relu(H_l W_l)`, `H_0 = X`.
+/// Returns the data and the layers' weights (neuron-major, as the solver's iterate).
+pub fn generate_deep(spec: &PlantedSpec, layers: usize) -> Result<(Arc<Data>, Vec<SparseVec>)> {
+    spec.validate()?;
+    if layers == 0 || spec.s < layers {
+        return Err(Error::invalid(
+            "layers",
+            layers,
+            format!("needs 1 ≤ layers ≤ s = {}", spec.s),
+        ));
+    }
+    let xt = gaussian_inputs(spec.n, spec.d, spec.seed);
+    let inputs = Arc::new(Data::from_columns(spec.n, spec.d, xt, vec![0.0; spec.n])?);
+    let mut source: Arc<dyn RowSource> = Arc::new(InMemory(inputs.clone()));
+    let mut weights = Vec::with_capacity(layers);
+    for l in 0..layers {
+        let d_in = if l == 0 { spec.d } else { spec.m };
+        let layer_spec = PlantedSpec {
+            d: d_in,
+            s: (spec.s / layers).min(spec.m * d_in),
+            seed: spec.seed.wrapping_add(1000 * l as u64),
+            ..*spec
+        };
+        let w = planted_weights(&layer_spec);
+        if l + 1 < layers {
+            source = Arc::new(Hidden::new(
+                source,
+                spec.m,
+                w.clone(),
+                Generators::Weights(w.clone()),
+            )?);
+        }
+        weights.push(w);
+    }
+    let last = source.whole().expect("in memory");
+    let w = weights.last().expect("layers ≥ 1");
+    let op = Operator::new(last, spec.m, Generators::Weights(w.clone()))?;
+    let y = iht::predict(&mut crate::cpu::CpuBackend::new(), &op, w)?;
+    let data = Arc::try_unwrap(inputs).unwrap_or_else(|a| (*a).clone());
+    Ok((Arc::new(data.with_targets(y)?), weights))
+}
+
+/// Generates a planted network of `layers` layers, fits it greedily layer by layer and scores the
+/// fit on the training points (`weight_error` is reported for one layer only, `NaN` otherwise).
+pub fn run_deep<B: Backend>(
+    spec: &PlantedSpec,
+    layers: usize,
+    config: &IhtConfig,
+    mut backend: B,
+    on_step: impl FnMut(usize, &iht::StepRecord),
+) -> Result<(Arc<Data>, Deep, Scores)> {
+    if layers == 1 {
+        let planted = generate(spec, &mut backend)?;
+        let data = planted.data.clone();
+        let (deep, mut backend) = fit_layers(
+            backend,
+            Arc::new(InMemory(data.clone())),
+            spec.m,
+            config,
+            1,
+            on_step,
+        )?;
+        let scores = score(&planted, deep.last(), &mut backend)?;
+        return Ok((data, deep, scores));
+    }
+    let (data, _) = generate_deep(spec, layers)?;
+    let (deep, mut backend) = fit_layers(
+        backend,
+        Arc::new(InMemory(data.clone())),
+        spec.m,
+        config,
+        layers,
+        on_step,
+    )?;
+    let rec = deep.last();
+    let yhat = iht::predict_rows(
+        &mut backend,
+        deep.last_inputs.as_ref(),
+        spec.m,
+        &rec.generators(),
+        &rec.x,
+        data.n(),
+    )?;
+    let y = data.y();
+    let scores = Scores {
+        psnr: metrics::psnr(y, &yhat),
+        rel_error: metrics::rel_error(y, &yhat),
+        weight_error: f64::NAN,
+    };
+    Ok((data, deep, scores))
 }

@@ -145,7 +145,7 @@ fn bad_input_gives_one_line_and_exit_2() {
         (&["planted", "--inflate", "NaN"], "inflate = NaN"),
         (&["planted", "--device-memory", "0"], "--device-memory"),
         (&["planted", "--device-memory", "12Q"], "unknown unit"),
-        (&["planted", "--layers", "2"], "--layers = 2"),
+        (&["planted", "--layers", "2", "--s", "1"], "--layers = 2"),
         (&["planted", "--m", "100000000", "--d", "100"], "m·d"),
         (&["--threads", "0", "planted"], "--threads = 0"),
         (&["planted", "--m", "banana"], "banana"),

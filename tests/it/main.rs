@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod deep;
 mod gpu;
 mod gradient;
 mod iht;
