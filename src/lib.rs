@@ -34,6 +34,7 @@ pub mod sparse;
 pub mod stream;
 pub mod tasks;
 pub mod topk;
+pub mod vector;
 
 pub use backend::Backend;
 pub use error::{Error, Result};

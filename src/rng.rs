@@ -20,6 +20,10 @@ pub enum Stream {
     Shuffle = 4,
     /// Fourier-feature frequencies of the INR task.
     Features = 5,
+    /// Initial values of zero blocks in the vector-output model.
+    Init = 6,
+    /// Count-sketch hashes and signs.
+    Sketch = 7,
 }
 
 #[inline]
@@ -63,6 +67,12 @@ pub fn gauss(key: u64, a: u64, b: u64) -> f32 {
         radius * angle.sin()
     };
     v as f32
+}
+
+/// Uniform in [−1, 1) for counter `(a, b)`.
+#[inline]
+pub fn symmetric(key: u64, a: u64, b: u64) -> f32 {
+    ((bits(key, a, b) >> 40) as f64 * (2.0 / (1u64 << 24) as f64) - 1.0) as f32
 }
 
 /// Fills `out[k] = gauss(key, a, b0 + k)`.

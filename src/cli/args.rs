@@ -212,8 +212,24 @@ impl PlantedArgs {
 pub enum ClassesChoice {
     /// Digits 0 and 1, labels 0/1, scalar model and least squares; predicts 1 when ŷ ≥ 0.5.
     Binary,
-    /// All ten digits (needs the vector-output solver).
+    /// All ten digits: the vector-output model (k = 10), argmax prediction.
     All,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LossChoice {
+    /// Softmax cross-entropy.
+    CrossEntropy,
+    /// Mean squared error against one-hot targets.
+    Mse,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SelectChoice {
+    /// Largest count-sketch estimates of the cumulative updates (the paper's code).
+    Sketch,
+    /// Largest magnitudes.
+    Magnitude,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -230,6 +246,15 @@ pub struct MnistArgs {
     /// Test images per digit, taken after the training ones (the paper: 1000).
     #[arg(long, default_value_t = 1000)]
     pub test_per_class: usize,
+    /// Loss of the 10-class model.
+    #[arg(long, value_enum, default_value_t = LossChoice::CrossEntropy)]
+    pub loss: LossChoice,
+    /// How the 10-class model keeps its s weights.
+    #[arg(long, value_enum, default_value_t = SelectChoice::Sketch)]
+    pub select: SelectChoice,
+    /// Fixed step size of the 10-class model (default: SPEC §3's rule).
+    #[arg(long)]
+    pub step_size: Option<f32>,
     #[command(flatten)]
     pub solver: SolverArgs,
 }

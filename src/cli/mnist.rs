@@ -14,9 +14,6 @@ use serde_json::json;
 use std::sync::Arc;
 
 pub fn run(a: &MnistArgs) -> Result<()> {
-    if a.classes == ClassesChoice::All {
-        bail!("invalid --classes = all: 10-class MNIST needs the vector-output solver, which this build does not have yet");
-    }
     for (name, v) in [
         ("--train-per-class", a.train_per_class),
         ("--test-per-class", a.test_per_class),
@@ -26,6 +23,9 @@ pub fn run(a: &MnistArgs) -> Result<()> {
         }
     }
     let config = a.solver.to_config(15, 200)?;
+    if a.classes == ClassesChoice::All {
+        return all_classes(a, &config);
+    }
     let (train, test) = mnist::load_split(
         &a.data_dir.join("mnist"),
         &[0, 1],
@@ -125,6 +125,122 @@ fn fit<B: Backend>(
     );
     println!(
         "test accuracy {:.2}%, train accuracy {:.2}%",
+        100.0 * test_acc,
+        100.0 * train_acc
+    );
+    Ok(())
+}
+
+/// 10-class MNIST with the vector-output model (CPU engine in this build).
+fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
+    use relu_iht::vector::{argmax_rows, Loss, Select, VectorConfig, VectorIht};
+    if a.solver.backend == super::args::BackendChoice::Gpu {
+        bail!("invalid --backend = gpu with --classes all: the vector-output model runs on the CPU in this build");
+    }
+    if a.solver.layers != 1 {
+        bail!(
+            "invalid --layers = {} with --classes all: depth covers the scalar model in this build",
+            a.solver.layers
+        );
+    }
+    let classes: Vec<u8> = (0..10).collect();
+    let (train, test) = mnist::load_split(
+        &a.data_dir.join("mnist"),
+        &classes,
+        a.train_per_class,
+        a.test_per_class,
+    )?;
+    let k = 10;
+    let one_hot = |set: &Labeled| -> Vec<f32> {
+        set.labels
+            .iter()
+            .flat_map(|&l| (0..k).map(move |c| if c == l as usize { 1.0 } else { 0.0 }))
+            .collect()
+    };
+    let to_data = |set: &Labeled| Data::from_rows(set.len(), set.d, &set.x, vec![0.0; set.len()]);
+    let (train_data, test_data) = (Arc::new(to_data(&train)?), Arc::new(to_data(&test)?));
+    let m = a.solver.m_or(100);
+    let vc = VectorConfig {
+        s: config.s,
+        epochs: config.steps,
+        batch_size: config.batch_size,
+        seed: config.seed,
+        mode: config.mode,
+        loss: match a.loss {
+            super::args::LossChoice::CrossEntropy => Loss::CrossEntropy,
+            super::args::LossChoice::Mse => Loss::Mse,
+        },
+        select: match a.select {
+            super::args::SelectChoice::Sketch => Select::Sketch,
+            super::args::SelectChoice::Magnitude => Select::Magnitude,
+        },
+        step: a.step_size,
+    };
+    let mut solver = VectorIht::new(train_data.clone(), one_hot(&train), k, m, vc.clone())?;
+    if !(a.solver.quiet || a.solver.json) {
+        eprintln!(
+            "backend: cpu, {} threads (vector-output model)",
+            rayon::current_num_threads()
+        );
+    }
+    let bar = report::progress(solver.total_steps(), a.solver.quiet);
+    let start = std::time::Instant::now();
+    let mut last_loss = f64::NAN;
+    solver.run(|_, loss| {
+        last_loss = loss;
+        bar.set_message(format!("loss {loss:.4}"));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let accuracy = |data: &Arc<Data>, set: &Labeled| -> Result<f64> {
+        let pred = argmax_rows(&solver.predict(data.clone())?, k);
+        let hits = pred
+            .iter()
+            .zip(&set.labels)
+            .filter(|(&p, &l)| p == l as usize)
+            .count();
+        Ok(hits as f64 / set.len().max(1) as f64)
+    };
+    let (test_acc, train_acc) = (accuracy(&test_data, &test)?, accuracy(&train_data, &train)?);
+    let record = RunRecord {
+        task: "mnist",
+        method: "iht",
+        backend: "cpu".into(),
+        n: train_data.n(),
+        d: train_data.d(),
+        m,
+        s: vc.s,
+        k,
+        layers: 1,
+        steps: solver.total_steps(),
+        seed: vc.seed,
+        nnz: solver.x().nnz(),
+        seconds,
+        peak_host_bytes: peak_host_bytes(),
+        peak_device_bytes: 0,
+        extra: json!({
+            "classes": "all",
+            "loss": vc.loss,
+            "select": vc.select,
+            "step_size": vc.step_size(m),
+            "batch_size": vc.batch_size,
+            "epochs": vc.epochs,
+            "final_batch_loss": last_loss,
+            "accuracy": test_acc,
+            "train_accuracy": train_acc,
+            "test_n": test_data.n(),
+        }),
+    };
+    if a.solver.json {
+        return record.print();
+    }
+    println!(
+        "MNIST, 10 classes: {} train / {} test images, m = {m}, s = {}, {:?} loss, {:?} selection: {} nonzeros after {} steps in {seconds:.2} s",
+        train_data.n(), test_data.n(), vc.s, vc.loss, vc.select, solver.x().nnz(), solver.total_steps()
+    );
+    println!(
+        "test accuracy {:.2}%, train accuracy {:.2}% (final batch loss {last_loss:.4})",
         100.0 * test_acc,
         100.0 * train_acc
     );

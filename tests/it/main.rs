@@ -11,3 +11,4 @@ mod mnist;
 mod operator;
 mod shaders;
 mod twins;
+mod vector;

@@ -1,0 +1,573 @@
+//! The vector-output solver (SPEC §3): `Ŷ = Σ_j relu(X W1_j) W2_jᵀ` with one sparse vector of
+//! length `m·d + m·k` holding W1 (index `j·d + i`) then W2 (index `m·d + j·k + c`) under one budget
+//! s. Each step (one batch): residual `R = (Ŷ − Y)/n` (MSE) or `(softmax(Ŷ) − Y)/n` (cross-entropy,
+//! max-subtracted), gradients by the chain rule with masks fixed, `G1_j = (D_j X)ᵀ R W2_j` and
+//! `G2_j = relu(X W1_j)ᵀ R` (2·n·d·m + O(n·m·k) work, as GEMMs over the live neurons), a fixed step
+//! α, and selection of the s entries with the largest count-sketch estimate of their cumulative
+//! updates (4 rows, width `s·max(1, ln(N/s))`, as the paper's code) or the largest magnitude.
+//! At the first step, blocks whose W1 or W2 part is entirely zero start from U(±1/√(dm)) and
+//! U(±1/√(mk)) drawn from the run seed. CPU only in this build.
+
+use crate::data::Data;
+use crate::error::{Error, Result};
+use crate::operator::{Generators, Mode, Operator};
+use crate::rng::{self, Stream};
+use crate::sparse::SparseVec;
+use crate::topk::TopS;
+use gemm::{gemm, Parallelism};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use std::sync::Arc;
+
+/// Training loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loss {
+    /// `(1/2n)‖Ŷ − Y‖²`.
+    Mse,
+    /// Softmax cross-entropy against one-hot rows of Y.
+    CrossEntropy,
+}
+
+/// How the s kept entries are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Select {
+    /// Largest count-sketch estimates of the cumulative updates (the paper's code).
+    Sketch,
+    /// Largest magnitudes.
+    Magnitude,
+}
+
+/// Settings of a vector-output solve.
+#[derive(Clone, Debug)]
+pub struct VectorConfig {
+    pub s: usize,
+    /// Epochs (steps in full batch).
+    pub epochs: usize,
+    pub batch_size: Option<usize>,
+    pub seed: u64,
+    pub mode: Mode,
+    pub loss: Loss,
+    pub select: Select,
+    /// Fixed step size; `None` takes SPEC §3's rule.
+    pub step: Option<f32>,
+}
+
+impl VectorConfig {
+    /// SPEC §3: 0.001 for cross-entropy; else 2 when `s < 6·m^0.536`, 0.005 otherwise.
+    pub fn step_size(&self, m: usize) -> f32 {
+        self.step.unwrap_or(match self.loss {
+            Loss::CrossEntropy => 0.001,
+            Loss::Mse if (self.s as f64) < 6.0 * (m as f64).powf(0.536) => 2.0,
+            Loss::Mse => 0.005,
+        })
+    }
+}
+
+/// A count sketch of the cumulative updates: 4 rows of `width` counters; an index's estimate is
+/// the median of its 4 signed counters.
+#[derive(Clone, Debug)]
+pub struct CountSketch {
+    width: usize,
+    key: u64,
+    table: Vec<f32>,
+}
+
+impl CountSketch {
+    pub const ROWS: usize = 4;
+
+    /// Width `s·max(1, ln(N/s))` for N entries.
+    pub fn new(s: usize, len: u64, seed: u64) -> Self {
+        let scale = ((len as f64) / (s as f64)).ln().max(1.0);
+        let width = ((s as f64 * scale) as usize).max(1);
+        Self {
+            width,
+            key: rng::key(seed, Stream::Sketch),
+            table: vec![0.0; Self::ROWS * width],
+        }
+    }
+
+    #[inline]
+    fn slot(&self, row: usize, c: u32) -> (usize, f32) {
+        let h = rng::bits(self.key, row as u64, c as u64);
+        let at = row * self.width + (h % self.width as u64) as usize;
+        (at, if h >> 63 == 0 { 1.0 } else { -1.0 })
+    }
+
+    /// Adds `delta` to index `c`.
+    pub fn add(&mut self, c: u32, delta: f32) {
+        for row in 0..Self::ROWS {
+            let (at, sign) = self.slot(row, c);
+            self.table[at] += sign * delta;
+        }
+    }
+
+    /// The estimate of index `c`'s total (median of the 4 rows: the mean of the middle two).
+    pub fn estimate(&self, c: u32) -> f32 {
+        let mut v = [0.0f32; Self::ROWS];
+        for (row, out) in v.iter_mut().enumerate() {
+            let (at, sign) = self.slot(row, c);
+            *out = sign * self.table[at];
+        }
+        v.sort_by(f32::total_cmp);
+        0.5 * (v[1] + v[2])
+    }
+}
+
+/// The vector-output model's weights split by neuron.
+struct Blocks {
+    live: Vec<u32>,
+    /// `w1[jj·d + i]`, `w2[jj·k + c]` for live neuron `live[jj]`.
+    w1: Vec<f32>,
+    w2: Vec<f32>,
+}
+
+/// The vector-output IHT solver.
+pub struct VectorIht {
+    data: Arc<Data>,
+    targets: Vec<f32>,
+    k: usize,
+    m: usize,
+    config: VectorConfig,
+    x: SparseVec,
+    sketch: Option<CountSketch>,
+    t: usize,
+    perm: Vec<usize>,
+}
+
+impl VectorIht {
+    /// `data` holds X (its `y` is unused); `targets` is n × k row-major.
+    pub fn new(
+        data: Arc<Data>,
+        targets: Vec<f32>,
+        k: usize,
+        m: usize,
+        config: VectorConfig,
+    ) -> Result<Self> {
+        let (n, d) = (data.n(), data.d());
+        if k == 0 {
+            return Err(Error::invalid("k", k, "need at least one output"));
+        }
+        Error::check_len("targets (n·k)", n * k, targets.len())?;
+        crate::data::check_finite("targets", &targets)?;
+        let len = (m * d + m * k) as u128;
+        if m == 0 {
+            return Err(Error::invalid("m", m, "need at least one neuron"));
+        }
+        if len >= u32::MAX as u128 {
+            return Err(Error::TooLarge(len));
+        }
+        if config.s == 0 || config.s as u128 > len {
+            return Err(Error::invalid(
+                "s",
+                config.s,
+                format!("must be in 1..={len} (m·d + m·k)"),
+            ));
+        }
+        if config.epochs == 0 {
+            return Err(Error::invalid(
+                "epochs",
+                config.epochs,
+                "must be at least 1",
+            ));
+        }
+        if let Some(b) = config.batch_size {
+            if b == 0 || b > n {
+                return Err(Error::invalid(
+                    "batch-size",
+                    b,
+                    format!("must be in 1..={n}"),
+                ));
+            }
+        }
+        let sketch = (config.select == Select::Sketch)
+            .then(|| CountSketch::new(config.s, len as u64, config.seed));
+        Ok(Self {
+            data,
+            targets,
+            k,
+            m,
+            config,
+            x: SparseVec::zeros(len as u64),
+            sketch,
+            t: 0,
+            perm: Vec::new(),
+        })
+    }
+
+    pub fn x(&self) -> &SparseVec {
+        &self.x
+    }
+
+    fn md(&self) -> u32 {
+        (self.m * self.data.d()) as u32
+    }
+
+    /// The W1 part as the operator's generator weights (length m·d).
+    fn w1(&self) -> SparseVec {
+        let r = self.x.range(0, self.md());
+        SparseVec::from_sorted(
+            self.md() as u64,
+            self.x.indices()[r.clone()].to_vec(),
+            self.x.values()[r].to_vec(),
+        )
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        self.config
+            .batch_size
+            .map_or(1, |b| self.data.n().div_ceil(b))
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.config.epochs * self.batches_per_epoch()
+    }
+
+    /// Generators at step `t` (SPEC §1 schedule on W1).
+    fn generators_at(&self, t: usize) -> Generators {
+        match self.config.mode {
+            Mode::SequentialConvex if t > self.batches_per_epoch() => {
+                Generators::Weights(self.w1())
+            }
+            _ => Generators::Random {
+                seed: self.config.seed,
+            },
+        }
+    }
+
+    /// The generators that define the fitted model's prediction.
+    pub fn prediction_generators(&self) -> Generators {
+        match self.config.mode {
+            Mode::SequentialConvex => Generators::Weights(self.w1()),
+            Mode::Convex => Generators::Random {
+                seed: self.config.seed,
+            },
+        }
+    }
+
+    fn blocks(&self, live: Vec<u32>, init: bool) -> Blocks {
+        let (d, k, md) = (self.data.d(), self.k, self.md());
+        let mut w1 = vec![0.0f32; live.len() * d];
+        let mut w2 = vec![0.0f32; live.len() * k];
+        for (&c, &v) in self.x.indices().iter().zip(self.x.values()) {
+            if c < md {
+                if let Ok(jj) = live.binary_search(&(c / d as u32)) {
+                    w1[jj * d + (c as usize % d)] = v;
+                }
+            } else {
+                let e = (c - md) as usize;
+                if let Ok(jj) = live.binary_search(&((e / k) as u32)) {
+                    w2[jj * k + e % k] = v;
+                }
+            }
+        }
+        if init {
+            let key = rng::key(self.config.seed, Stream::Init);
+            let (a1, a2) = (
+                1.0 / ((d * self.m) as f32).sqrt(),
+                1.0 / ((self.m * k) as f32).sqrt(),
+            );
+            for (jj, &j) in live.iter().enumerate() {
+                if w1[jj * d..(jj + 1) * d].iter().all(|&v| v == 0.0) {
+                    for i in 0..d {
+                        w1[jj * d + i] = a1 * rng::symmetric(key, j as u64, i as u64);
+                    }
+                }
+                if w2[jj * k..(jj + 1) * k].iter().all(|&v| v == 0.0) {
+                    for c in 0..k {
+                        w2[jj * k + c] = a2 * rng::symmetric(key, j as u64, (d + c) as u64);
+                    }
+                }
+            }
+        }
+        Blocks { live, w1, w2 }
+    }
+
+    /// `H = M ∘ (X W1)` (n × t, column per neuron) for blocks `b` under masks of `op`.
+    fn hidden(op: &Operator, b: &Blocks) -> Vec<f32> {
+        let (n, d, t) = (op.n(), op.d(), b.live.len());
+        let mut z = vec![0.0f32; n * t];
+        if t > 0 {
+            // SAFETY: Z is n × t column-major; X is n × d column-major (xt[i·n + r]); W1ᵀ is d × t
+            // with element (i, jj) at w1[jj·d + i]; all in bounds.
+            unsafe {
+                gemm(
+                    n,
+                    t,
+                    d,
+                    z.as_mut_ptr(),
+                    n as isize,
+                    1,
+                    false,
+                    op.data().xt().as_ptr(),
+                    n as isize,
+                    1,
+                    b.w1.as_ptr(),
+                    d as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::Rayon(0),
+                );
+            }
+        }
+        let mut g = vec![0.0f32; n];
+        for (jj, &j) in b.live.iter().enumerate() {
+            op.preactivation(j, 0, &mut g);
+            for (v, &gz) in z[jj * n..(jj + 1) * n].iter_mut().zip(&g) {
+                if gz <= 0.0 {
+                    *v = 0.0;
+                }
+            }
+        }
+        z
+    }
+
+    /// `Ŷ = H W2` (n × k row-major).
+    fn output(n: usize, k: usize, h: &[f32], b: &Blocks) -> Vec<f32> {
+        let mut y = vec![0.0f32; n * k];
+        for (jj, col) in h.chunks(n.max(1)).enumerate().take(b.live.len()) {
+            let w2 = &b.w2[jj * k..(jj + 1) * k];
+            for (r, &hv) in col.iter().enumerate() {
+                if hv != 0.0 {
+                    for c in 0..k {
+                        y[r * k + c] += hv * w2[c];
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// Model output on `data` (n × k row-major) for weights `x`.
+    pub fn predict(&self, data: Arc<Data>) -> Result<Vec<f32>> {
+        let op = Operator::new(data, self.m, self.prediction_generators())?;
+        let b = self.blocks(
+            self.x
+                .neurons(op.d())
+                .into_iter()
+                .filter(|&j| j < self.m as u32)
+                .collect(),
+            false,
+        );
+        let h = Self::hidden(&op, &b);
+        Ok(Self::output(op.n(), self.k, &h, &b))
+    }
+
+    /// The batch of step `t`.
+    fn batch(&mut self, t: usize) -> (Arc<Data>, Vec<f32>) {
+        let Some(bs) = self.config.batch_size else {
+            return (self.data.clone(), self.targets.clone());
+        };
+        let nb = self.batches_per_epoch();
+        if t % nb == 0 {
+            let key = rng::key(self.config.seed, Stream::Shuffle) ^ (t / nb) as u64;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(key);
+            self.perm = (0..self.data.n()).collect();
+            self.perm.shuffle(&mut rng);
+        }
+        let kb = t % nb;
+        let rows = &self.perm[kb * bs..((kb + 1) * bs).min(self.data.n())];
+        let y = rows
+            .iter()
+            .flat_map(|&r| self.targets[r * self.k..(r + 1) * self.k].to_vec())
+            .collect();
+        (Arc::new(self.data.gather_rows(rows)), y)
+    }
+
+    /// One step; returns the batch loss before the step.
+    pub fn step(&mut self) -> Result<f64> {
+        let (k, d, md, m) = (self.k, self.data.d(), self.md(), self.m);
+        let t = self.t;
+        let (data, y) = self.batch(t);
+        let n = data.n();
+        let op = Operator::new(data, m, self.generators_at(t))?;
+        let live = op.live_neurons();
+        // Forward with the current weights, residual.
+        let cur = self.blocks(live.clone(), false);
+        let yhat = Self::output(n, k, &Self::hidden(&op, &cur), &cur);
+        let (r, loss) = residual(&yhat, &y, k, self.config.loss);
+        if !loss.is_finite() {
+            return Err(Error::invalid(
+                "step-size",
+                self.config.step_size(m),
+                format!("the fit diverged (non-finite loss at step {t}); use a smaller step"),
+            ));
+        }
+        // Gradients at the (first step: initialised) blocks.
+        let b = if t == 0 { self.blocks(live, true) } else { cur };
+        let tl = b.live.len();
+        let h = Self::hidden(&op, &b);
+        let mut g2 = vec![0.0f32; tl * k];
+        let mut p = vec![0.0f32; n * tl];
+        let mut mask = vec![0.0f32; n];
+        for (jj, &j) in b.live.iter().enumerate() {
+            let col = &h[jj * n..(jj + 1) * n];
+            for (row, &hv) in col.iter().enumerate() {
+                if hv != 0.0 {
+                    for c in 0..k {
+                        g2[jj * k + c] += hv * r[row * k + c];
+                    }
+                }
+            }
+            op.preactivation(j, 0, &mut mask);
+            let w2 = &b.w2[jj * k..(jj + 1) * k];
+            for (row, pv) in p[jj * n..(jj + 1) * n].iter_mut().enumerate() {
+                if mask[row] > 0.0 {
+                    *pv = (0..k).map(|c| r[row * k + c] * w2[c]).sum();
+                }
+            }
+        }
+        let mut g1 = vec![0.0f32; tl * d];
+        if tl > 0 {
+            // SAFETY: G1 is t × d row-major (g1[jj·d + i]); Pᵀ is t × n with (jj, r) at p[jj·n + r];
+            // X is n × d at xt[i·n + r]; all in bounds.
+            unsafe {
+                gemm(
+                    tl,
+                    d,
+                    n,
+                    g1.as_mut_ptr(),
+                    1,
+                    d as isize,
+                    false,
+                    p.as_ptr(),
+                    1,
+                    n as isize,
+                    op.data().xt().as_ptr(),
+                    n as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    Parallelism::Rayon(0),
+                );
+            }
+        }
+        // Candidates and selection.
+        let alpha = self.config.step_size(m);
+        let len = self.x.len();
+        let mut cand: Vec<(u32, f32, f32)> = Vec::with_capacity(tl * (d + k));
+        for (jj, &j) in b.live.iter().enumerate() {
+            for i in 0..d {
+                let delta = -alpha * g1[jj * d + i];
+                cand.push((j * d as u32 + i as u32, b.w1[jj * d + i] + delta, delta));
+            }
+            for c in 0..k {
+                let delta = -alpha * g2[jj * k + c];
+                cand.push((
+                    md + j * k as u32 + c as u32,
+                    b.w2[jj * k + c] + delta,
+                    delta,
+                ));
+            }
+        }
+        // Entries of neurons outside the live set keep their values.
+        let in_live = |c: u32| {
+            let j = if c < md {
+                c / d as u32
+            } else {
+                (c - md) / k as u32
+            };
+            b.live.binary_search(&j).is_ok()
+        };
+        for (&c, &v) in self.x.indices().iter().zip(self.x.values()) {
+            if !in_live(c) {
+                cand.push((c, v, 0.0));
+            }
+        }
+        self.x = match &mut self.sketch {
+            None => {
+                let mut top = TopS::new(self.config.s);
+                for &(c, v, _) in &cand {
+                    top.push(c, v);
+                }
+                top.finish(len)
+            }
+            Some(sketch) => {
+                for &(c, _, delta) in &cand {
+                    if delta != 0.0 {
+                        sketch.add(c, delta);
+                    }
+                }
+                // Rank the nonzero candidates by their sketch estimates, keep their values.
+                let mut top = TopS::new(self.config.s);
+                for (pos, &(_, v, _)) in cand.iter().enumerate() {
+                    if v != 0.0 {
+                        let est = sketch.estimate(cand[pos].0);
+                        // Ties (and zero estimates) fall back to index order.
+                        top.push(pos as u32, if est == 0.0 { f32::MIN_POSITIVE } else { est });
+                    }
+                }
+                let kept = top.finish(cand.len() as u64);
+                let pairs = kept
+                    .indices()
+                    .iter()
+                    .map(|&pos| (cand[pos as usize].0, cand[pos as usize].1))
+                    .collect();
+                SparseVec::from_pairs(len, pairs)?
+            }
+        };
+        self.t += 1;
+        Ok(loss)
+    }
+
+    /// Runs every step, calling `on_step(step, loss)`.
+    pub fn run(&mut self, mut on_step: impl FnMut(usize, f64)) -> Result<()> {
+        while self.t < self.total_steps() {
+            let loss = self.step()?;
+            on_step(self.t, loss);
+        }
+        Ok(())
+    }
+}
+
+/// `(R, loss)`: MSE `R = (Ŷ − Y)/n`, loss `‖Ŷ − Y‖²/2n`; cross-entropy `R = (softmax(Ŷ) − Y)/n`
+/// with the max subtracted per row, loss the mean cross-entropy.
+pub fn residual(yhat: &[f32], y: &[f32], k: usize, loss: Loss) -> (Vec<f32>, f64) {
+    let n = (y.len() / k).max(1);
+    let mut r = vec![0.0f32; y.len()];
+    let mut total = 0.0f64;
+    for ((rr, yh), yy) in r.chunks_mut(k).zip(yhat.chunks(k)).zip(y.chunks(k)) {
+        match loss {
+            Loss::Mse => {
+                for c in 0..k {
+                    let e = yh[c] - yy[c];
+                    rr[c] = e / n as f32;
+                    total += 0.5 * (e as f64) * (e as f64);
+                }
+            }
+            Loss::CrossEntropy => {
+                let max = yh.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let exps: Vec<f64> = yh.iter().map(|&v| ((v - max) as f64).exp()).collect();
+                let sum: f64 = exps.iter().sum();
+                for c in 0..k {
+                    let p = exps[c] / sum;
+                    rr[c] = ((p - yy[c] as f64) / n as f64) as f32;
+                    if yy[c] > 0.0 {
+                        total -= yy[c] as f64 * p.max(1e-300).ln();
+                    }
+                }
+            }
+        }
+    }
+    (r, total / n as f64)
+}
+
+/// Index of the largest output per row.
+pub fn argmax_rows(yhat: &[f32], k: usize) -> Vec<usize> {
+    yhat.chunks(k)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |p| p.0)
+        })
+        .collect()
+}
