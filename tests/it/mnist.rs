@@ -164,7 +164,6 @@ fn binary_mnist_cli_on_a_fixture() {
     assert!(v["accuracy"].as_f64().unwrap() >= 0.9, "{v}");
 
     for (extra, needle) in [
-        (vec!["--classes", "all"], "--classes = all"),
         (vec!["--train-per-class", "0"], "--train-per-class = 0"),
         (vec!["--train-per-class", "500"], "digit = 0"),
         (vec!["--s", "0"], "s = 0"),

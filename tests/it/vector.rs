@@ -131,13 +131,7 @@ fn ten_class_mnist_cli_on_a_fixture() {
             .output()
             .unwrap()
     };
-    let out = run(&[
-        "--steps",
-        "200",
-        "--json",
-        "--backend",
-        "cpu",
-    ]);
+    let out = run(&["--steps", "200", "--json", "--backend", "cpu"]);
     assert!(
         out.status.success(),
         "{}",
