@@ -41,4 +41,21 @@ PY
 fi
 check "$dir/images/camera.png" b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a
 check "$dir/images/astronaut.png" 88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5
+# The first 20 CIFAR-10 test images (32 × 32 RGB, MIT) from the foolbox wheel.
+mkdir -p "$dir/images/cifar10"
+if [ -z "$(ls "$dir/images/cifar10" 2>/dev/null)" ]; then
+  pip download --quiet --no-deps -d "$tmp" foolbox==3.3.4
+  python3 - "$(ls "$tmp"/foolbox-3.3.4-*.whl | head -1)" "$dir/images/cifar10" <<'PY'
+import sys, zipfile, os
+wheel, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith("foolbox/data/cifar10_") and name.endswith(".png"):
+            target = os.path.join(out, os.path.basename(name))
+            with open(target + ".part", "wb") as f:
+                f.write(z.read(name))
+            os.replace(target + ".part", target)
+PY
+fi
+echo "$(ls "$dir/images/cifar10" | wc -l) CIFAR-10 test images"
 echo "data ready in $dir"

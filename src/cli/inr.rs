@@ -28,18 +28,18 @@ pub fn run(a: &InrArgs) -> Result<()> {
     }
     let (image, sigma, label) = match a.mnist_digit {
         Some(index) => {
+            // The paper's 10-class test split has 1000 images per digit.
+            if index >= 10_000 {
+                bail!(
+                    "invalid --mnist-digit = {index}: the test split has 10000 images (0..=9999)"
+                );
+            }
             let (_, test) = mnist::load_split(
                 &a.data_dir.join("mnist"),
                 &(0..10).collect::<Vec<u8>>(),
                 5000,
                 1000,
             )?;
-            if index >= test.len() {
-                bail!(
-                    "invalid --mnist-digit = {index}: the test split has {} images",
-                    test.len()
-                );
-            }
             let raw = &test.x[index * test.d..(index + 1) * test.d];
             (
                 Image::gray(28, 28, raw),
