@@ -185,6 +185,12 @@ pub struct PlantedArgs {
     /// Network that produced the targets.
     #[arg(long, value_enum, default_value_t = TeacherChoice::Relu)]
     pub teacher: TeacherChoice,
+    /// Outputs: 1 (the scalar, fused model) or more (the vector-output model, y = relu(X W1) W2).
+    #[arg(long, default_value_t = 1)]
+    pub k: usize,
+    /// How the vector-output model keeps its s weights (k > 1).
+    #[arg(long, value_enum, default_value_t = SelectChoice::Sketch)]
+    pub select: SelectChoice,
     #[command(flatten)]
     pub solver: SolverArgs,
 }

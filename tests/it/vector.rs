@@ -149,3 +149,37 @@ fn ten_class_mnist_cli_on_a_fixture() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--backend = gpu"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn planted_vector_output_cli() {
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+            .args([
+                "planted", "--k", "3", "--n", "600", "--d", "8", "--m", "4", "--s", "8", "--steps",
+                "60",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--json", "--backend", "cpu"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["k"].as_u64(), v["nnz"].as_u64()), (Some(3), Some(8)));
+    // Small s: the step size is 2 (SPEC §3) and the fit gets well below the zero predictor.
+    assert_eq!(v["step_size"].as_f64(), Some(2.0));
+    assert!(v["rel_error"].as_f64().unwrap() < 0.7, "{v}");
+    let out = run(&["--backend", "gpu"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--backend = gpu"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args(["planted", "--k", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--k = 0"));
+}
