@@ -121,15 +121,14 @@ fn fit<B: Backend>(
         }
         let batches = config.batch_size.map_or(1, |b| n.div_ceil(b));
         let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
-        let (deep, mut be) = fit_layers(backend, rows.clone(), m, config, layers, |l, st| {
-            bar.set_message(format!(
-                "layer {}, rel. residual {:.3e}, nnz {}",
-                l + 1,
-                st.rel_residual,
-                st.nnz
-            ));
-            bar.inc(1);
-        })?;
+        let (deep, mut be) = fit_layers(
+            backend,
+            rows.clone(),
+            m,
+            config,
+            layers,
+            report::layer_step(&bar),
+        )?;
         bar.finish_and_clear();
         let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
         (deep, pred)
@@ -146,13 +145,8 @@ fn fit<B: Backend>(
             solver.checkpoint_every(path, a.solver.checkpoint_every, &fingerprint)?;
         }
         let bar = report::progress(solver.total_steps(), a.solver.quiet);
-        let rec = solver.solve(|st| {
-            bar.set_message(format!(
-                "rel. residual {:.3e}, nnz {}",
-                st.rel_residual, st.nnz
-            ));
-            bar.inc(1);
-        })?;
+        let mut on_step = report::layer_step(&bar);
+        let rec = solver.solve(|st| on_step(0, st))?;
         bar.finish_and_clear();
         let mut be = solver.into_backend();
         let deep = Deep {

@@ -64,15 +64,14 @@ fn fit<B: Backend>(
     let train_rows: Arc<dyn RowSource> = Arc::new(InMemory(train_data.clone()));
     let batches = config.batch_size.map_or(1, |b| train_data.n().div_ceil(b));
     let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
-    let (deep, mut be) = fit_layers(backend, train_rows.clone(), m, config, layers, |l, st| {
-        bar.set_message(format!(
-            "layer {}, rel. residual {:.3e}, nnz {}",
-            l + 1,
-            st.rel_residual,
-            st.nnz
-        ));
-        bar.inc(1);
-    })?;
+    let (deep, mut be) = fit_layers(
+        backend,
+        train_rows.clone(),
+        m,
+        config,
+        layers,
+        report::layer_step(&bar),
+    )?;
     bar.finish_and_clear();
     let rec = deep.last();
     let mut accuracy = |rows: Arc<dyn RowSource>, set: &Labeled| -> Result<f64> {

@@ -38,15 +38,8 @@ fn solve<B: Backend>(
     let bar = report::progress(0, a.solver.quiet);
     let batches = config.batch_size.map_or(1, |b| spec.n.div_ceil(b));
     bar.set_length((layers * config.steps * batches) as u64);
-    let (_, deep, scores) = planted::run_deep(&spec, layers, &config, backend, |l, st| {
-        bar.set_message(format!(
-            "layer {}, rel. residual {:.3e}, nnz {}",
-            l + 1,
-            st.rel_residual,
-            st.nnz
-        ));
-        bar.inc(1);
-    })?;
+    let (_, deep, scores) =
+        planted::run_deep(&spec, layers, &config, backend, report::layer_step(&bar))?;
     bar.finish_and_clear();
     let rec = deep.last();
     let d_last = if layers == 1 { spec.d } else { spec.m };

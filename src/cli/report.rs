@@ -90,6 +90,19 @@ pub fn progress(total: usize, quiet: bool) -> ProgressBar {
     bar
 }
 
+/// The step callback of a (layer-wise) fit: advances `bar`, showing layer, residual and weights.
+pub fn layer_step(bar: &ProgressBar) -> impl FnMut(usize, &relu_iht::iht::StepRecord) + '_ {
+    move |layer, st| {
+        bar.set_message(format!(
+            "layer {}, rel. residual {:.3e}, nnz {}",
+            layer + 1,
+            st.rel_residual,
+            st.nnz
+        ));
+        bar.inc(1);
+    }
+}
+
 /// One run, as printed with `--json` (SPEC §7).
 #[derive(Debug, Serialize)]
 pub struct RunRecord {
