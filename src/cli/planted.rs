@@ -102,11 +102,14 @@ fn solve<B: Backend>(
             spec.s / layers
         );
     }
+    let placed = if layers == 1 {
+        format!("in {neurons} neurons")
+    } else {
+        format!("({} in the last layer's {neurons} neurons)", rec.x.nnz())
+    };
     println!(
-        "recovered: {} nonzeros ({} in the last layer's {} neurons) after {} steps in {:.2} s ({})",
+        "recovered: {} nonzeros {placed} after {} steps in {:.2} s ({})",
         deep.nnz(),
-        rec.x.nnz(),
-        neurons,
         deep.steps(),
         deep.seconds(),
         record.backend
