@@ -55,6 +55,25 @@ pub struct VectorConfig {
 }
 
 impl VectorConfig {
+    /// The scalar solver's budget, schedule, seed and mode with the vector model's own choices.
+    pub fn from_iht(
+        c: &crate::iht::IhtConfig,
+        loss: Loss,
+        select: Select,
+        step: Option<f32>,
+    ) -> Self {
+        Self {
+            s: c.s,
+            epochs: c.steps,
+            batch_size: c.batch_size,
+            seed: c.seed,
+            mode: c.mode,
+            loss,
+            select,
+            step,
+        }
+    }
+
     /// SPEC §3: 0.001 for cross-entropy; else 2 when `s < 6·m^0.536`, 0.005 otherwise.
     pub fn step_size(&self, m: usize) -> f32 {
         self.step.unwrap_or(match self.loss {

@@ -357,3 +357,21 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         Some(b) => Ok(b),
     }
 }
+
+impl From<SelectChoice> for relu_iht::vector::Select {
+    fn from(c: SelectChoice) -> Self {
+        match c {
+            SelectChoice::Sketch => Self::Sketch,
+            SelectChoice::Magnitude => Self::Magnitude,
+        }
+    }
+}
+
+impl From<LossChoice> for relu_iht::vector::Loss {
+    fn from(c: LossChoice) -> Self {
+        match c {
+            LossChoice::CrossEntropy => Self::CrossEntropy,
+            LossChoice::Mse => Self::Mse,
+        }
+    }
+}

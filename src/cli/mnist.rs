@@ -132,7 +132,7 @@ fn fit<B: Backend>(
 
 /// 10-class MNIST with the vector-output model (CPU engine in this build).
 fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
-    use relu_iht::vector::{argmax_rows, Loss, Select, VectorConfig, VectorIht};
+    use relu_iht::vector::{argmax_rows, VectorConfig, VectorIht};
     if a.solver.backend == super::args::BackendChoice::Gpu {
         bail!("invalid --backend = gpu with --classes all: the vector-output model runs on the CPU in this build");
     }
@@ -159,22 +159,7 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
     let to_data = |set: &Labeled| Data::from_rows(set.len(), set.d, &set.x, vec![0.0; set.len()]);
     let (train_data, test_data) = (Arc::new(to_data(&train)?), Arc::new(to_data(&test)?));
     let m = a.solver.m_or(100);
-    let vc = VectorConfig {
-        s: config.s,
-        epochs: config.steps,
-        batch_size: config.batch_size,
-        seed: config.seed,
-        mode: config.mode,
-        loss: match a.loss {
-            super::args::LossChoice::CrossEntropy => Loss::CrossEntropy,
-            super::args::LossChoice::Mse => Loss::Mse,
-        },
-        select: match a.select {
-            super::args::SelectChoice::Sketch => Select::Sketch,
-            super::args::SelectChoice::Magnitude => Select::Magnitude,
-        },
-        step: a.step_size,
-    };
+    let vc = VectorConfig::from_iht(config, a.loss.into(), a.select.into(), a.step_size);
     let mut solver = VectorIht::new(train_data.clone(), one_hot(&train), k, m, vc.clone())?;
     if !(a.solver.quiet || a.solver.json) {
         eprintln!(

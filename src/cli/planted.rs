@@ -154,7 +154,7 @@ fn vector(
         metrics,
         planted::{gaussian_inputs, planted_weights},
     };
-    use relu_iht::vector::{Loss, Select, VectorConfig, VectorIht};
+    use relu_iht::vector::{Loss, VectorConfig, VectorIht};
     use std::sync::Arc;
     if a.solver.backend == super::args::BackendChoice::Gpu {
         anyhow::bail!("invalid --backend = gpu with --k {}: the vector-output model runs on the CPU in this build", a.k);
@@ -200,19 +200,7 @@ fn vector(
         }
     }
     let data = Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
-    let vc = VectorConfig {
-        s: config.s,
-        epochs: config.steps,
-        batch_size: config.batch_size,
-        seed: config.seed,
-        mode: config.mode,
-        loss: Loss::Mse,
-        select: match a.select {
-            super::args::SelectChoice::Sketch => Select::Sketch,
-            super::args::SelectChoice::Magnitude => Select::Magnitude,
-        },
-        step: None,
-    };
+    let vc = VectorConfig::from_iht(config, Loss::Mse, a.select.into(), None);
     let mut solver = VectorIht::new(data.clone(), y.clone(), k, m, vc.clone())?;
     let bar = report::progress(solver.total_steps(), a.solver.quiet);
     let start = std::time::Instant::now();
