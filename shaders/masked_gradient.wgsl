@@ -2,6 +2,8 @@
 // candidate step.
 //
 //   acc[jj, i] = Σ_r X[r, i] · bit(jj, r) · res[r]            (r over the block's rows)
+//   or, with res_stride > 0 (a residual per neuron, already masked: the vector model's chain rule),
+//   acc[jj, i] = Σ_r X[r, i] · res[jj * res_stride + r]
 //   g[jj * d + i] = (accumulate ? g[jj * d + i] : 0) + acc[jj, i]
 //   and when finish = 1:  g[jj * d + i] = xtile[jj * d + i] − mu · g[jj * d + i]
 //
@@ -11,9 +13,9 @@
 // still sums its rows in order with fma, as the CPU twin.
 // Bindings:
 //   0 uniform  Params   rows, d, tile, words (per neuron, this block), x_stride, x_row0, r_row0,
-//                       accumulate (0/1), finish (0/1), mu
+//                       accumulate (0/1), finish (0/1), mu, res_stride
 //   1 storage  x        X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
-//   2 storage  res      residual, res[r_row0 + r]
+//   2 storage  res      residual, res[r_row0 + r] (or res[jj * res_stride + r_row0 + r])
 //   3 storage  bits     masks of this block, bits[jj * words + r / 32]
 //   4 storage  xtile    current weights of the tile, dense, xtile[jj * d + i]
 //   5 storage  g        output, g[jj * d + i]
@@ -30,7 +32,7 @@ struct Params {
     accumulate: u32,
     finish: u32,
     mu: f32,
-    _pad0: u32,
+    res_stride: u32,
     _pad1: u32,
 }
 
@@ -70,9 +72,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             var pv = 0.0;
             let jj = j0 + col;
             if (r < params.rows && jj < params.tile) {
-                let word = bits[jj * params.words + r / 32u];
-                if (((word >> (r % 32u)) & 1u) == 1u) {
-                    pv = res[params.r_row0 + r];
+                if (params.res_stride > 0u) {
+                    pv = res[jj * params.res_stride + params.r_row0 + r];
+                } else {
+                    let word = bits[jj * params.words + r / 32u];
+                    if (((word >> (r % 32u)) & 1u) == 1u) {
+                        pv = res[params.r_row0 + r];
+                    }
                 }
             }
             ps[row][col] = pv;

@@ -8,6 +8,7 @@
 use crate::error::Result;
 use crate::operator::Operator;
 use crate::sparse::SparseVec;
+use crate::vector::{Blocks, Loss, VectorStep};
 
 /// An engine that can run the IHT solver.
 pub trait Backend {
@@ -55,6 +56,25 @@ pub trait Backend {
         mu: f32,
         keep: usize,
     ) -> Result<SparseVec>;
+
+    /// The vector-output model's `Ŷ` (n × k row-major) for the weights `b` of the operator's
+    /// live neurons under its masks (SPEC §3).
+    fn vector_forward(&mut self, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>>;
+
+    /// One vector-output step on the operator's rows: the loss and residual `∂loss/∂Ŷ` at the
+    /// weights `cur`, the chain-rule gradients at `at` (default `cur`) with masks fixed, and the
+    /// candidates `at − α G`. `targets` is n × k row-major.
+    #[allow(clippy::too_many_arguments)]
+    fn vector_step(
+        &mut self,
+        op: &Operator,
+        targets: &[f32],
+        k: usize,
+        loss: Loss,
+        cur: &Blocks,
+        at: Option<&Blocks>,
+        alpha: f32,
+    ) -> Result<VectorStep>;
 
     /// Peak bytes this backend allocated on its device (0 for the CPU).
     fn peak_device_bytes(&self) -> u64 {

@@ -2,13 +2,16 @@
 //! budget `s / L`; the next layer's inputs are the hidden units of the layer just fitted,
 //! `relu(X w_j)` under its generators (`1{X h_j > 0} · X w_j`), and its output weights are dropped.
 //! Hidden rows are formed from the previous source's rows, so a streamed source stays streamed.
+//! The vector-output model ([`fit_vector_layers`]) stacks the same way: each earlier layer keeps
+//! its W1 part (the hidden units `relu(X W1ᵀ)` under its generators) and drops its W2 part.
 
 use crate::backend::Backend;
-use crate::data::{Data, RowSource};
+use crate::data::{Data, InMemory, RowSource};
 use crate::error::{Error, Result};
 use crate::iht::{Iht, IhtConfig, Recovery, StepRecord};
 use crate::operator::{Generators, Operator};
 use crate::sparse::SparseVec;
+use crate::vector::{VectorConfig, VectorIht};
 use std::sync::Arc;
 
 /// The hidden units `h_j(x) = 1{x·g_j > 0} · x·w_j` of a fitted layer (`m` of them), as rows.
@@ -172,4 +175,93 @@ pub fn fit_layers<B: Backend>(
         },
         backend,
     ))
+}
+
+/// A greedy vector-output fit: the earlier layers' hidden units and the last layer's solver.
+pub struct VectorDeep<B: Backend> {
+    /// W1 weights and generators of every layer but the last.
+    pub hidden: Vec<(SparseVec, Generators)>,
+    pub last: VectorIht<B>,
+    m: usize,
+}
+
+impl<B: Backend> VectorDeep<B> {
+    /// The last layer's inputs for `data`: its rows through every layer but the last.
+    pub fn inputs_of(&self, data: Arc<Data>) -> Result<Arc<Data>> {
+        let mut cur = data;
+        for (w, gens) in &self.hidden {
+            let src: Arc<dyn RowSource> = Arc::new(InMemory(cur));
+            let h = Hidden::new(src, self.m, w.clone(), gens.clone())?;
+            cur = h.whole().expect("in-memory hidden units are materialized");
+        }
+        Ok(cur)
+    }
+
+    /// The model's output `Ŷ` (n × k row-major) on `data`.
+    pub fn predict(&mut self, data: Arc<Data>) -> Result<Vec<f32>> {
+        let inputs = self.inputs_of(data)?;
+        self.last.predict(inputs)
+    }
+
+    /// Nonzeros kept over all layers (earlier layers count their W1 part only).
+    pub fn nnz(&self) -> usize {
+        self.hidden.iter().map(|(w, _)| w.nnz()).sum::<usize>() + self.last.x().nnz()
+    }
+
+    /// Steps over all layers.
+    pub fn steps(&self) -> usize {
+        (self.hidden.len() + 1) * self.last.total_steps()
+    }
+}
+
+/// Fits `layers` vector-output layers greedily with `m` neurons each and budget `config.s / layers`
+/// each; `targets` is n × k row-major. `on_step(layer, step, loss)` follows every step.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_vector_layers<B: Backend>(
+    backend: B,
+    data: Arc<Data>,
+    targets: Vec<f32>,
+    k: usize,
+    m: usize,
+    config: &VectorConfig,
+    layers: usize,
+    mut on_step: impl FnMut(usize, usize, f64),
+) -> Result<VectorDeep<B>> {
+    if layers == 0 {
+        return Err(Error::invalid("layers", layers, "must be at least 1"));
+    }
+    if config.s < layers {
+        return Err(Error::invalid(
+            "s",
+            config.s,
+            format!("must give each of the {layers} layers at least one weight"),
+        ));
+    }
+    let cfg = VectorConfig {
+        s: config.s / layers,
+        ..config.clone()
+    };
+    let mut backend = backend;
+    let mut inputs = data;
+    let mut hidden = Vec::with_capacity(layers - 1);
+    for l in 0..layers {
+        let mut solver =
+            VectorIht::new(backend, inputs.clone(), targets.clone(), k, m, cfg.clone())?;
+        solver.run(|t, loss| on_step(l, t, loss))?;
+        if l + 1 == layers {
+            return Ok(VectorDeep {
+                hidden,
+                last: solver,
+                m,
+            });
+        }
+        let (w, gens) = (solver.w1(), solver.prediction_generators());
+        let src: Arc<dyn RowSource> = Arc::new(InMemory(inputs));
+        inputs = Hidden::new(src, m, w.clone(), gens.clone())?
+            .whole()
+            .expect("in-memory hidden units are materialized");
+        hidden.push((w, gens));
+        backend = solver.into_backend();
+    }
+    unreachable!("the last layer returns")
 }

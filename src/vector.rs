@@ -6,15 +6,16 @@
 //! α, and selection of the s entries with the largest count-sketch estimate of their cumulative
 //! updates (4 rows, width `s·max(1, ln(N/s))`, as the paper's code) or the largest magnitude.
 //! At the first step, blocks whose W1 or W2 part is entirely zero start from U(±1/√(dm)) and
-//! U(±1/√(mk)) drawn from the run seed. CPU only in this build.
+//! U(±1/√(mk)) drawn from the run seed. The passes run on the backend
+//! ([`Backend::vector_step`]); selection runs on the host.
 
+use crate::backend::Backend;
 use crate::data::Data;
 use crate::error::{Error, Result};
 use crate::operator::{Generators, Mode, Operator};
 use crate::rng::{self, Stream};
 use crate::sparse::SparseVec;
 use crate::topk::TopS;
-use gemm::{gemm, Parallelism};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::sync::Arc;
@@ -134,16 +135,49 @@ impl CountSketch {
     }
 }
 
-/// The vector-output model's weights split by neuron.
-struct Blocks {
-    live: Vec<u32>,
-    /// `w1[jj·d + i]`, `w2[jj·k + c]` for live neuron `live[jj]`.
-    w1: Vec<f32>,
-    w2: Vec<f32>,
+/// The vector-output model's weights of a set of neurons, dense per neuron.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Blocks {
+    /// The neurons, sorted.
+    pub live: Vec<u32>,
+    /// `w1[jj·d + i]`, `w2[jj·k + c]` for neuron `live[jj]`.
+    pub w1: Vec<f32>,
+    pub w2: Vec<f32>,
 }
 
-/// The vector-output IHT solver.
-pub struct VectorIht {
+impl Blocks {
+    /// Checks the block lengths against `live`, d and k.
+    pub fn check(&self, d: usize, k: usize) -> Result<()> {
+        Error::check_len("W1 blocks (t·d)", self.live.len() * d, self.w1.len())?;
+        Error::check_len("W2 blocks (t·k)", self.live.len() * k, self.w2.len())
+    }
+
+    /// Checks that `self` covers the same neurons as `other`, with valid lengths.
+    pub fn check_same_neurons(&self, other: &Blocks, d: usize, k: usize) -> Result<()> {
+        self.check(d, k)?;
+        if self.live != other.live {
+            return Err(Error::invalid(
+                "blocks",
+                self.live.len(),
+                "the gradient blocks must cover the forward blocks' neurons",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What one step's chain rule returns: the batch loss at the current weights and the candidates
+/// `W − α G` (same layout as [`Blocks`]).
+#[derive(Clone, Debug)]
+pub struct VectorStep {
+    pub loss: f64,
+    pub w1: Vec<f32>,
+    pub w2: Vec<f32>,
+}
+
+/// The vector-output IHT solver on backend `B`.
+pub struct VectorIht<B: Backend> {
+    backend: B,
     data: Arc<Data>,
     targets: Vec<f32>,
     k: usize,
@@ -155,9 +189,10 @@ pub struct VectorIht {
     perm: Vec<usize>,
 }
 
-impl VectorIht {
+impl<B: Backend> VectorIht<B> {
     /// `data` holds X (its `y` is unused); `targets` is n × k row-major.
     pub fn new(
+        backend: B,
         data: Arc<Data>,
         targets: Vec<f32>,
         k: usize,
@@ -203,6 +238,7 @@ impl VectorIht {
         let sketch = (config.select == Select::Sketch)
             .then(|| CountSketch::new(config.s, len as u64, config.seed));
         Ok(Self {
+            backend,
             data,
             targets,
             k,
@@ -219,12 +255,22 @@ impl VectorIht {
         &self.x
     }
 
+    /// The engine (its name, its peak device bytes).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
     fn md(&self) -> u32 {
         (self.m * self.data.d()) as u32
     }
 
+    /// The engine back, ending the solve.
+    pub fn into_backend(self) -> B {
+        self.backend
+    }
+
     /// The W1 part as the operator's generator weights (length m·d).
-    fn w1(&self) -> SparseVec {
+    pub fn w1(&self) -> SparseVec {
         let r = self.x.range(0, self.md());
         SparseVec::from_sorted(
             self.md() as u64,
@@ -303,67 +349,8 @@ impl VectorIht {
         Blocks { live, w1, w2 }
     }
 
-    /// `H = M ∘ (X W1)` (n × t, column per neuron) for blocks `b` under masks of `op`.
-    fn hidden(op: &Operator, b: &Blocks) -> Vec<f32> {
-        let (n, d, t) = (op.n(), op.d(), b.live.len());
-        let mut z = vec![0.0f32; n * t];
-        if t > 0 {
-            // SAFETY: Z is n × t column-major; X is n × d column-major (xt[i·n + r]); W1ᵀ is d × t
-            // with element (i, jj) at w1[jj·d + i]; all in bounds.
-            unsafe {
-                gemm(
-                    n,
-                    t,
-                    d,
-                    z.as_mut_ptr(),
-                    n as isize,
-                    1,
-                    false,
-                    op.data().xt().as_ptr(),
-                    n as isize,
-                    1,
-                    b.w1.as_ptr(),
-                    d as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::Rayon(0),
-                );
-            }
-        }
-        let mut g = vec![0.0f32; n];
-        for (jj, &j) in b.live.iter().enumerate() {
-            op.preactivation(j, 0, &mut g);
-            for (v, &gz) in z[jj * n..(jj + 1) * n].iter_mut().zip(&g) {
-                if gz <= 0.0 {
-                    *v = 0.0;
-                }
-            }
-        }
-        z
-    }
-
-    /// `Ŷ = H W2` (n × k row-major).
-    fn output(n: usize, k: usize, h: &[f32], b: &Blocks) -> Vec<f32> {
-        let mut y = vec![0.0f32; n * k];
-        for (jj, col) in h.chunks(n.max(1)).enumerate().take(b.live.len()) {
-            let w2 = &b.w2[jj * k..(jj + 1) * k];
-            for (r, &hv) in col.iter().enumerate() {
-                if hv != 0.0 {
-                    for c in 0..k {
-                        y[r * k + c] += hv * w2[c];
-                    }
-                }
-            }
-        }
-        y
-    }
-
     /// Model output on `data` (n × k row-major) for weights `x`.
-    pub fn predict(&self, data: Arc<Data>) -> Result<Vec<f32>> {
+    pub fn predict(&mut self, data: Arc<Data>) -> Result<Vec<f32>> {
         let op = Operator::new(data, self.m, self.prediction_generators())?;
         let b = self.blocks(
             self.x
@@ -373,8 +360,7 @@ impl VectorIht {
                 .collect(),
             false,
         );
-        let h = Self::hidden(&op, &b);
-        Ok(Self::output(op.n(), self.k, &h, &b))
+        self.backend.vector_forward(&op, &b, self.k)
     }
 
     /// The batch of step `t`.
@@ -403,88 +389,37 @@ impl VectorIht {
         let (k, d, md, m) = (self.k, self.data.d(), self.md(), self.m);
         let t = self.t;
         let (data, y) = self.batch(t);
-        let n = data.n();
         let op = Operator::new(data, m, self.generators_at(t))?;
         let live = op.live_neurons();
-        // Forward with the current weights, residual.
         let cur = self.blocks(live.clone(), false);
-        let yhat = Self::output(n, k, &Self::hidden(&op, &cur), &cur);
-        let (r, loss) = residual(&yhat, &y, k, self.config.loss);
+        let init = (t == 0).then(|| self.blocks(live, true));
+        let alpha = self.config.step_size(m);
+        let VectorStep {
+            loss,
+            w1: c1,
+            w2: c2,
+        } = self
+            .backend
+            .vector_step(&op, &y, k, self.config.loss, &cur, init.as_ref(), alpha)?;
         if !loss.is_finite() {
             return Err(Error::invalid(
                 "step-size",
-                self.config.step_size(m),
+                alpha,
                 format!("the fit diverged (non-finite loss at step {t}); use a smaller step"),
             ));
         }
-        // Gradients at the (first step: initialised) blocks.
-        let b = if t == 0 { self.blocks(live, true) } else { cur };
-        let tl = b.live.len();
-        let h = Self::hidden(&op, &b);
-        let mut g2 = vec![0.0f32; tl * k];
-        let mut p = vec![0.0f32; n * tl];
-        let mut mask = vec![0.0f32; n];
-        for (jj, &j) in b.live.iter().enumerate() {
-            let col = &h[jj * n..(jj + 1) * n];
-            for (row, &hv) in col.iter().enumerate() {
-                if hv != 0.0 {
-                    for c in 0..k {
-                        g2[jj * k + c] += hv * r[row * k + c];
-                    }
-                }
-            }
-            op.preactivation(j, 0, &mut mask);
-            let w2 = &b.w2[jj * k..(jj + 1) * k];
-            for (row, pv) in p[jj * n..(jj + 1) * n].iter_mut().enumerate() {
-                if mask[row] > 0.0 {
-                    *pv = (0..k).map(|c| r[row * k + c] * w2[c]).sum();
-                }
-            }
-        }
-        let mut g1 = vec![0.0f32; tl * d];
-        if tl > 0 {
-            // SAFETY: G1 is t × d row-major (g1[jj·d + i]); Pᵀ is t × n with (jj, r) at p[jj·n + r];
-            // X is n × d at xt[i·n + r]; all in bounds.
-            unsafe {
-                gemm(
-                    tl,
-                    d,
-                    n,
-                    g1.as_mut_ptr(),
-                    1,
-                    d as isize,
-                    false,
-                    p.as_ptr(),
-                    1,
-                    n as isize,
-                    op.data().xt().as_ptr(),
-                    n as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    Parallelism::Rayon(0),
-                );
-            }
-        }
+        let b = init.unwrap_or(cur);
         // Candidates and selection.
-        let alpha = self.config.step_size(m);
         let len = self.x.len();
-        let mut cand: Vec<(u32, f32, f32)> = Vec::with_capacity(tl * (d + k));
+        let mut cand: Vec<(u32, f32, f32)> = Vec::with_capacity(b.live.len() * (d + k));
         for (jj, &j) in b.live.iter().enumerate() {
             for i in 0..d {
-                let delta = -alpha * g1[jj * d + i];
-                cand.push((j * d as u32 + i as u32, b.w1[jj * d + i] + delta, delta));
+                let (v, w) = (c1[jj * d + i], b.w1[jj * d + i]);
+                cand.push((j * d as u32 + i as u32, v, v - w));
             }
             for c in 0..k {
-                let delta = -alpha * g2[jj * k + c];
-                cand.push((
-                    md + j * k as u32 + c as u32,
-                    b.w2[jj * k + c] + delta,
-                    delta,
-                ));
+                let (v, w) = (c2[jj * k + c], b.w2[jj * k + c]);
+                cand.push((md + j * k as u32 + c as u32, v, v - w));
             }
         }
         // Entries of neurons outside the live set keep their values.

@@ -130,18 +130,8 @@ fn fit<B: Backend>(
     Ok(())
 }
 
-/// 10-class MNIST with the vector-output model (CPU engine in this build).
+/// 10-class MNIST with the vector-output model.
 fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
-    use relu_iht::vector::{argmax_rows, VectorConfig, VectorIht};
-    if a.solver.backend == super::args::BackendChoice::Gpu {
-        bail!("invalid --backend = gpu with --classes all: the vector-output model runs on the CPU in this build");
-    }
-    if a.solver.layers != 1 {
-        bail!(
-            "invalid --layers = {} with --classes all: depth covers the scalar model in this build",
-            a.solver.layers
-        );
-    }
     let classes: Vec<u8> = (0..10).collect();
     let (train, test) = mnist::load_split(
         &a.data_dir.join("mnist"),
@@ -149,6 +139,24 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
         a.train_per_class,
         a.test_per_class,
     )?;
+    let to_data = |set: &Labeled| Data::from_rows(set.len(), set.d, &set.x, vec![0.0; set.len()]);
+    let (train_data, test_data) = (Arc::new(to_data(&train)?), Arc::new(to_data(&test)?));
+    let engine = report::backend(
+        a.solver.backend,
+        a.solver.quiet || a.solver.json,
+        a.solver.device_memory,
+    )?;
+    crate::with_engine!(engine, b => all_classes_fit(a, config, (&train, &test), (train_data, test_data), b))
+}
+
+fn all_classes_fit<B: Backend>(
+    a: &MnistArgs,
+    config: &IhtConfig,
+    (train, test): (&Labeled, &Labeled),
+    (train_data, test_data): (Arc<Data>, Arc<Data>),
+    backend: B,
+) -> Result<()> {
+    use relu_iht::vector::{argmax_rows, VectorConfig};
     let k = 10;
     let one_hot = |set: &Labeled| -> Vec<f32> {
         set.labels
@@ -156,29 +164,21 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             .flat_map(|&l| (0..k).map(move |c| if c == l as usize { 1.0 } else { 0.0 }))
             .collect()
     };
-    let to_data = |set: &Labeled| Data::from_rows(set.len(), set.d, &set.x, vec![0.0; set.len()]);
-    let (train_data, test_data) = (Arc::new(to_data(&train)?), Arc::new(to_data(&test)?));
     let m = a.solver.m_or(100);
+    let layers = a.solver.layers;
     let vc = VectorConfig::from_iht(config, a.loss.into(), a.select.into(), a.step_size);
-    let mut solver = VectorIht::new(train_data.clone(), one_hot(&train), k, m, vc.clone())?;
-    if !(a.solver.quiet || a.solver.json) {
-        eprintln!(
-            "backend: cpu, {} threads (vector-output model)",
-            rayon::current_num_threads()
-        );
-    }
-    let bar = report::progress(solver.total_steps(), a.solver.quiet);
-    let start = std::time::Instant::now();
-    let mut last_loss = f64::NAN;
-    solver.run(|_, loss| {
-        last_loss = loss;
-        bar.set_message(format!("loss {loss:.4}"));
-        bar.inc(1);
-    })?;
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let accuracy = |data: &Arc<Data>, set: &Labeled| -> Result<f64> {
-        let pred = argmax_rows(&solver.predict(data.clone())?, k);
+    let (mut model, seconds, last_loss) = report::fit_vector(
+        backend,
+        train_data.clone(),
+        one_hot(train),
+        k,
+        m,
+        &vc,
+        layers,
+        a.solver.quiet,
+    )?;
+    let mut accuracy = |data: &Arc<Data>, set: &Labeled| -> Result<f64> {
+        let pred = argmax_rows(&model.predict(data.clone())?, k);
         let hits = pred
             .iter()
             .zip(&set.labels)
@@ -186,23 +186,23 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             .count();
         Ok(hits as f64 / set.len().max(1) as f64)
     };
-    let (test_acc, train_acc) = (accuracy(&test_data, &test)?, accuracy(&train_data, &train)?);
+    let (test_acc, train_acc) = (accuracy(&test_data, test)?, accuracy(&train_data, train)?);
     let record = RunRecord {
         task: "mnist",
         method: "iht",
-        backend: "cpu".into(),
+        backend: model.last.backend().name(),
         n: train_data.n(),
         d: train_data.d(),
         m,
         s: vc.s,
         k,
-        layers: 1,
-        steps: solver.total_steps(),
+        layers,
+        steps: model.steps(),
         seed: vc.seed,
-        nnz: solver.x().nnz(),
+        nnz: model.nnz(),
         seconds,
         peak_host_bytes: peak_host_bytes(),
-        peak_device_bytes: 0,
+        peak_device_bytes: model.last.backend().peak_device_bytes(),
         extra: json!({
             "classes": "all",
             "loss": vc.loss,
@@ -220,8 +220,8 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
         return record.print();
     }
     println!(
-        "MNIST, 10 classes: {} train / {} test images, m = {m}, s = {}, {:?} loss, {:?} selection: {} nonzeros after {} steps in {seconds:.2} s",
-        train_data.n(), test_data.n(), vc.s, vc.loss, vc.select, solver.x().nnz(), solver.total_steps()
+        "MNIST, 10 classes: {} train / {} test images, m = {m}, s = {}, {layers} layer(s), {:?} loss, {:?} selection: {} nonzeros after {} steps in {seconds:.2} s",
+        train_data.n(), test_data.n(), vc.s, vc.loss, vc.select, model.nnz(), model.steps()
     );
     println!(
         "test accuracy {:.2}%, train accuracy {:.2}% (final batch loss {last_loss:.4})",

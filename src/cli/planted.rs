@@ -143,7 +143,7 @@ fn solve<B: Backend>(
 
 /// `planted --k K` (K > 1): the planted network `y = relu(X W1) W2` with `s/2` N(0, 1) weights in
 /// W1 (d × m) and in W2 (m × k), as the paper's code plants it, fitted by the vector-output model
-/// (MSE) on the CPU.
+/// (MSE) on either engine, with `--layers` stacking greedily.
 fn vector(
     a: &PlantedArgs,
     spec: &relu_iht::tasks::planted::PlantedSpec,
@@ -154,18 +154,8 @@ fn vector(
         metrics,
         planted::{gaussian_inputs, planted_weights},
     };
-    use relu_iht::vector::{Loss, VectorConfig, VectorIht};
+    use relu_iht::vector::{Loss, VectorConfig};
     use std::sync::Arc;
-    if a.solver.backend == super::args::BackendChoice::Gpu {
-        anyhow::bail!("invalid --backend = gpu with --k {}: the vector-output model runs on the CPU in this build", a.k);
-    }
-    if a.solver.layers != 1 {
-        anyhow::bail!(
-            "invalid --layers = {} with --k {}: depth covers the scalar model in this build",
-            a.solver.layers,
-            a.k
-        );
-    }
     let (n, d, m, k) = (spec.n, spec.d, spec.m, a.k);
     let half = (spec.s / 2).max(1);
     let w1 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
@@ -201,33 +191,36 @@ fn vector(
     }
     let data = Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
     let vc = VectorConfig::from_iht(config, Loss::Mse, a.select.into(), None);
-    let mut solver = VectorIht::new(data.clone(), y.clone(), k, m, vc.clone())?;
-    let bar = report::progress(solver.total_steps(), a.solver.quiet);
-    let start = std::time::Instant::now();
-    solver.run(|_, loss| {
-        bar.set_message(format!("loss {loss:.4e}"));
-        bar.inc(1);
-    })?;
-    bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let yhat = solver.predict(data)?;
+    let layers = a.solver.layers;
+    let engine = report::backend(
+        a.solver.backend,
+        a.solver.quiet || a.solver.json,
+        a.solver.device_memory,
+    )?;
+    let (yhat, seconds, nnz, steps, backend, peak_device) = crate::with_engine!(engine, b => {
+        let (mut model, seconds, _) =
+            report::fit_vector(b, data.clone(), y.clone(), k, m, &vc, layers, a.solver.quiet)?;
+        let yhat = model.predict(data)?;
+        let be = model.last.backend();
+        (yhat, seconds, model.nnz(), model.steps(), be.name(), be.peak_device_bytes())
+    });
     let (psnr, rel) = (metrics::psnr(&y, &yhat), metrics::rel_error(&y, &yhat));
     let record = RunRecord {
         task: "planted",
         method: "iht",
-        backend: "cpu".into(),
+        backend,
         n,
         d,
         m,
         s: vc.s,
         k,
-        layers: 1,
-        steps: solver.total_steps(),
+        layers,
+        steps,
         seed: spec.seed,
-        nnz: solver.x().nnz(),
+        nnz,
         seconds,
         peak_host_bytes: peak_host_bytes(),
-        peak_device_bytes: 0,
+        peak_device_bytes: peak_device,
         extra: json!({
             "teacher": "relu",
             "mode": vc.mode,
@@ -243,8 +236,8 @@ fn vector(
         return record.print();
     }
     println!(
-        "planted k = {k}: n = {n}, d = {d}, m = {m}, {} + {} planted weights; recovered {} nonzeros after {} steps in {seconds:.2} s",
-        w1.nnz(), w2.nnz(), solver.x().nnz(), solver.total_steps()
+        "planted k = {k}: n = {n}, d = {d}, m = {m}, {} + {} planted weights; recovered {nnz} nonzeros after {steps} steps ({layers} layer(s)) in {seconds:.2} s",
+        w1.nnz(), w2.nnz()
     );
     println!("PSNR {psnr:.2} dB, relative error {rel:.3e}");
     Ok(())

@@ -103,6 +103,41 @@ pub fn layer_step(bar: &ProgressBar) -> impl FnMut(usize, &relu_iht::iht::StepRe
     }
 }
 
+/// A vector-output fit of `layers` layers with a progress bar on stderr: the model, the solve
+/// seconds and the final batch loss.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_vector<B: Backend>(
+    backend: B,
+    data: Arc<relu_iht::data::Data>,
+    targets: Vec<f32>,
+    k: usize,
+    m: usize,
+    vc: &relu_iht::vector::VectorConfig,
+    layers: usize,
+    quiet: bool,
+) -> Result<(relu_iht::deep::VectorDeep<B>, f64, f64)> {
+    let steps = vc.epochs * vc.batch_size.map_or(1, |b| data.n().div_ceil(b));
+    let bar = progress(steps * layers, quiet);
+    let start = std::time::Instant::now();
+    let mut last = f64::NAN;
+    let model = relu_iht::deep::fit_vector_layers(
+        backend,
+        data,
+        targets,
+        k,
+        m,
+        vc,
+        layers,
+        |layer, _, loss| {
+            last = loss;
+            bar.set_message(format!("layer {}, loss {loss:.4e}", layer + 1));
+            bar.inc(1);
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok((model, start.elapsed().as_secs_f64(), last))
+}
+
 /// One run, as printed with `--json` (SPEC §7).
 #[derive(Debug, Serialize)]
 pub struct RunRecord {

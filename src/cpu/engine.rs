@@ -2,12 +2,13 @@
 //! `Vec<f32>`; the prepared support keeps its neuron masks as packed bits.
 
 use super::relu_mask::Masks;
-use super::{masked_gradient, reduce, support_adjoint, support_forward};
+use super::{masked_gradient, reduce, support_adjoint, support_forward, vector_model};
 use crate::backend::Backend;
 use crate::data::Data;
 use crate::error::{Error, Result};
 use crate::operator::{Generators, Operator, Support};
 use crate::sparse::SparseVec;
+use crate::vector::{Blocks, Loss, VectorStep};
 use std::sync::{Arc, Weak};
 
 /// The CPU engine.
@@ -119,5 +120,28 @@ impl Backend for CpuBackend {
         Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
         let workers = rayon::current_num_threads();
         Ok(masked_gradient::gradient_topk(op, x, r, mu, keep, workers))
+    }
+
+    fn vector_forward(&mut self, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>> {
+        b.check(op.d(), k)?;
+        Ok(vector_model::forward(op, b, k))
+    }
+
+    fn vector_step(
+        &mut self,
+        op: &Operator,
+        targets: &[f32],
+        k: usize,
+        loss: Loss,
+        cur: &Blocks,
+        at: Option<&Blocks>,
+        alpha: f32,
+    ) -> Result<VectorStep> {
+        Error::check_len("targets (n·k)", op.n() * k, targets.len())?;
+        cur.check(op.d(), k)?;
+        if let Some(at) = at {
+            at.check_same_neurons(cur, op.d(), k)?;
+        }
+        Ok(vector_model::step(op, targets, k, loss, cur, at, alpha))
     }
 }

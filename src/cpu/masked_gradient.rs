@@ -155,9 +155,11 @@ pub struct GradientBlock<'a> {
     pub x_row0: usize,
     pub rows: usize,
     pub d: usize,
-    /// Residual, `res[r_row0 + r]`.
+    /// Residual, `res[r_row0 + r]`, or with `res_stride > 0` one already-masked residual per
+    /// neuron, `res[jj·res_stride + r_row0 + r]` (the bits are then not read).
     pub res: &'a [f32],
     pub r_row0: usize,
+    pub res_stride: usize,
     /// Masks of the block, `bits[jj·words + r/32]`, `words = ceil(rows/32)`.
     pub bits: &'a [u32],
     pub tile: usize,
@@ -178,8 +180,13 @@ pub fn twin(
         for i in 0..b.d {
             let mut acc = 0.0f32;
             for r in 0..b.rows {
-                let on = (b.bits[jj * words + r / 32] >> (r % 32)) & 1 == 1;
-                let p = if on { b.res[b.r_row0 + r] } else { 0.0 };
+                let p = if b.res_stride > 0 {
+                    b.res[jj * b.res_stride + b.r_row0 + r]
+                } else if (b.bits[jj * words + r / 32] >> (r % 32)) & 1 == 1 {
+                    b.res[b.r_row0 + r]
+                } else {
+                    0.0
+                };
                 acc = b.x[i * b.x_stride + b.x_row0 + r].mul_add(p, acc);
             }
             let at = jj * b.d + i;

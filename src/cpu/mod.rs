@@ -8,5 +8,6 @@ pub mod relu_mask;
 pub mod support_adjoint;
 pub mod support_forward;
 pub mod topk;
+pub mod vector_model;
 
 pub use engine::CpuBackend;

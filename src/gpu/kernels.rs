@@ -14,6 +14,10 @@ pub struct Kernels {
     pub topk_histogram: wgpu::ComputePipeline,
     pub topk_threshold: wgpu::ComputePipeline,
     pub topk_compact: wgpu::ComputePipeline,
+    pub vector_hidden: wgpu::ComputePipeline,
+    pub vector_output: wgpu::ComputePipeline,
+    pub vector_residual: wgpu::ComputePipeline,
+    pub vector_backprop: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -40,6 +44,7 @@ impl Kernels {
         let adj = module("support_adjoint");
         let red = module("reduce");
         let top = module("topk");
+        let vm = module("vector_model");
         Self {
             relu_mask: pipeline(&relu, "relu-iht.relu_mask", "main"),
             masked_gradient: pipeline(&grad, "relu-iht.masked_gradient", "main"),
@@ -50,6 +55,10 @@ impl Kernels {
             topk_histogram: pipeline(&top, "relu-iht.topk.histogram", "histogram"),
             topk_threshold: pipeline(&top, "relu-iht.topk.threshold", "threshold"),
             topk_compact: pipeline(&top, "relu-iht.topk.compact", "compact"),
+            vector_hidden: pipeline(&vm, "relu-iht.vector_model.hidden", "hidden"),
+            vector_output: pipeline(&vm, "relu-iht.vector_model.output", "output"),
+            vector_residual: pipeline(&vm, "relu-iht.vector_model.residual", "residual"),
+            vector_backprop: pipeline(&vm, "relu-iht.vector_model.backprop", "backprop"),
         }
     }
 }
@@ -82,7 +91,9 @@ pub struct MaskedGradientParams {
     pub accumulate: u32,
     pub finish: u32,
     pub mu: f32,
-    pub _pad: [u32; 2],
+    /// 0: one residual under the masks; else the per-neuron residual's stride.
+    pub res_stride: u32,
+    pub _pad: u32,
 }
 
 /// Mirrors `Params` of `shaders/support_forward.wgsl`.
@@ -131,6 +142,25 @@ pub struct TopkParams {
     pub keep: u32,
     pub floor: u32,
     pub d: u32,
+}
+
+/// Mirrors `Params` of `shaders/vector_model.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct VectorModelParams {
+    pub rows: u32,
+    pub d: u32,
+    pub tile: u32,
+    pub k: u32,
+    pub x_stride: u32,
+    pub x_row0: u32,
+    pub row0: u32,
+    pub n: u32,
+    pub words: u32,
+    pub accumulate: u32,
+    /// 1: MSE, 2: softmax cross-entropy.
+    pub loss: u32,
+    pub _pad: u32,
 }
 
 /// Workgroups of 64 needed for `len` invocations.

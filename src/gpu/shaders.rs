@@ -18,6 +18,10 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("topk", include_str!("../../shaders/topk.wgsl")),
+    (
+        "vector_model",
+        include_str!("../../shaders/vector_model.wgsl"),
+    ),
 ];
 
 /// The source of one kernel.

@@ -4,15 +4,18 @@
 //! it they print why they skip.
 
 use super::common::*;
-use super::twins::Layout;
+use super::twins::{vector_blocks, vector_targets, vector_twin_step, Layout};
 use relu_iht::cpu::masked_gradient::{self, GradientBlock};
 use relu_iht::cpu::support_forward::RowBlock;
+use relu_iht::cpu::vector_model::{self, TileLayout};
 use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk, CpuBackend};
+use relu_iht::deep::fit_vector_layers;
 use relu_iht::gpu::kernels::*;
 use relu_iht::gpu::{GpuBackend, GpuContext};
 use relu_iht::iht::IhtConfig;
 use relu_iht::operator::Mode;
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
+use relu_iht::vector::{Loss, Select, VectorConfig};
 use relu_iht::Backend;
 use std::sync::{Arc, OnceLock};
 
@@ -97,10 +100,11 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 x_stride: n as u32,
                 x_row0: 0,
                 r_row0: 0,
+                res_stride: 0,
                 accumulate: 0,
                 finish: 1,
                 mu: 0.3,
-                _pad: [0; 2],
+                _pad: 0,
             };
             let mut enc = ctx.encoder();
             let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
@@ -120,6 +124,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 d,
                 res: &res,
                 r_row0: 0,
+                res_stride: 0,
                 bits: &want,
                 tile: t,
             };
@@ -474,4 +479,362 @@ fn planted_solve_on_gpu_matches_cpu() {
         );
         assert!(ctx.peak_device_bytes() > 0);
     }
+}
+
+#[test]
+fn vector_model_kernels_match_twins() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(61);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            for (k, loss) in [
+                (1, Loss::Mse),
+                (3, Loss::CrossEntropy),
+                (10, Loss::CrossEntropy),
+            ] {
+                let what = format!("n={n} d={d} m={m} k={k}");
+                let b = vector_blocks(&mut rng, &op, k);
+                let t = b.live.len();
+                let words = n.div_ceil(32);
+                let x = op.data().xt();
+                let h: Vec<f32> = b.live.iter().flat_map(|&j| op.generator(j)).collect();
+                let bits = relu_mask::twin(x, n, 0, n, d, &h, t);
+                let l = TileLayout {
+                    n,
+                    tile: t,
+                    k,
+                    words,
+                    bits: &bits,
+                };
+                let (xb, bb) = (ctx.storage_init("x", x), ctx.storage_init("bits", &bits));
+                let (w1b, w2b) = (ctx.storage_init("w1", &b.w1), ctx.storage_init("w2", &b.w2));
+                let base = VectorModelParams {
+                    rows: n as u32,
+                    d: d as u32,
+                    tile: t as u32,
+                    k: k as u32,
+                    x_stride: n as u32,
+                    x_row0: 0,
+                    row0: 0,
+                    n: n as u32,
+                    words: words as u32,
+                    accumulate: 0,
+                    loss: 0,
+                    _pad: 0,
+                };
+                // hidden, in two row blocks (the second starts at a multiple of 64 rows).
+                let hq = ctx.storage("hq", (n * t * 4) as u64);
+                let split = (n / 2 / 64) * 64;
+                let mut enc = ctx.encoder();
+                for rows in [0..split, split..n] {
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let p = VectorModelParams {
+                        rows: rows.len() as u32,
+                        x_row0: rows.start as u32,
+                        row0: rows.start as u32,
+                        ..base
+                    };
+                    let groups = (groups64(rows.len()), t.div_ceil(4) as u32, 1);
+                    let bind = [(1, &xb), (2, &w1b), (3, &bb), (4, &hq)];
+                    ctx.dispatch(&mut enc, &ctx.kernels.vector_hidden, &p, &bind, groups);
+                }
+                let got = ctx.read::<f32>(Some(enc), &hq, 0, n * t).unwrap();
+                let mut want = vec![0.0f32; n * t];
+                vector_model::hidden_twin(&l, x, n, 0, n, 0, d, &b.w1, &mut want);
+                let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+                let scale = 1.0 + b.w1.iter().map(|v| v.abs() as f64).sum::<f64>();
+                assert_close(&format!("hidden {what}"), &got, &f64s(&want), 1e-6, scale);
+
+                // output, accumulating onto a random start.
+                let h_in = nonzero(&mut rng, n * t);
+                let start = nonzero(&mut rng, k * n);
+                let (hb, out) = (
+                    ctx.storage_init("h", &h_in),
+                    ctx.storage_init("out", &start),
+                );
+                let p = VectorModelParams {
+                    accumulate: 1,
+                    ..base
+                };
+                let mut enc = ctx.encoder();
+                let bind = [(2, &w2b), (4, &hb), (5, &out)];
+                ctx.dispatch(
+                    &mut enc,
+                    &ctx.kernels.vector_output,
+                    &p,
+                    &bind,
+                    (groups64(n), 1, 1),
+                );
+                let got = ctx.read::<f32>(Some(enc), &out, 0, k * n).unwrap();
+                let mut want = start.clone();
+                vector_model::output_twin(&l, &h_in, &b.w2, true, &mut want);
+                assert_close(
+                    &format!("output {what}"),
+                    &got,
+                    &f64s(&want),
+                    1e-6,
+                    1.0 + 3.0 * t as f64,
+                );
+
+                // residual, both losses, on logits of a few units.
+                for lo in [Loss::Mse, loss] {
+                    let yhat = nonzero(&mut rng, k * n);
+                    let y = vector_targets(&mut rng, n, k, lo);
+                    let yt: Vec<f32> = (0..k * n).map(|e| y[(e % n) * k + e / n]).collect();
+                    let (ob, yb) = (ctx.storage_init("yhat", &yhat), ctx.storage_init("y", &yt));
+                    let lb = ctx.storage("loss", (n * 4) as u64);
+                    let p = VectorModelParams {
+                        loss: if lo == Loss::Mse { 1 } else { 2 },
+                        ..base
+                    };
+                    let mut enc = ctx.encoder();
+                    let bind = [(5, &ob), (6, &yb), (7, &lb)];
+                    ctx.dispatch(
+                        &mut enc,
+                        &ctx.kernels.vector_residual,
+                        &p,
+                        &bind,
+                        (groups64(n), 1, 1),
+                    );
+                    let got_r = ctx.read::<f32>(Some(enc), &ob, 0, k * n).unwrap();
+                    let got_l = ctx.read::<f32>(None, &lb, 0, n).unwrap();
+                    let mut want_r = yhat.clone();
+                    let want_l = vector_model::residual_twin(n, k, lo, &yt, &mut want_r);
+                    // exp and ln are the driver's: a few ulps apart from the host's.
+                    assert_close(
+                        &format!("residual {what} {lo:?}"),
+                        &got_r,
+                        &f64s(&want_r),
+                        1e-5,
+                        1.0 / n as f64 + 1e-3,
+                    );
+                    assert_close(
+                        &format!("loss {what} {lo:?}"),
+                        &got_l,
+                        &f64s(&want_l),
+                        1e-5,
+                        1.0 + k as f64 * 10.0,
+                    );
+                }
+
+                // backprop.
+                let r = nonzero(&mut rng, k * n);
+                let rb = ctx.storage_init("r", &r);
+                let q = ctx.storage("q", (n * t * 4) as u64);
+                let mut enc = ctx.encoder();
+                let bind = [(2, &w2b), (3, &bb), (4, &q), (5, &rb)];
+                ctx.dispatch(
+                    &mut enc,
+                    &ctx.kernels.vector_backprop,
+                    &base,
+                    &bind,
+                    (groups64(n), t as u32, 1),
+                );
+                let got = ctx.read::<f32>(Some(enc), &q, 0, n * t).unwrap();
+                let mut want = vec![0.0f32; n * t];
+                vector_model::backprop_twin(&l, &r, &b.w2, &mut want);
+                assert_close(
+                    &format!("backprop {what}"),
+                    &got,
+                    &f64s(&want),
+                    1e-6,
+                    1.0 + 3.0 * k as f64,
+                );
+
+                // masked_gradient with a per-neuron residual (the chain rule's G1), two blocks.
+                let g = ctx.storage("g", (t * d * 4) as u64);
+                let mut enc = ctx.encoder();
+                let blocks: Vec<_> = [0..split, split..n]
+                    .into_iter()
+                    .filter(|r| !r.is_empty())
+                    .collect();
+                for (bi, rows) in blocks.iter().enumerate() {
+                    let gp = MaskedGradientParams {
+                        rows: rows.len() as u32,
+                        d: d as u32,
+                        tile: t as u32,
+                        words: words as u32,
+                        x_stride: n as u32,
+                        x_row0: rows.start as u32,
+                        r_row0: rows.start as u32,
+                        accumulate: (bi > 0) as u32,
+                        finish: (bi + 1 == blocks.len()) as u32,
+                        mu: 0.3,
+                        res_stride: n as u32,
+                        _pad: 0,
+                    };
+                    let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
+                    let bind = [(1, &xb), (2, &hb), (3, &bb), (4, &w1b), (5, &g)];
+                    ctx.dispatch(&mut enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
+                }
+                let got = ctx.read::<f32>(Some(enc), &g, 0, t * d).unwrap();
+                let mut acc: Option<Vec<f32>> = None;
+                for (bi, rows) in blocks.iter().enumerate() {
+                    let block = GradientBlock {
+                        x,
+                        x_stride: n,
+                        x_row0: rows.start,
+                        rows: rows.len(),
+                        d,
+                        res: &h_in,
+                        r_row0: rows.start,
+                        res_stride: n,
+                        bits: &bits,
+                        tile: t,
+                    };
+                    let last = bi + 1 == blocks.len();
+                    acc = Some(masked_gradient::twin(
+                        &block,
+                        acc.as_deref(),
+                        &b.w1,
+                        last.then_some(0.3),
+                    ));
+                }
+                let want = acc.unwrap();
+                assert_close(
+                    &format!("masked_gradient per-neuron {what}"),
+                    &got,
+                    &f64s(&want),
+                    1e-6,
+                    1.21 * n as f64,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn vector_engine_matches_twins_and_cpu_engine_resident_and_streamed() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(62);
+    for &(n, d, m) in &[(130, 9, 7), (2500, 13, 11)] {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            for (k, loss) in [(3, Loss::Mse), (10, Loss::CrossEntropy)] {
+                let b = vector_blocks(&mut rng, &op, k);
+                let at = vector_blocks(&mut rng, &op, k);
+                let y = vector_targets(&mut rng, n, k, loss);
+                let twin = vector_twin_step(&op, &y, k, loss, &b, 0.7);
+                let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+                let scale = 1.0
+                    + twin
+                        .w1
+                        .iter()
+                        .chain(&twin.w2)
+                        .fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                // A tiny budget forces 64-row blocks and one-neuron tiles.
+                for budget in [None, Some(4 * 64 * d as u64 * 4)] {
+                    let what = format!("n={n} m={m} k={k} {loss:?} budget={budget:?}");
+                    let mut gpu = GpuBackend::new(ctx.clone(), budget);
+                    let got = gpu.vector_step(&op, &y, k, loss, &b, None, 0.7).unwrap();
+                    assert!(
+                        (got.loss - twin.loss).abs() <= 1e-5 * (1.0 + twin.loss),
+                        "{what}: loss"
+                    );
+                    assert_close(&format!("{what} W1"), &got.w1, &f64s(&twin.w1), 1e-5, scale);
+                    assert_close(&format!("{what} W2"), &got.w2, &f64s(&twin.w2), 1e-5, scale);
+                    // Residual at `b`, gradients at other blocks: against the CPU engine.
+                    let got = gpu
+                        .vector_step(&op, &y, k, loss, &b, Some(&at), 0.7)
+                        .unwrap();
+                    let want = CpuBackend::new()
+                        .vector_step(&op, &y, k, loss, &b, Some(&at), 0.7)
+                        .unwrap();
+                    let sc = 1.0
+                        + want
+                            .w1
+                            .iter()
+                            .chain(&want.w2)
+                            .fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                    assert_close(&format!("{what} W1 at"), &got.w1, &f64s(&want.w1), 1e-4, sc);
+                    assert_close(&format!("{what} W2 at"), &got.w2, &f64s(&want.w2), 1e-4, sc);
+                    let fg = gpu.vector_forward(&op, &b, k).unwrap();
+                    let fc = CpuBackend::new().vector_forward(&op, &b, k).unwrap();
+                    let sf = 1.0 + fc.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                    assert_close(&format!("{what} forward"), &fg, &f64s(&fc), 1e-5, sf);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn vector_solve_on_gpu_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    let k = 3;
+    let (data, y) = super::vector::planted_vector(300, 6, k, 63);
+    let config = VectorConfig {
+        s: 40,
+        epochs: 20,
+        batch_size: None,
+        seed: 2,
+        mode: Mode::SequentialConvex,
+        loss: Loss::Mse,
+        select: Select::Magnitude,
+        step: Some(0.5),
+    };
+    let mut losses = Vec::new();
+    let mut preds = Vec::new();
+    for gpu_engine in [false, true] {
+        let mut l = Vec::new();
+        let pred = if gpu_engine {
+            let be = GpuBackend::new(ctx.clone(), None);
+            let mut model = fit_vector_layers(
+                be,
+                data.clone(),
+                y.clone(),
+                k,
+                8,
+                &config,
+                2,
+                |_, _, loss| l.push(loss),
+            )
+            .unwrap();
+            assert!(model.last.backend().peak_device_bytes() > 0);
+            model.predict(data.clone()).unwrap()
+        } else {
+            let mut model = fit_vector_layers(
+                CpuBackend::new(),
+                data.clone(),
+                y.clone(),
+                k,
+                8,
+                &config,
+                2,
+                |_, _, loss| l.push(loss),
+            )
+            .unwrap();
+            model.predict(data.clone()).unwrap()
+        };
+        losses.push(l);
+        preds.push(pred);
+    }
+    assert_eq!(losses[0].len(), 2 * 20);
+    // Each layer's fit lowers its loss (the second layer fits the targets from hidden units).
+    for l in &losses {
+        let (layer1, layer2) = l.split_at(20);
+        assert!(
+            layer1[19] < 0.8 * layer1[1],
+            "layer 1: {} → {}",
+            layer1[1],
+            layer1[19]
+        );
+        assert!(
+            layer2[19] < 0.8 * layer2[1],
+            "layer 2: {} → {}",
+            layer2[1],
+            layer2[19]
+        );
+    }
+    // Both engines follow the same path: the first layer's first loss agrees tightly, the last
+    // ones within the drift of f32 sums in different orders.
+    assert!((losses[0][0] - losses[1][0]).abs() <= 1e-5 * losses[0][0]);
+    let (a, b) = (losses[0].last().unwrap(), losses[1].last().unwrap());
+    assert!((a - b).abs() <= 0.05 * a, "final loss cpu {a} vs gpu {b}");
+    let want: Vec<f64> = preds[0].iter().map(|&v| v as f64).collect();
+    let scale = 1.0 + want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert_close("two-layer vector prediction", &preds[1], &want, 0.05, scale);
 }

@@ -4,9 +4,11 @@
 use super::common::*;
 use relu_iht::cpu::masked_gradient::{self, GradientBlock};
 use relu_iht::cpu::support_forward::{RowBlock, SupportLayout};
+use relu_iht::cpu::vector_model::{self, TileLayout};
 use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk};
 use relu_iht::operator::{Operator, Support};
 use relu_iht::topk::{reference_top, TopS};
+use relu_iht::vector::{Blocks, Loss, VectorStep};
 
 /// The GPU layout of a support: columns, run starts, run of each entry, masks (u32 words).
 pub struct Layout {
@@ -134,6 +136,7 @@ fn masked_gradient_twin_matches_dense_adjoint_and_step() {
                 d,
                 res: &res,
                 r_row0: 0,
+                res_stride: 0,
                 bits: &bits,
                 tile: t,
             };
@@ -227,5 +230,138 @@ fn topk_twin_keeps_a_superset_of_the_top() {
                 .count()
                 .min(kept.len())
         );
+    }
+}
+
+/// Random blocks of the vector model for the operator's live neurons.
+pub fn vector_blocks(rng: &mut impl rand::Rng, op: &Operator, k: usize) -> Blocks {
+    let live = op.live_neurons();
+    Blocks {
+        w1: nonzero(rng, live.len() * op.d()),
+        w2: nonzero(rng, live.len() * k),
+        live,
+    }
+}
+
+/// One vector-model step composed from the kernels' twins, in the engine's order: masks, hidden,
+/// output, residual, G2 (masked_gradient on R with H as per-neuron residual), backprop, G1.
+pub fn vector_twin_step(
+    op: &Operator,
+    targets: &[f32],
+    k: usize,
+    loss: Loss,
+    b: &Blocks,
+    alpha: f32,
+) -> VectorStep {
+    let (n, d, t) = (op.n(), op.d(), b.live.len());
+    let x = op.data().xt();
+    let h: Vec<f32> = b.live.iter().flat_map(|&j| op.generator(j)).collect();
+    let bits = relu_mask::twin(x, n, 0, n, d, &h, t);
+    let l = TileLayout {
+        n,
+        tile: t,
+        k,
+        words: n.div_ceil(32),
+        bits: &bits,
+    };
+    let mut hq = vec![0.0f32; n * t];
+    vector_model::hidden_twin(&l, x, n, 0, n, 0, d, &b.w1, &mut hq);
+    let mut out = vec![0.0f32; k * n];
+    vector_model::output_twin(&l, &hq, &b.w2, false, &mut out);
+    let yt: Vec<f32> = (0..k * n).map(|e| targets[(e % n) * k + e / n]).collect();
+    let lossv = vector_model::residual_twin(n, k, loss, &yt, &mut out);
+    let g2 = GradientBlock {
+        x: &out,
+        x_stride: n,
+        x_row0: 0,
+        rows: n,
+        d: k,
+        res: &hq,
+        r_row0: 0,
+        res_stride: n,
+        bits: &bits,
+        tile: t,
+    };
+    let w2 = masked_gradient::twin(&g2, None, &b.w2, Some(alpha));
+    let mut q = vec![0.0f32; n * t];
+    vector_model::backprop_twin(&l, &out, &b.w2, &mut q);
+    let g1 = GradientBlock {
+        x,
+        x_stride: n,
+        x_row0: 0,
+        rows: n,
+        d,
+        res: &q,
+        r_row0: 0,
+        res_stride: n,
+        bits: &bits,
+        tile: t,
+    };
+    let w1 = masked_gradient::twin(&g1, None, &b.w1, Some(alpha));
+    VectorStep {
+        loss: lossv.iter().map(|&v| v as f64).sum::<f64>() / n as f64,
+        w1,
+        w2,
+    }
+}
+
+/// Targets for the vector model: one-hot rows (cross-entropy) or Gaussian values (MSE).
+pub fn vector_targets(rng: &mut impl rand::Rng, n: usize, k: usize, loss: Loss) -> Vec<f32> {
+    match loss {
+        Loss::Mse => nonzero(rng, n * k),
+        Loss::CrossEntropy => (0..n)
+            .flat_map(|r| (0..k).map(move |c| if c == (r * 7) % k { 1.0 } else { 0.0 }))
+            .collect(),
+    }
+}
+
+#[test]
+fn vector_model_twins_compose_to_the_cpu_engine_step() {
+    let mut rng = rng(60);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            for (k, loss) in [(1, Loss::Mse), (3, Loss::CrossEntropy), (10, Loss::Mse)] {
+                let b = vector_blocks(&mut rng, &op, k);
+                let y = vector_targets(&mut rng, n, k, loss);
+                let twin = vector_twin_step(&op, &y, k, loss, &b, 0.7);
+                let engine = vector_model::step(&op, &y, k, loss, &b, None, 0.7);
+                let what = format!("n={n} d={d} m={m} k={k} {loss:?}");
+                assert!(
+                    (twin.loss - engine.loss).abs() <= 1e-4 * (1.0 + engine.loss),
+                    "{what}: loss {} vs {}",
+                    twin.loss,
+                    engine.loss
+                );
+                let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+                let scale = 1.0
+                    + engine
+                        .w1
+                        .iter()
+                        .chain(&engine.w2)
+                        .fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                assert_close(
+                    &format!("{what} W1"),
+                    &twin.w1,
+                    &f64s(&engine.w1),
+                    1e-4,
+                    scale,
+                );
+                assert_close(
+                    &format!("{what} W2"),
+                    &twin.w2,
+                    &f64s(&engine.w2),
+                    1e-4,
+                    scale,
+                );
+                // The forward pass alone agrees with the step's residual inputs.
+                let yhat = vector_model::forward(&op, &b, k);
+                let (_, l2) = relu_iht::vector::residual(&yhat, &y, k, loss);
+                assert!(
+                    (l2 - engine.loss).abs() <= 1e-9 * (1.0 + l2),
+                    "{what}: forward"
+                );
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::common::*;
 use super::mnist::write_fixture;
+use relu_iht::cpu::CpuBackend;
 use relu_iht::data::Data;
 use relu_iht::operator::Mode;
 use relu_iht::vector::{argmax_rows, residual, CountSketch, Loss, Select, VectorConfig, VectorIht};
@@ -52,7 +53,7 @@ fn count_sketch_estimates_are_exact_without_collisions() {
     }
 }
 
-fn planted_vector(n: usize, d: usize, k: usize, seed: u64) -> (Arc<Data>, Vec<f32>) {
+pub fn planted_vector(n: usize, d: usize, k: usize, seed: u64) -> (Arc<Data>, Vec<f32>) {
     let mut rng = rng(seed);
     let x = nonzero(&mut rng, n * d);
     let data = Arc::new(Data::from_columns(n, d, x.clone(), vec![0.0; n]).unwrap());
@@ -87,7 +88,8 @@ fn training_lowers_the_loss_for_both_selections() {
             select,
             step: Some(0.5),
         };
-        let mut solver = VectorIht::new(data.clone(), y.clone(), 3, 8, config).unwrap();
+        let mut solver =
+            VectorIht::new(CpuBackend::new(), data.clone(), y.clone(), 3, 8, config).unwrap();
         let mut losses = Vec::new();
         solver.run(|_, loss| losses.push(loss)).unwrap();
         assert!(solver.x().nnz() <= 40);
@@ -144,9 +146,28 @@ fn ten_class_mnist_cli_on_a_fixture() {
     );
     // Digit c lights column c: far above the 10% of chance.
     assert!(v["accuracy"].as_f64().unwrap() >= 0.5, "{v}");
-    let out = run(&["--backend", "gpu"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--backend = gpu"));
+    // Two layers: both fitted, the budget split between them.
+    let out = run(&[
+        "--steps",
+        "100",
+        "--json",
+        "--backend",
+        "cpu",
+        "--layers",
+        "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["layers"].as_u64(), v["steps"].as_u64()),
+        (Some(2), Some(200))
+    );
+    assert!(v["nnz"].as_u64().unwrap() <= 300, "{v}");
+    assert!(v["accuracy"].as_f64().unwrap() >= 0.3, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -173,9 +194,35 @@ fn planted_vector_output_cli() {
     // Small s: the step size is 2 (SPEC §3) and the fit gets well below the zero predictor.
     assert_eq!(v["step_size"].as_f64(), Some(2.0));
     assert!(v["rel_error"].as_f64().unwrap() < 0.7, "{v}");
-    let out = run(&["--backend", "gpu"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--backend = gpu"));
+    if std::env::var("RELU_IHT_REQUIRE_GPU").as_deref() == Ok("1") {
+        // The same fit on the WebGPU engine, one and two layers deep, against the CPU engine's.
+        for layers in ["1", "2"] {
+            let get = |backend: &str| -> serde_json::Value {
+                let out = run(&["--json", "--backend", backend, "--layers", layers]);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                serde_json::from_slice(&out.stdout).unwrap()
+            };
+            let (g, c) = (get("gpu"), get("cpu"));
+            assert!(g["backend"].as_str().unwrap().starts_with("gpu"), "{g}");
+            assert!(g["peak_device_bytes"].as_u64().unwrap() > 0, "{g}");
+            assert_eq!(
+                (g["layers"].as_str(), g["nnz"].as_u64()),
+                (c["layers"].as_str(), c["nnz"].as_u64())
+            );
+            let (eg, ec) = (
+                g["rel_error"].as_f64().unwrap(),
+                c["rel_error"].as_f64().unwrap(),
+            );
+            assert!(
+                (eg - ec).abs() <= 0.02 * ec,
+                "layers {layers}: gpu {eg} vs cpu {ec}"
+            );
+        }
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_relu-iht"))
         .args(["planted", "--k", "0"])
         .output()
