@@ -133,14 +133,23 @@ fn fit<B: Backend>(
 /// 10-class MNIST with the vector-output model.
 fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
     let classes: Vec<u8> = (0..10).collect();
-    let (train, test) = mnist::load_split(
+    let (mut train, mut test) = mnist::load_split(
         &a.data_dir.join("mnist"),
         &classes,
         a.train_per_class,
         a.test_per_class,
     )?;
-    let to_data = |set: &Labeled| Data::from_rows(set.len(), set.d, &set.x, vec![0.0; set.len()]);
-    let (train_data, test_data) = (Arc::new(to_data(&train)?), Arc::new(to_data(&test)?));
+    // Convert each set to the column-major layout and drop its row-major pixels (only the
+    // labels are used later), so the training matrix is held once.
+    let to_data = |set: &mut Labeled| {
+        let data = Data::from_rows(set.len(), set.d, &set.x, vec![0.0; set.len()]);
+        set.x = Vec::new();
+        data
+    };
+    let (train_data, test_data) = (
+        Arc::new(to_data(&mut train)?),
+        Arc::new(to_data(&mut test)?),
+    );
     let engine = report::backend(
         a.solver.backend,
         a.solver.quiet || a.solver.json,
