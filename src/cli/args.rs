@@ -32,6 +32,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the GPU adapters wgpu can see, with their limits.
     Devices(DevicesArgs),
+    /// Run a grid of (m, s, seed) for a task and method (the paper's figures, resumable) and
+    /// draw its heatmaps, or the exact-recovery phase transition with --vary n.
+    Sweep(super::sweep::SweepArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,6 +67,9 @@ pub enum TeacherChoice {
 pub enum MethodChoice {
     /// Iterative hard thresholding.
     Iht,
+    /// The baseline: a dense MLP trained with Adam, pruned by 10% of the remaining weights per
+    /// round with rewinding (iterative magnitude pruning, SPEC §5).
+    Imp,
 }
 
 /// Solver flags shared by every task.
@@ -108,6 +114,16 @@ pub struct SolverArgs {
     /// Training method.
     #[arg(long, value_enum, default_value_t = MethodChoice::Iht)]
     pub method: MethodChoice,
+    /// IMP: report the first pruning round at or below each of these budgets (one result per
+    /// budget; default: --s).
+    #[arg(long, value_delimiter = ',')]
+    pub imp_budgets: Option<Vec<usize>>,
+    /// IMP: also retrain once from the rewound weights at each result's final mask.
+    #[arg(long)]
+    pub imp_retrain: bool,
+    /// IMP: Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
     /// Compute engine.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,

@@ -1,7 +1,8 @@
 //! `relu-iht inr`: fit an image (a file, or a digit of the MNIST test split) as a sparse ReLU
 //! network of its Fourier-featured pixel coordinates; print PSNR and write the reconstruction.
 
-use super::args::InrArgs;
+use super::args::{InrArgs, MethodChoice};
+use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Context, Result};
 use relu_iht::data::{Data, InMemory, RowSource};
@@ -78,6 +79,9 @@ pub fn run(a: &InrArgs) -> Result<()> {
             "invalid --out = {}: the reconstruction is written as PNG (use a .png name)",
             a.out.display()
         );
+    }
+    if a.solver.method == MethodChoice::Imp {
+        return imp_fit(a, &config, &image, ff, &label);
     }
     // With minibatches the features of each batch are generated on demand (memory bounded by the
     // batch); in full batch they are formed once.
@@ -210,4 +214,48 @@ fn fit<B: Backend>(
         a.out.display()
     );
     Ok(())
+}
+
+/// `--method imp`: the IMP baseline on the image's features; writes the reconstruction of the
+/// first budget's model (retrained when `--imp-retrain`).
+fn imp_fit(
+    a: &InrArgs,
+    config: &IhtConfig,
+    image: &Image,
+    ff: FourierFeatures,
+    label: &str,
+) -> Result<()> {
+    let n = image.len();
+    let bytes = n as u64 * ff.dim() as u64 * 4;
+    if bytes > MAX_FEATURE_BYTES {
+        bail!("invalid image size {} × {} × {} with --method imp: its dense features would take {bytes} bytes (IMP trains in memory); lower --max-side", image.width, image.height, image.channels);
+    }
+    let xt = ff.embed(&image.coords(a.unit_coords));
+    let data = Data::from_columns(n, ff.dim(), xt, image.pixels.clone())?;
+    let run = ImpRun {
+        task: "inr",
+        solver: &a.solver,
+        config,
+        m: a.solver.m_or(200),
+        k: 1,
+        loss: relu_iht::vector::Loss::Mse,
+        data: &data,
+        targets: &image.pixels,
+        extra: json!({"image": label, "width": image.width, "height": image.height, "channels": image.channels, "unit_coords": a.unit_coords, "out": a.out.display().to_string()}),
+    };
+    imp::run(run, |model, which| {
+        let recon = image.with_pixels(&model.predict(&data)?);
+        let psnr = inr::psnr(&image.pixels, &recon.pixels);
+        let write = match which {
+            Which::Pruned(0) => !a.solver.imp_retrain,
+            Which::Retrained(0) => true,
+            _ => false,
+        };
+        if write {
+            recon
+                .save_png(&a.out)
+                .with_context(|| format!("writing {}", a.out.display()))?;
+        }
+        Ok((json!({"psnr": psnr}), format!("PSNR {psnr:.2} dB")))
+    })
 }

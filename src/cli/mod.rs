@@ -3,10 +3,12 @@
 
 pub mod args;
 pub mod bench;
+pub mod imp;
 pub mod inr;
 pub mod mnist;
 pub mod planted;
 pub mod report;
+pub mod sweep;
 
 use anyhow::Result;
 use clap::Parser;
@@ -66,5 +68,6 @@ pub fn main() -> Result<()> {
         args::Command::Inr(a) => inr::run(&a),
         args::Command::Bench(a) => bench::run(&a),
         args::Command::Devices(a) => devices(&a),
+        args::Command::Sweep(a) => sweep::run(&a),
     }
 }

@@ -1,6 +1,7 @@
 //! `relu-iht planted`: generate a planted problem, recover it, score it.
 
-use super::args::PlantedArgs;
+use super::args::{MethodChoice, PlantedArgs};
+use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
 use anyhow::Result;
 use relu_iht::mem::peak_host_bytes;
@@ -18,6 +19,14 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
         return vector(a, &spec, &config);
     }
     config.validate(spec.n, (spec.m * spec.d) as u64)?;
+    if a.solver.method == MethodChoice::Imp {
+        let data = if a.solver.layers == 1 {
+            planted::generate(&spec, &mut relu_iht::cpu::CpuBackend::new())?.data
+        } else {
+            planted::generate_deep(&spec, a.solver.layers)?.0
+        };
+        return imp_fit(a, &spec, &config, &data, data.y(), 1);
+    }
     let engine = report::backend(
         a.solver.backend,
         a.solver.quiet || a.solver.json,
@@ -149,47 +158,13 @@ fn vector(
     spec: &relu_iht::tasks::planted::PlantedSpec,
     config: &relu_iht::IhtConfig,
 ) -> Result<()> {
-    use relu_iht::data::Data;
-    use relu_iht::tasks::{
-        metrics,
-        planted::{gaussian_inputs, planted_weights},
-    };
+    use relu_iht::tasks::metrics;
     use relu_iht::vector::{Loss, VectorConfig};
-    use std::sync::Arc;
     let (n, d, m, k) = (spec.n, spec.d, spec.m, a.k);
-    let half = (spec.s / 2).max(1);
-    let w1 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
-        s: half.min(m * d),
-        ..*spec
-    });
-    let w2 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
-        d: k,
-        s: half.min(m * k),
-        seed: spec.seed.wrapping_add(1),
-        ..*spec
-    });
-    let xt = gaussian_inputs(n, d, spec.seed);
-    let mut y = vec![0.0f32; n * k];
-    let mut z = vec![0.0f32; n];
-    let w2d = w2.to_dense();
-    for j in w1.neurons(d) {
-        z.fill(0.0);
-        let r = w1.range(j * d as u32, (j + 1) * d as u32);
-        for (&c, &v) in w1.indices()[r.clone()].iter().zip(&w1.values()[r]) {
-            let col = &xt[(c as usize % d) * n..(c as usize % d + 1) * n];
-            for (zr, &x) in z.iter_mut().zip(col) {
-                *zr += v * x;
-            }
-        }
-        for (row, &zr) in z.iter().enumerate() {
-            if zr > 0.0 {
-                for c in 0..k {
-                    y[row * k + c] += zr * w2d[j as usize * k + c];
-                }
-            }
-        }
+    let (data, y, w1, w2) = vector_problem(spec, k)?;
+    if a.solver.method == MethodChoice::Imp {
+        return imp_fit(a, spec, config, &data, &y, k);
     }
-    let data = Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
     let vc = VectorConfig::from_iht(config, Loss::Mse, a.select.into(), None);
     let layers = a.solver.layers;
     let engine = report::backend(
@@ -241,4 +216,86 @@ fn vector(
     );
     println!("PSNR {psnr:.2} dB, relative error {rel:.3e}");
     Ok(())
+}
+
+/// The planted vector problem (SPEC §4): X, targets `relu(X W1) W2` (n × k row-major), and the
+/// planted W1 and W2 (`s/2` weights each).
+#[allow(clippy::type_complexity)]
+fn vector_problem(
+    spec: &relu_iht::tasks::planted::PlantedSpec,
+    k: usize,
+) -> Result<(
+    std::sync::Arc<relu_iht::data::Data>,
+    Vec<f32>,
+    relu_iht::SparseVec,
+    relu_iht::SparseVec,
+)> {
+    use relu_iht::data::Data;
+    use relu_iht::tasks::planted::{gaussian_inputs, planted_weights};
+    let (n, d, m) = (spec.n, spec.d, spec.m);
+    let half = (spec.s / 2).max(1);
+    let w1 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
+        s: half.min(m * d),
+        ..*spec
+    });
+    let w2 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
+        d: k,
+        s: half.min(m * k),
+        seed: spec.seed.wrapping_add(1),
+        ..*spec
+    });
+    let xt = gaussian_inputs(n, d, spec.seed);
+    let mut y = vec![0.0f32; n * k];
+    let mut z = vec![0.0f32; n];
+    let w2d = w2.to_dense();
+    for j in w1.neurons(d) {
+        z.fill(0.0);
+        let r = w1.range(j * d as u32, (j + 1) * d as u32);
+        for (&c, &v) in w1.indices()[r.clone()].iter().zip(&w1.values()[r]) {
+            let col = &xt[(c as usize % d) * n..(c as usize % d + 1) * n];
+            for (zr, &x) in z.iter_mut().zip(col) {
+                *zr += v * x;
+            }
+        }
+        for (row, &zr) in z.iter().enumerate() {
+            if zr > 0.0 {
+                for c in 0..k {
+                    y[row * k + c] += zr * w2d[j as usize * k + c];
+                }
+            }
+        }
+    }
+    let data = std::sync::Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
+    Ok((data, y, w1, w2))
+}
+
+/// `--method imp`: the IMP baseline on the planted data, scored on the training points.
+fn imp_fit(
+    a: &PlantedArgs,
+    spec: &relu_iht::tasks::planted::PlantedSpec,
+    config: &relu_iht::IhtConfig,
+    data: &relu_iht::data::Data,
+    y: &[f32],
+    k: usize,
+) -> Result<()> {
+    use relu_iht::tasks::metrics;
+    let run = ImpRun {
+        task: "planted",
+        solver: &a.solver,
+        config,
+        m: spec.m,
+        k,
+        loss: relu_iht::vector::Loss::Mse,
+        data,
+        targets: y,
+        extra: json!({"teacher": format!("{:?}", spec.teacher).to_lowercase(), "weight_error": null}),
+    };
+    imp::run(run, |model, _| {
+        let yhat = model.predict(data)?;
+        let (psnr, rel) = (metrics::psnr(y, &yhat), metrics::rel_error(y, &yhat));
+        Ok((
+            json!({"psnr": psnr, "rel_error": rel}),
+            format!("PSNR {psnr:.2} dB, relative error {rel:.3e}"),
+        ))
+    })
 }
