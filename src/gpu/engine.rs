@@ -51,16 +51,16 @@ struct SupportDev {
 }
 
 /// Where the rows of one block live: the buffer, its column stride and the block's first row in it.
-struct XView<'a> {
-    buf: &'a DeviceBuffer,
-    stride: u32,
-    row0: u32,
+pub(super) struct XView<'a> {
+    pub(super) buf: &'a DeviceBuffer,
+    pub(super) stride: u32,
+    pub(super) row0: u32,
 }
 
 /// The WebGPU engine.
 pub struct GpuBackend {
-    ctx: Arc<GpuContext>,
-    budget: u64,
+    pub(super) ctx: Arc<GpuContext>,
+    pub(super) budget: u64,
     data: Option<Resident>,
     support: Option<SupportDev>,
 }
@@ -84,7 +84,7 @@ impl GpuBackend {
     }
 
     /// Uploads the operator's data unless it is already resident.
-    fn ensure_data(&mut self, op: &Operator) -> Result<()> {
+    pub(super) fn ensure_data(&mut self, op: &Operator) -> Result<()> {
         let data = op.data_arc();
         if let Some(r) = &self.data {
             if r.key.strong_count() > 0 && Weak::ptr_eq(&r.key, &Arc::downgrade(data)) {
@@ -127,7 +127,7 @@ impl GpuBackend {
     }
 
     /// Row blocks of the current data (multiples of 64 rows, so mask words align).
-    fn blocks(&self, n: usize) -> Vec<Range<usize>> {
+    pub(super) fn blocks(&self, n: usize) -> Vec<Range<usize>> {
         let rows = self.data.as_ref().map_or(n, |r| r.block_rows).max(1);
         crate::stream::row_blocks(n, rows).collect()
     }
@@ -161,7 +161,7 @@ impl GpuBackend {
     }
 
     /// Dense generators of `neurons`, `h[jj·d + i]`.
-    fn generators(op: &Operator, neurons: &[u32]) -> Vec<f32> {
+    pub(super) fn generators(op: &Operator, neurons: &[u32]) -> Vec<f32> {
         neurons.iter().flat_map(|&j| op.generator(j)).collect()
     }
 
@@ -172,7 +172,7 @@ impl GpuBackend {
         })
     }
 
-    fn check_rows(op: &Operator) -> Result<()> {
+    pub(super) fn check_rows(op: &Operator) -> Result<()> {
         if op.n() as u64 * op.d() as u64 >= u32::MAX as u64 {
             return Err(Error::invalid(
                 "n·d",
@@ -186,7 +186,7 @@ impl GpuBackend {
     /// Records `f` for every row block and returns the encoder holding the unsubmitted rest:
     /// when streaming, each block is submitted as soon as it is recorded (the block buffer is
     /// reused), so the returned encoder is empty.
-    fn each_block(
+    pub(super) fn each_block(
         &self,
         op: &Operator,
         mut f: impl FnMut(&mut wgpu::CommandEncoder, &XView<'_>, &Range<usize>, usize),
@@ -202,134 +202,6 @@ impl GpuBackend {
             }
         }
         enc
-    }
-}
-
-/// One tile's device buffers of the vector model.
-struct VectorTile {
-    h: DeviceBuffer,
-    w1: DeviceBuffer,
-    w2: DeviceBuffer,
-    bits: DeviceBuffer,
-    hq: DeviceBuffer,
-}
-
-impl GpuBackend {
-    /// Neurons per tile of the vector model: its n × tile hidden values within a quarter of the
-    /// budget and one storage binding.
-    fn vector_tile(&self, n: usize, d: usize, t: usize) -> usize {
-        let per_neuron = (2 * n + 3 * d + n.div_ceil(32)) as u64 * 4;
-        let cap = (self.budget / 4).min(self.ctx.limits.max_storage_buffer_binding_size)
-            / per_neuron.max(1);
-        (cap as usize).clamp(1, 65_535).min(t.max(1))
-    }
-
-    fn vector_buffers(&self, n: usize, d: usize, k: usize, tile: usize) -> VectorTile {
-        let ctx = &self.ctx;
-        VectorTile {
-            h: ctx.storage("relu-iht.vector_h", (tile * d * 4) as u64),
-            w1: ctx.storage("relu-iht.vector_w1", (tile * d * 4) as u64),
-            w2: ctx.storage("relu-iht.vector_w2", (tile * k * 4) as u64),
-            bits: ctx.storage("relu-iht.vector_bits", (tile * n.div_ceil(32) * 4) as u64),
-            hq: ctx.storage("relu-iht.vector_hq", (tile * n * 4) as u64),
-        }
-    }
-
-    /// Uploads the tile `range` of `b` and records its masks and hidden values
-    /// `H = M ∘ (X W1ᵀ)` over every row block. Returns the encoder with the unsubmitted rest.
-    fn vector_hidden(
-        &self,
-        op: &Operator,
-        b: &Blocks,
-        k: usize,
-        range: &Range<usize>,
-        bufs: &VectorTile,
-    ) -> wgpu::CommandEncoder {
-        let ctx = &self.ctx;
-        let (n, d, t) = (op.n(), op.d(), range.len());
-        let words = n.div_ceil(32);
-        ctx.write(&bufs.h, 0, &Self::generators(op, &b.live[range.clone()]));
-        ctx.write(&bufs.w1, 0, &b.w1[range.start * d..range.end * d]);
-        ctx.write(&bufs.w2, 0, &b.w2[range.start * k..range.end * k]);
-        self.each_block(op, |enc, xv, rows, _| {
-            let mp = ReluMaskParams {
-                rows: rows.len() as u32,
-                d: d as u32,
-                tile: t as u32,
-                words: rows.len().div_ceil(32) as u32,
-                x_stride: xv.stride,
-                x_row0: xv.row0,
-                out_stride: words as u32,
-                out_word0: (rows.start / 32) as u32,
-            };
-            let groups = (groups64(rows.len()), t.div_ceil(4) as u32, 1);
-            let bind = [(1, xv.buf), (2, &bufs.h), (3, &bufs.bits)];
-            ctx.dispatch(enc, &ctx.kernels.relu_mask, &mp, &bind, groups);
-            let vp = VectorModelParams {
-                rows: rows.len() as u32,
-                x_stride: xv.stride,
-                x_row0: xv.row0,
-                row0: rows.start as u32,
-                ..vector_params(n, d, k, t)
-            };
-            let bind = [(1, xv.buf), (2, &bufs.w1), (3, &bufs.bits), (4, &bufs.hq)];
-            ctx.dispatch(enc, &ctx.kernels.vector_hidden, &vp, &bind, groups);
-        })
-    }
-
-    /// Records `Ŷ` (k × n column-major, in `out`) of `b`; returns the tile width and, when one
-    /// tile covered every neuron, its buffers (hidden values still in `hq`).
-    fn vector_yhat(
-        &self,
-        op: &Operator,
-        b: &Blocks,
-        k: usize,
-        out: &DeviceBuffer,
-    ) -> Result<(usize, Option<VectorTile>)> {
-        let ctx = &self.ctx;
-        let (n, d, t) = (op.n(), op.d(), b.live.len());
-        let tile = self.vector_tile(n, d, t);
-        if t == 0 {
-            ctx.write(out, 0, &vec![0.0f32; n * k]);
-            return Ok((tile, None));
-        }
-        let bufs = self.vector_buffers(n, d, k, tile);
-        for (q, lo) in (0..t).step_by(tile).enumerate() {
-            let range = lo..(lo + tile).min(t);
-            let mut enc = self.vector_hidden(op, b, k, &range, &bufs);
-            let vp = VectorModelParams {
-                accumulate: (q > 0) as u32,
-                ..vector_params(n, d, k, range.len())
-            };
-            let bind = [(2, &bufs.w2), (4, &bufs.hq), (5, out)];
-            ctx.dispatch(
-                &mut enc,
-                &ctx.kernels.vector_output,
-                &vp,
-                &bind,
-                (groups64(n), 1, 1),
-            );
-            ctx.submit(enc);
-        }
-        Ok((tile, (tile >= t).then_some(bufs)))
-    }
-}
-
-/// The vector model's parameters for a whole-batch pass of a tile (rows and views set by callers).
-fn vector_params(n: usize, d: usize, k: usize, tile: usize) -> VectorModelParams {
-    VectorModelParams {
-        rows: n as u32,
-        d: d as u32,
-        tile: tile as u32,
-        k: k as u32,
-        x_stride: n as u32,
-        x_row0: 0,
-        row0: 0,
-        n: n as u32,
-        words: n.div_ceil(32) as u32,
-        accumulate: 0,
-        loss: 0,
-        _pad: 0,
     }
 }
 
@@ -660,14 +532,7 @@ impl Backend for GpuBackend {
     }
 
     fn vector_forward(&mut self, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>> {
-        b.check(op.d(), k)?;
-        Self::check_rows(op)?;
-        self.ensure_data(op)?;
-        let n = op.n();
-        let out = self.ctx.storage("relu-iht.vector_out", (n * k * 4) as u64);
-        self.vector_yhat(op, b, k, &out)?;
-        let yt = self.ctx.read::<f32>(None, &out, 0, n * k)?;
-        Ok(transpose(&yt, k, n))
+        super::vector_model::forward(self, op, b, k)
     }
 
     fn vector_step(
@@ -680,125 +545,7 @@ impl Backend for GpuBackend {
         at: Option<&Blocks>,
         alpha: f32,
     ) -> Result<VectorStep> {
-        let (n, d) = (op.n(), op.d());
-        Error::check_len("targets (n·k)", n * k, targets.len())?;
-        cur.check(d, k)?;
-        if let Some(at) = at {
-            at.check_same_neurons(cur, d, k)?;
-        }
-        Self::check_rows(op)?;
-        self.ensure_data(op)?;
-        let ctx = self.ctx.clone();
-        // Forward at `cur`, then the residual in place of Ŷ and the per-row losses.
-        let out = ctx.storage("relu-iht.vector_out", (n * k * 4) as u64);
-        let (tile, kept) = self.vector_yhat(op, cur, k, &out)?;
-        let y = ctx.storage_init("relu-iht.vector_y", &transpose(targets, n, k));
-        let lossv = ctx.storage("relu-iht.vector_loss", (n * 4) as u64);
-        let vp = VectorModelParams {
-            loss: match loss {
-                Loss::Mse => 1,
-                Loss::CrossEntropy => 2,
-            },
-            ..vector_params(n, d, k, 0)
-        };
-        let mut enc = ctx.encoder();
-        let bind = [(5, &out), (6, &y), (7, &lossv)];
-        ctx.dispatch(
-            &mut enc,
-            &ctx.kernels.vector_residual,
-            &vp,
-            &bind,
-            (groups64(n), 1, 1),
-        );
-        let total: f64 = ctx
-            .read::<f32>(Some(enc), &lossv, 0, n)?
-            .iter()
-            .map(|&v| v as f64)
-            .sum();
-        // Gradients at `at`, tile by tile: G2 = Hᵀ R, Q = M ∘ (R W2ᵀ), G1 = Qᵀ X; candidates.
-        let b = at.unwrap_or(cur);
-        let t = b.live.len();
-        let (mut w1, mut w2) = (vec![0.0f32; t * d], vec![0.0f32; t * k]);
-        let reuse = at.is_none() && kept.is_some();
-        let bufs = match kept {
-            Some(bufs) => bufs,
-            None => self.vector_buffers(n, d, k, tile),
-        };
-        let q = ctx.storage("relu-iht.vector_q", (tile.min(t.max(1)) * n * 4) as u64);
-        let g1 = ctx.storage("relu-iht.vector_g1", (tile * d * 4) as u64);
-        let g2 = ctx.storage("relu-iht.vector_g2", (tile * k * 4) as u64);
-        let nblocks = self.blocks(n).len();
-        for lo in (0..t).step_by(tile) {
-            let range = lo..(lo + tile).min(t);
-            let tt = range.len();
-            let mut enc = if reuse {
-                ctx.encoder()
-            } else {
-                self.vector_hidden(op, b, k, &range, &bufs)
-            };
-            let gp = MaskedGradientParams {
-                rows: n as u32,
-                d: k as u32,
-                tile: tt as u32,
-                words: n.div_ceil(32) as u32,
-                x_stride: n as u32,
-                x_row0: 0,
-                r_row0: 0,
-                accumulate: 0,
-                finish: 1,
-                mu: alpha,
-                res_stride: n as u32,
-                _pad: 0,
-            };
-            let bind = [
-                (1, &out),
-                (2, &bufs.hq),
-                (3, &bufs.bits),
-                (4, &bufs.w2),
-                (5, &g2),
-            ];
-            let groups = (k.div_ceil(64) as u32, tt.div_ceil(64) as u32, 1);
-            ctx.dispatch(&mut enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
-            let vp = vector_params(n, d, k, tt);
-            let bind = [(2, &bufs.w2), (3, &bufs.bits), (4, &q), (5, &out)];
-            let groups = (groups64(n), tt as u32, 1);
-            ctx.dispatch(&mut enc, &ctx.kernels.vector_backprop, &vp, &bind, groups);
-            ctx.submit(enc);
-            let enc = self.each_block(op, |enc, xv, rows, blk| {
-                let gp = MaskedGradientParams {
-                    rows: rows.len() as u32,
-                    d: d as u32,
-                    tile: tt as u32,
-                    words: n.div_ceil(32) as u32,
-                    x_stride: xv.stride,
-                    x_row0: xv.row0,
-                    r_row0: rows.start as u32,
-                    accumulate: (blk > 0) as u32,
-                    finish: (blk + 1 == nblocks) as u32,
-                    mu: alpha,
-                    res_stride: n as u32,
-                    _pad: 0,
-                };
-                let bind = [
-                    (1, xv.buf),
-                    (2, &q),
-                    (3, &bufs.bits),
-                    (4, &bufs.w1),
-                    (5, &g1),
-                ];
-                let groups = (d.div_ceil(64) as u32, tt.div_ceil(64) as u32, 1);
-                ctx.dispatch(enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
-            });
-            let c1 = ctx.read::<f32>(Some(enc), &g1, 0, tt * d)?;
-            let c2 = ctx.read::<f32>(None, &g2, 0, tt * k)?;
-            w1[lo * d..range.end * d].copy_from_slice(&c1);
-            w2[lo * k..range.end * k].copy_from_slice(&c2);
-        }
-        Ok(VectorStep {
-            loss: total / n.max(1) as f64,
-            w1,
-            w2,
-        })
+        super::vector_model::step(self, op, targets, k, loss, cur, at, alpha)
     }
 
     fn peak_device_bytes(&self) -> u64 {
@@ -866,15 +613,4 @@ fn partial_sums(ctx: &GpuContext, a: &GpuVector, b: Option<&GpuVector>, mu: f64)
     );
     let parts = ctx.read::<f32>(Some(enc), &part, 0, groups)?;
     Ok(parts.iter().map(|&v| v as f64).sum())
-}
-
-/// `rows × cols` row-major to `cols × rows` row-major.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; a.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = a[r * cols + c];
-        }
-    }
-    t
 }

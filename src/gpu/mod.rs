@@ -6,6 +6,7 @@ pub mod context;
 pub mod engine;
 pub mod kernels;
 pub mod shaders;
+pub mod vector_model;
 
 pub use context::{AdapterSummary, GpuContext};
 pub use engine::GpuBackend;

@@ -1,0 +1,145 @@
+//! The sweep's results: one CSV row per finished run, appended as soon as it finishes and read back
+//! to skip finished cells; and one run, a subprocess of this binary with `--json`.
+
+use super::args::{Method, Task};
+use super::plan::metric_of;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::process::Command;
+
+/// One finished run, as a CSV row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Row {
+    pub task: Task,
+    pub method: Method,
+    pub teacher: String,
+    pub layers: usize,
+    pub n: usize,
+    pub m: usize,
+    pub s: usize,
+    pub seed: u64,
+    /// "psnr" or "accuracy".
+    pub metric: String,
+    pub value: f64,
+    /// Planted only: the matched weight error (empty otherwise).
+    pub weight_error: Option<f64>,
+    pub nnz: usize,
+    pub steps: usize,
+    pub seconds: f64,
+    pub peak_host_bytes: u64,
+    pub peak_device_bytes: u64,
+    pub backend: String,
+}
+
+pub(super) type Key = (Task, Method, String, usize, usize, usize, usize, u64);
+
+impl Row {
+    pub(super) fn key(&self) -> Key {
+        (
+            self.task,
+            self.method,
+            self.teacher.clone(),
+            self.layers,
+            self.n,
+            self.m,
+            self.s,
+            self.seed,
+        )
+    }
+}
+
+/// Reads the rows already in `path` (none when it does not exist).
+pub(super) fn read_rows(path: &Path) -> Result<Vec<Row>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let mut rd =
+        csv::Reader::from_path(path).with_context(|| format!("invalid CSV {}", path.display()))?;
+    rd.deserialize()
+        .map(|r| r.with_context(|| format!("invalid CSV {}: a row does not parse", path.display())))
+        .collect()
+}
+
+/// Appends rows to the CSV (header when new), flushed per call: a killed sweep keeps every
+/// finished run.
+pub(super) fn append_rows(path: &Path, rows: &[Row]) -> Result<()> {
+    let new = !path.exists();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut w = csv::WriterBuilder::new().has_headers(new).from_writer(file);
+    for r in rows {
+        w.serialize(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// One subprocess: this binary with `args`, returning its JSON lines.
+pub(super) fn run_cell(args: &[String]) -> Result<Vec<serde_json::Value>> {
+    let exe = std::env::current_exe().context("cannot locate the relu-iht binary")?;
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .context("cannot start a run")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "run `relu-iht {}` failed: {}",
+            args.join(" "),
+            err.lines().last().unwrap_or("no message")
+        );
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).context("a run printed invalid JSON"))
+        .collect()
+}
+
+pub(super) fn row_from(
+    task: Task,
+    method: Method,
+    teacher: &str,
+    retrained: bool,
+    v: &serde_json::Value,
+) -> Result<Row> {
+    let u = |k: &str| {
+        v[k].as_u64()
+            .with_context(|| format!("run record lacks {k}: {v}"))
+    };
+    let metric = metric_of(task);
+    // IMP with --imp-retrain: the retrained model's score.
+    let scored = if retrained && method == Method::Imp {
+        &v["retrained"]
+    } else {
+        v
+    };
+    Ok(Row {
+        task,
+        method,
+        teacher: teacher.to_string(),
+        layers: u("layers")? as usize,
+        n: u("n")? as usize,
+        m: u("m")? as usize,
+        s: u("s")? as usize,
+        seed: u("seed")?,
+        metric: metric.to_string(),
+        value: match scored[metric].as_f64() {
+            Some(x) => x,
+            // JSON has no infinity: an exact fit (zero error) prints its PSNR as null.
+            None if metric == "psnr" && scored["rel_error"].as_f64() == Some(0.0) => f64::INFINITY,
+            None => bail!("run record lacks {metric}: {v}"),
+        },
+        weight_error: v["weight_error"].as_f64(),
+        nnz: u("nnz")? as usize,
+        steps: u("steps")? as usize,
+        seconds: v["seconds"].as_f64().unwrap_or(f64::NAN),
+        peak_host_bytes: u("peak_host_bytes")?,
+        peak_device_bytes: u("peak_device_bytes")?,
+        backend: v["backend"].as_str().unwrap_or("").to_string(),
+    })
+}

@@ -1,0 +1,299 @@
+//! The vector-output model (SPEC §3) on the device: `shaders/vector_model.wgsl` (hidden, output,
+//! residual, backprop) and `masked_gradient` with a per-neuron residual, tile by tile of live
+//! neurons. Each tile holds its generators, W1 and W2 rows, whole-batch activation bits and an
+//! n × tile buffer of hidden values; tiles are sized from the engine's memory budget, and X streams
+//! by row blocks when it does not fit. Only the loss per row and the candidates come back.
+
+use super::buffers::DeviceBuffer;
+use super::engine::GpuBackend;
+use super::kernels::*;
+use crate::error::{Error, Result};
+use crate::operator::Operator;
+use crate::vector::{Blocks, Loss, VectorStep};
+use std::ops::Range;
+
+/// One tile's device buffers of the vector model.
+struct VectorTile {
+    h: DeviceBuffer,
+    w1: DeviceBuffer,
+    w2: DeviceBuffer,
+    bits: DeviceBuffer,
+    hq: DeviceBuffer,
+}
+
+impl GpuBackend {
+    /// Neurons per tile of the vector model: its n × tile hidden values within a quarter of the
+    /// budget and one storage binding.
+    fn vector_tile(&self, n: usize, d: usize, t: usize) -> usize {
+        let per_neuron = (2 * n + 3 * d + n.div_ceil(32)) as u64 * 4;
+        let cap = (self.budget / 4).min(self.ctx.limits.max_storage_buffer_binding_size)
+            / per_neuron.max(1);
+        (cap as usize).clamp(1, 65_535).min(t.max(1))
+    }
+
+    fn vector_buffers(&self, n: usize, d: usize, k: usize, tile: usize) -> VectorTile {
+        let ctx = &self.ctx;
+        VectorTile {
+            h: ctx.storage("relu-iht.vector_h", (tile * d * 4) as u64),
+            w1: ctx.storage("relu-iht.vector_w1", (tile * d * 4) as u64),
+            w2: ctx.storage("relu-iht.vector_w2", (tile * k * 4) as u64),
+            bits: ctx.storage("relu-iht.vector_bits", (tile * n.div_ceil(32) * 4) as u64),
+            hq: ctx.storage("relu-iht.vector_hq", (tile * n * 4) as u64),
+        }
+    }
+
+    /// Uploads the tile `range` of `b` and records its masks and hidden values
+    /// `H = M ∘ (X W1ᵀ)` over every row block. Returns the encoder with the unsubmitted rest.
+    fn vector_hidden(
+        &self,
+        op: &Operator,
+        b: &Blocks,
+        k: usize,
+        range: &Range<usize>,
+        bufs: &VectorTile,
+    ) -> wgpu::CommandEncoder {
+        let ctx = &self.ctx;
+        let (n, d, t) = (op.n(), op.d(), range.len());
+        let words = n.div_ceil(32);
+        ctx.write(&bufs.h, 0, &Self::generators(op, &b.live[range.clone()]));
+        ctx.write(&bufs.w1, 0, &b.w1[range.start * d..range.end * d]);
+        ctx.write(&bufs.w2, 0, &b.w2[range.start * k..range.end * k]);
+        self.each_block(op, |enc, xv, rows, _| {
+            let mp = ReluMaskParams {
+                rows: rows.len() as u32,
+                d: d as u32,
+                tile: t as u32,
+                words: rows.len().div_ceil(32) as u32,
+                x_stride: xv.stride,
+                x_row0: xv.row0,
+                out_stride: words as u32,
+                out_word0: (rows.start / 32) as u32,
+            };
+            let groups = (groups64(rows.len()), t.div_ceil(4) as u32, 1);
+            let bind = [(1, xv.buf), (2, &bufs.h), (3, &bufs.bits)];
+            ctx.dispatch(enc, &ctx.kernels.relu_mask, &mp, &bind, groups);
+            let vp = VectorModelParams {
+                rows: rows.len() as u32,
+                x_stride: xv.stride,
+                x_row0: xv.row0,
+                row0: rows.start as u32,
+                ..vector_params(n, d, k, t)
+            };
+            let bind = [(1, xv.buf), (2, &bufs.w1), (3, &bufs.bits), (4, &bufs.hq)];
+            ctx.dispatch(enc, &ctx.kernels.vector_hidden, &vp, &bind, groups);
+        })
+    }
+
+    /// Records `Ŷ` (k × n column-major, in `out`) of `b`; returns the tile width and, when one
+    /// tile covered every neuron, its buffers (hidden values still in `hq`).
+    fn vector_yhat(
+        &self,
+        op: &Operator,
+        b: &Blocks,
+        k: usize,
+        out: &DeviceBuffer,
+    ) -> Result<(usize, Option<VectorTile>)> {
+        let ctx = &self.ctx;
+        let (n, d, t) = (op.n(), op.d(), b.live.len());
+        let tile = self.vector_tile(n, d, t);
+        if t == 0 {
+            ctx.write(out, 0, &vec![0.0f32; n * k]);
+            return Ok((tile, None));
+        }
+        let bufs = self.vector_buffers(n, d, k, tile);
+        for (q, lo) in (0..t).step_by(tile).enumerate() {
+            let range = lo..(lo + tile).min(t);
+            let mut enc = self.vector_hidden(op, b, k, &range, &bufs);
+            let vp = VectorModelParams {
+                accumulate: (q > 0) as u32,
+                ..vector_params(n, d, k, range.len())
+            };
+            let bind = [(2, &bufs.w2), (4, &bufs.hq), (5, out)];
+            ctx.dispatch(
+                &mut enc,
+                &ctx.kernels.vector_output,
+                &vp,
+                &bind,
+                (groups64(n), 1, 1),
+            );
+            ctx.submit(enc);
+        }
+        Ok((tile, (tile >= t).then_some(bufs)))
+    }
+}
+
+/// The vector model's parameters for a whole-batch pass of a tile (rows and views set by callers).
+fn vector_params(n: usize, d: usize, k: usize, tile: usize) -> VectorModelParams {
+    VectorModelParams {
+        rows: n as u32,
+        d: d as u32,
+        tile: tile as u32,
+        k: k as u32,
+        x_stride: n as u32,
+        x_row0: 0,
+        row0: 0,
+        n: n as u32,
+        words: n.div_ceil(32) as u32,
+        accumulate: 0,
+        loss: 0,
+        _pad: 0,
+    }
+}
+
+/// [`crate::Backend::vector_forward`] on the device.
+pub fn forward(be: &mut GpuBackend, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>> {
+    b.check(op.d(), k)?;
+    GpuBackend::check_rows(op)?;
+    be.ensure_data(op)?;
+    let n = op.n();
+    let out = be.ctx.storage("relu-iht.vector_out", (n * k * 4) as u64);
+    be.vector_yhat(op, b, k, &out)?;
+    let yt = be.ctx.read::<f32>(None, &out, 0, n * k)?;
+    Ok(transpose(&yt, k, n))
+}
+
+/// [`crate::Backend::vector_step`] on the device: forward at `cur`, the residual kernel, then per
+/// tile of `at`: G2 (`masked_gradient` over R with H as per-neuron residual), `backprop`, and G1
+/// (`masked_gradient` over X with Q, streamed by row blocks when X is).
+#[allow(clippy::too_many_arguments)]
+pub fn step(
+    be: &mut GpuBackend,
+    op: &Operator,
+    targets: &[f32],
+    k: usize,
+    loss: Loss,
+    cur: &Blocks,
+    at: Option<&Blocks>,
+    alpha: f32,
+) -> Result<VectorStep> {
+    let (n, d) = (op.n(), op.d());
+    Error::check_len("targets (n·k)", n * k, targets.len())?;
+    cur.check(d, k)?;
+    if let Some(at) = at {
+        at.check_same_neurons(cur, d, k)?;
+    }
+    GpuBackend::check_rows(op)?;
+    be.ensure_data(op)?;
+    let ctx = be.ctx.clone();
+    // Forward at `cur`, then the residual in place of Ŷ and the per-row losses.
+    let out = ctx.storage("relu-iht.vector_out", (n * k * 4) as u64);
+    let (tile, kept) = be.vector_yhat(op, cur, k, &out)?;
+    let y = ctx.storage_init("relu-iht.vector_y", &transpose(targets, n, k));
+    let lossv = ctx.storage("relu-iht.vector_loss", (n * 4) as u64);
+    let vp = VectorModelParams {
+        loss: match loss {
+            Loss::Mse => 1,
+            Loss::CrossEntropy => 2,
+        },
+        ..vector_params(n, d, k, 0)
+    };
+    let mut enc = ctx.encoder();
+    let bind = [(5, &out), (6, &y), (7, &lossv)];
+    ctx.dispatch(
+        &mut enc,
+        &ctx.kernels.vector_residual,
+        &vp,
+        &bind,
+        (groups64(n), 1, 1),
+    );
+    let total: f64 = ctx
+        .read::<f32>(Some(enc), &lossv, 0, n)?
+        .iter()
+        .map(|&v| v as f64)
+        .sum();
+    // Gradients at `at`, tile by tile: G2 = Hᵀ R, Q = M ∘ (R W2ᵀ), G1 = Qᵀ X; candidates.
+    let b = at.unwrap_or(cur);
+    let t = b.live.len();
+    let (mut w1, mut w2) = (vec![0.0f32; t * d], vec![0.0f32; t * k]);
+    let reuse = at.is_none() && kept.is_some();
+    let bufs = match kept {
+        Some(bufs) => bufs,
+        None => be.vector_buffers(n, d, k, tile),
+    };
+    let q = ctx.storage("relu-iht.vector_q", (tile.min(t.max(1)) * n * 4) as u64);
+    let g1 = ctx.storage("relu-iht.vector_g1", (tile * d * 4) as u64);
+    let g2 = ctx.storage("relu-iht.vector_g2", (tile * k * 4) as u64);
+    let nblocks = be.blocks(n).len();
+    for lo in (0..t).step_by(tile) {
+        let range = lo..(lo + tile).min(t);
+        let tt = range.len();
+        let mut enc = if reuse {
+            ctx.encoder()
+        } else {
+            be.vector_hidden(op, b, k, &range, &bufs)
+        };
+        let gp = MaskedGradientParams {
+            rows: n as u32,
+            d: k as u32,
+            tile: tt as u32,
+            words: n.div_ceil(32) as u32,
+            x_stride: n as u32,
+            x_row0: 0,
+            r_row0: 0,
+            accumulate: 0,
+            finish: 1,
+            mu: alpha,
+            res_stride: n as u32,
+            _pad: 0,
+        };
+        let bind = [
+            (1, &out),
+            (2, &bufs.hq),
+            (3, &bufs.bits),
+            (4, &bufs.w2),
+            (5, &g2),
+        ];
+        let groups = (k.div_ceil(64) as u32, tt.div_ceil(64) as u32, 1);
+        ctx.dispatch(&mut enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
+        let vp = vector_params(n, d, k, tt);
+        let bind = [(2, &bufs.w2), (3, &bufs.bits), (4, &q), (5, &out)];
+        let groups = (groups64(n), tt as u32, 1);
+        ctx.dispatch(&mut enc, &ctx.kernels.vector_backprop, &vp, &bind, groups);
+        ctx.submit(enc);
+        let enc = be.each_block(op, |enc, xv, rows, blk| {
+            let gp = MaskedGradientParams {
+                rows: rows.len() as u32,
+                d: d as u32,
+                tile: tt as u32,
+                words: n.div_ceil(32) as u32,
+                x_stride: xv.stride,
+                x_row0: xv.row0,
+                r_row0: rows.start as u32,
+                accumulate: (blk > 0) as u32,
+                finish: (blk + 1 == nblocks) as u32,
+                mu: alpha,
+                res_stride: n as u32,
+                _pad: 0,
+            };
+            let bind = [
+                (1, xv.buf),
+                (2, &q),
+                (3, &bufs.bits),
+                (4, &bufs.w1),
+                (5, &g1),
+            ];
+            let groups = (d.div_ceil(64) as u32, tt.div_ceil(64) as u32, 1);
+            ctx.dispatch(enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
+        });
+        let c1 = ctx.read::<f32>(Some(enc), &g1, 0, tt * d)?;
+        let c2 = ctx.read::<f32>(None, &g2, 0, tt * k)?;
+        w1[lo * d..range.end * d].copy_from_slice(&c1);
+        w2[lo * k..range.end * k].copy_from_slice(&c2);
+    }
+    Ok(VectorStep {
+        loss: total / n.max(1) as f64,
+        w1,
+        w2,
+    })
+}
+
+/// `rows × cols` row-major to `cols × rows` row-major.
+fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; a.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = a[r * cols + c];
+        }
+    }
+    t
+}
