@@ -2,10 +2,13 @@
 
 use super::args::{BackendChoice, Figure, Method, SweepArgs, Task, TeacherChoice};
 use super::draw::{draw_heatmaps, draw_phase, memory_table};
-use super::plan::{plan, teacher_name, without_overridden};
+use super::plan::{metric_of, plan, teacher_name, without_overridden};
 use super::store::{append_rows, read_rows, row_from, run_cell, Key, Row};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
+
+/// Method, teacher, arguments, cells filled, and the row of a diverged one-cell run.
+type Job = (Method, String, Vec<String>, usize, Option<Row>);
 
 pub fn run(a: &SweepArgs) -> Result<()> {
     let p = plan(a)?;
@@ -19,7 +22,28 @@ pub fn run(a: &SweepArgs) -> Result<()> {
         BackendChoice::Cpu => "cpu",
     };
     // The runs still to do: IHT per cell, IMP per (layers, n, m, seed) with its missing budgets.
-    let mut jobs: Vec<(Method, String, Vec<String>, usize)> = Vec::new();
+    // Each job: method, teacher, arguments, cells it fills, and for one-cell jobs the row that
+    // records a diverged run (NaN, drawn at the bottom of the scale).
+    let mut jobs: Vec<Job> = Vec::new();
+    let diverged = |method: Method, teacher: &str, layers, n, m, s, seed| Row {
+        task: p.task,
+        method,
+        teacher: teacher.to_string(),
+        layers,
+        n,
+        m,
+        s,
+        seed,
+        metric: metric_of(p.task).to_string(),
+        value: f64::NAN,
+        weight_error: None,
+        nnz: 0,
+        steps: 0,
+        seconds: f64::NAN,
+        peak_host_bytes: 0,
+        peak_device_bytes: 0,
+        backend: "diverged".to_string(),
+    };
     for &teacher in &p.teachers {
         let tn = teacher_name(teacher);
         for &layers in &p.layers {
@@ -69,7 +93,13 @@ pub fn run(a: &SweepArgs) -> Result<()> {
                                     for s in missing {
                                         let mut args = base.clone();
                                         args.extend(["--s".to_string(), s.to_string()]);
-                                        jobs.push((method, tn.to_string(), args, 1));
+                                        jobs.push((
+                                            method,
+                                            tn.to_string(),
+                                            args,
+                                            1,
+                                            Some(diverged(method, tn, layers, n, m, s, seed)),
+                                        ));
                                     }
                                 }
                                 // A planted cell is its own problem (s planted weights): one
@@ -86,13 +116,24 @@ pub fn run(a: &SweepArgs) -> Result<()> {
                                         if a.imp_retrain {
                                             args.push("--imp-retrain".to_string());
                                         }
-                                        jobs.push((method, tn.to_string(), args, 1));
+                                        jobs.push((
+                                            method,
+                                            tn.to_string(),
+                                            args,
+                                            1,
+                                            Some(diverged(method, tn, layers, n, m, s, seed)),
+                                        ));
                                     }
                                 }
                                 Method::Imp if !missing.is_empty() => {
                                     let mut args = base.clone();
-                                    let list: Vec<String> =
+                                    let mut list: Vec<String> =
                                         missing.iter().map(|s| s.to_string()).collect();
+                                    if a.figure == Some(Figure::Memory) {
+                                        // Memory is the dense model's: one round (the first
+                                        // round meets any budget above the weight count).
+                                        list = vec![u32::MAX.to_string()];
+                                    }
                                     args.extend([
                                         "--method".to_string(),
                                         "imp".to_string(),
@@ -102,7 +143,7 @@ pub fn run(a: &SweepArgs) -> Result<()> {
                                     if a.imp_retrain {
                                         args.push("--imp-retrain".to_string());
                                     }
-                                    jobs.push((method, tn.to_string(), args, missing.len()));
+                                    jobs.push((method, tn.to_string(), args, missing.len(), None));
                                 }
                                 Method::Imp => {}
                             }
@@ -123,11 +164,21 @@ pub fn run(a: &SweepArgs) -> Result<()> {
         );
         let bar = crate::cli::report::progress(jobs.len(), false);
         let mut failed = 0usize;
-        for (method, teacher, args, _) in &jobs {
+        for (method, teacher, args, _, on_diverge) in &jobs {
             bar.set_message(args[..args.len().min(12)].join(" "));
-            // A cell the model cannot hold (s above its weights) stays empty: grey in the map.
+            // A diverged fit is a result (NaN); a cell the model cannot hold (s above its
+            // weights) stays empty: grey in the map.
             let records = match run_cell(args) {
                 Ok(r) => r,
+                Err(e) if format!("{e:#}").contains("diverged") && on_diverge.is_some() => {
+                    bar.suspend(|| eprintln!("diverged: {e:#}"));
+                    append_rows(
+                        &csv_path,
+                        std::slice::from_ref(on_diverge.as_ref().unwrap()),
+                    )?;
+                    bar.inc(1);
+                    continue;
+                }
                 Err(e) => {
                     bar.suspend(|| eprintln!("skipped: {e:#}"));
                     failed += 1;
@@ -139,6 +190,13 @@ pub fn run(a: &SweepArgs) -> Result<()> {
                 .iter()
                 .map(|v| row_from(p.task, *method, teacher, a.imp_retrain, v))
                 .collect::<Result<Vec<_>>>()?;
+            let mut rows = rows;
+            if a.figure == Some(Figure::Memory) {
+                // The memory table's IMP run stands for the grid's budget.
+                for r in &mut rows {
+                    r.s = p.ss[0];
+                }
+            }
             append_rows(&csv_path, &rows)?;
             bar.inc(1);
         }
