@@ -41,9 +41,8 @@ pub fn run(a: &InrArgs) -> Result<()> {
                 5000,
                 1000,
             )?;
-            let raw = &test.x[index * test.d..(index + 1) * test.d];
             (
-                Image::gray(28, 28, raw),
+                Image::gray(28, 28, &test.image(index)),
                 a.sigma.unwrap_or(2.0),
                 format!("MNIST test digit {index}"),
             )

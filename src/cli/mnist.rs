@@ -34,18 +34,12 @@ pub fn run(a: &MnistArgs) -> Result<()> {
         a.train_per_class,
         a.test_per_class,
     )?;
-    let data = |set: &Labeled| {
-        Data::from_rows(
-            set.len(),
-            set.d,
-            &set.x,
-            set.labels.iter().map(|&l| l as f32).collect(),
-        )
-    };
+    let imp = a.solver.method == MethodChoice::Imp;
+    let scale = if imp { IMP_SCALE } else { 1.0 };
+    let data = |set: &Labeled| set.to_data(scale, set.labels.iter().map(|&l| l as f32).collect());
     let (train_data, test_data) = (Arc::new(data(&train)?), Arc::new(data(&test)?));
     config.validate(train_data.n(), (a.solver.m_or(100) * train.d) as u64)?;
-    if a.solver.method == MethodChoice::Imp {
-        let (train_data, test_data) = (imp_inputs(&train_data)?, imp_inputs(&test_data)?);
+    if imp {
         let run = ImpRun {
             task: "mnist",
             solver: &a.solver,
@@ -163,10 +157,12 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
         a.train_per_class,
         a.test_per_class,
     )?;
-    // Convert each set to the column-major layout and drop its row-major pixels (only the
-    // labels are used later), so the training matrix is held once.
+    // Convert each set to the column-major layout and drop its raw pixels (only the labels are
+    // used later).
+    let imp = a.solver.method == MethodChoice::Imp;
+    let scale = if imp { IMP_SCALE } else { 1.0 };
     let to_data = |set: &mut Labeled| {
-        let data = Data::from_rows(set.len(), set.d, &set.x, vec![0.0; set.len()]);
+        let data = set.to_data(scale, vec![0.0; set.len()]);
         set.x = Vec::new();
         data
     };
@@ -174,8 +170,7 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
         Arc::new(to_data(&mut train)?),
         Arc::new(to_data(&mut test)?),
     );
-    if a.solver.method == MethodChoice::Imp {
-        let (train_data, test_data) = (imp_inputs(&train_data)?, imp_inputs(&test_data)?);
+    if imp {
         let m = a.solver.m_or(100);
         let targets = one_hot(&train, 10);
         let run = ImpRun {
@@ -298,13 +293,3 @@ fn class_accuracy(yhat: &[f32], set: &Labeled) -> f64 {
 /// lr 1e-3 from the default init trains poorly on raw 0–255 inputs). IHT keeps the paper's raw
 /// pixels: its masks do not depend on the scale and its weights absorb it.
 const IMP_SCALE: f32 = 1.0 / 255.0;
-
-fn imp_inputs(data: &Data) -> Result<Data> {
-    let xt: Vec<f32> = data.xt().iter().map(|&v| v * IMP_SCALE).collect();
-    Ok(Data::from_columns(
-        data.n(),
-        data.d(),
-        xt,
-        data.y().to_vec(),
-    )?)
-}

@@ -113,8 +113,8 @@ fn split_takes_train_then_test_per_digit_in_file_order() {
     assert_eq!(te.labels, [0, 0, 1, 1]);
     // Digit 0 is at train-file positions 0, 10, …, 50: its 6th image (the first test one) is train
     // image 50; its 7th comes from the test file, whose labels start at 3: test image 7.
-    assert_eq!(te.x[0], 200.0, "pixel (0, 0) of train-file image 50");
-    assert_eq!(te.x[16], 207.0, "pixel (0, 0) of test-file image 7");
+    assert_eq!(te.x[0], 200, "pixel (0, 0) of train-file image 50");
+    assert_eq!(te.x[16], 207, "pixel (0, 0) of test-file image 7");
     let err = load_split(&dir, &[0], 20, 5).unwrap_err().to_string();
     assert!(err.contains("digit = 0"), "{err}");
 }
