@@ -34,7 +34,7 @@ pub(super) fn plan(a: &SweepArgs) -> Result<Plan> {
     let (task, name, title) = match (a.figure, a.task, a.vary) {
         (_, _, Some(Vary::N)) => (
             Task::Planted,
-            "phase-n".to_string(),
+            if q { "phase-n-quick" } else { "phase-n" }.to_string(),
             "exact recovery".to_string(),
         ),
         (Some(f), _, None) => {
@@ -227,10 +227,13 @@ pub(super) fn plan(a: &SweepArgs) -> Result<Plan> {
         (Some(Figure::F1 | Figure::F2), None) => vec![1, 2],
         _ => vec![1],
     };
-    let seeds = a
-        .seeds
-        .clone()
-        .unwrap_or(if q { vec![0] } else { vec![0, 1, 2] });
+    // A fraction of seeds needs more seeds than a mean does.
+    let seeds = a.seeds.clone().unwrap_or(match (a.vary.is_some(), q) {
+        (true, true) => (0..10).collect(),
+        (true, false) => (0..20).collect(),
+        (false, true) => vec![0],
+        (false, false) => vec![0, 1, 2],
+    });
     let ns = match (a.vary, &a.n) {
         (Some(_), Some(n)) => n.clone(),
         (Some(_), None) if q => vec![50, 100, 200, 400, 800],
