@@ -505,6 +505,13 @@ pub fn predict_rows<B: Backend>(
     chunk: usize,
 ) -> Result<Vec<f32>> {
     let n = source.n();
+    if chunk >= n {
+        // One chunk of an in-memory source: its own data, not a gathered copy.
+        if let Some(data) = source.whole() {
+            let op = Operator::new(data, m, gens.clone())?;
+            return predict(be, &op, x);
+        }
+    }
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(chunk.max(1)) {
         let rows: Vec<usize> = (start..(start + chunk).min(n)).collect();

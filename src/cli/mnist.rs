@@ -28,7 +28,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     if a.classes == ClassesChoice::All {
         return all_classes(a, &config);
     }
-    let (train, test) = mnist::load_split(
+    let (mut train, mut test) = mnist::load_split(
         &a.data_dir.join("mnist"),
         &[0, 1],
         a.train_per_class,
@@ -36,8 +36,13 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     )?;
     let imp = a.solver.method == MethodChoice::Imp;
     let scale = if imp { IMP_SCALE } else { 1.0 };
-    let data = |set: &Labeled| set.to_data(scale, set.labels.iter().map(|&l| l as f32).collect());
-    let (train_data, test_data) = (Arc::new(data(&train)?), Arc::new(data(&test)?));
+    // The raw pixels are dropped once converted: only the labels are used later.
+    let data = |set: &mut Labeled| {
+        let data = set.to_data(scale, set.labels.iter().map(|&l| l as f32).collect());
+        set.x = Vec::new();
+        data
+    };
+    let (train_data, test_data) = (Arc::new(data(&mut train)?), Arc::new(data(&mut test)?));
     config.validate(train_data.n(), (a.solver.m_or(100) * train.d) as u64)?;
     if imp {
         let run = ImpRun {
