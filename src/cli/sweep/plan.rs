@@ -230,6 +230,8 @@ pub(super) fn plan(a: &SweepArgs) -> Result<Plan> {
         (true, true) => (0..10).collect(),
         (true, false) => (0..20).collect(),
         (false, true) => vec![0],
+        // Memory does not vary with the seed.
+        (false, false) if a.figure == Some(Figure::Memory) => vec![0],
         (false, false) => vec![0, 1, 2],
     });
     let ns = match (a.vary, &a.n) {
