@@ -142,16 +142,7 @@ pub fn fit_layers<B: Backend>(
     layers: usize,
     mut on_step: impl FnMut(usize, &StepRecord),
 ) -> Result<(Deep, B)> {
-    if layers == 0 {
-        return Err(Error::invalid("layers", layers, "must be at least 1"));
-    }
-    if config.s < layers {
-        return Err(Error::invalid(
-            "s",
-            config.s,
-            format!("must give each of the {layers} layers at least one weight"),
-        ));
-    }
+    check_layers(layers, config.s)?;
     let mut backend = backend;
     let mut src = source;
     let mut recs = Vec::with_capacity(layers);
@@ -227,16 +218,7 @@ pub fn fit_vector_layers<B: Backend>(
     layers: usize,
     mut on_step: impl FnMut(usize, usize, f64),
 ) -> Result<VectorDeep<B>> {
-    if layers == 0 {
-        return Err(Error::invalid("layers", layers, "must be at least 1"));
-    }
-    if config.s < layers {
-        return Err(Error::invalid(
-            "s",
-            config.s,
-            format!("must give each of the {layers} layers at least one weight"),
-        ));
-    }
+    check_layers(layers, config.s)?;
     let cfg = VectorConfig {
         s: config.s / layers,
         ..config.clone()
@@ -264,4 +246,19 @@ pub fn fit_vector_layers<B: Backend>(
         backend = solver.into_backend();
     }
     unreachable!("the last layer returns")
+}
+
+/// A greedy fit needs at least one layer and one weight of the budget `s` per layer.
+fn check_layers(layers: usize, s: usize) -> Result<()> {
+    if layers == 0 {
+        return Err(Error::invalid("layers", layers, "must be at least 1"));
+    }
+    if s < layers {
+        return Err(Error::invalid(
+            "s",
+            s,
+            format!("must give each of the {layers} layers at least one weight"),
+        ));
+    }
+    Ok(())
 }

@@ -58,11 +58,11 @@ pub fn run(a: &MnistArgs) -> Result<()> {
         };
         return imp::run(run, |model, _| {
             let pred = model.predict(&test_data)?;
-            let acc = mnist::binary_accuracy(&pred, &test.labels, 1);
-            Ok((
-                json!({"accuracy": acc}),
-                format!("test accuracy {:.2}%", 100.0 * acc),
-            ))
+            Ok(accuracy_score(mnist::binary_accuracy(
+                &pred,
+                &test.labels,
+                1,
+            )))
         });
     }
     let engine = report::backend(
@@ -190,11 +190,10 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             extra: json!({"classes": "all", "loss": relu_iht::vector::Loss::from(a.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
         };
         return imp::run(run, |model, _| {
-            let acc = class_accuracy(&model.predict(&test_data)?, &test);
-            Ok((
-                json!({"accuracy": acc}),
-                format!("test accuracy {:.2}%", 100.0 * acc),
-            ))
+            Ok(accuracy_score(class_accuracy(
+                &model.predict(&test_data)?,
+                &test,
+            )))
         });
     }
     let engine = report::backend(
@@ -298,3 +297,11 @@ fn class_accuracy(yhat: &[f32], set: &Labeled) -> f64 {
 /// lr 1e-3 from the default init trains poorly on raw 0–255 inputs). IHT keeps the paper's raw
 /// pixels: its masks do not depend on the scale and its weights absorb it.
 const IMP_SCALE: f32 = 1.0 / 255.0;
+
+/// IMP's score of a model: the JSON field and the summary line.
+fn accuracy_score(acc: f64) -> (serde_json::Value, String) {
+    (
+        json!({"accuracy": acc}),
+        format!("test accuracy {:.2}%", 100.0 * acc),
+    )
+}
