@@ -21,6 +21,11 @@ pub(super) struct Plan {
     pub(super) limits: (f64, f64),
 }
 
+/// A run's arguments from one line of whitespace-separated words.
+pub(super) fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_string).collect()
+}
+
 pub(super) fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -66,132 +71,64 @@ pub(super) fn plan(a: &SweepArgs) -> Result<Plan> {
         (Some(Figure::Memory), _) => (
             vec![100, 1_000, 10_000, 100_000],
             vec![200],
-            strings(&[
-                "mnist",
-                "--classes",
-                "binary",
-                "--epochs",
-                "1",
-                "--batch-size",
-                "1000",
-            ]),
+            words("mnist --classes binary --epochs 1 --batch-size 1000"),
         ),
         (_, Task::Planted) if a.vary.is_some() => (
             vec![if q { 5 } else { 10 }],
             vec![if q { 15 } else { 30 }],
-            strings(&[
-                "planted",
-                "--d",
-                if q { "10" } else { "20" },
-                "--steps",
-                "20",
-            ]),
+            words(&format!("planted --d {} --steps 20", if q { 10 } else { 20 })),
         ),
         (_, Task::Planted) if q => (
             vec![1, 10, 100],
             vec![1, 10, 100, 1000],
-            strings(&["planted", "--n", "10000", "--steps", "15"]),
+            words("planted --n 10000 --steps 15"),
         ),
         (_, Task::Planted) => (
             PAPER_M.to_vec(),
             PAPER_S.to_vec(),
-            strings(&["planted", "--steps", "15"]),
+            words("planted --steps 15"),
         ),
         (_, Task::PlantedK) if q => (
             vec![10, 100],
             vec![10, 100, 1000],
-            strings(&[
-                "planted",
-                "--k",
-                "10",
-                "--n",
-                "10000",
-                "--epochs",
-                "100",
-                "--batch-size",
-                "5000",
-            ]),
+            words("planted --k 10 --n 10000 --epochs 100 --batch-size 5000"),
         ),
         (_, Task::PlantedK) => (
             PAPER_M.to_vec(),
             PAPER_S.to_vec(),
-            strings(&[
-                "planted",
-                "--k",
-                "10",
-                "--epochs",
-                "100",
-                "--batch-size",
-                "5000",
-            ]),
+            words("planted --k 10 --epochs 100 --batch-size 5000"),
         ),
         // The paper's schedule and data (IMP needs its 150 Adam steps per round to be the
         // strong baseline it is), a reduced grid.
         (_, Task::MnistBinary) if q => (
             vec![1, 10, 100],
             vec![1, 10, 100, 1000],
-            strings(&[
-                "mnist",
-                "--classes",
-                "binary",
-                "--epochs",
-                "15",
-                "--batch-size",
-                "1000",
-            ]),
+            words("mnist --classes binary --epochs 15 --batch-size 1000"),
         ),
         (_, Task::MnistBinary) => (
             PAPER_M.to_vec(),
             vec![1, 2, 5, 10, 20, 50, 100, 200],
-            strings(&[
-                "mnist",
-                "--classes",
-                "binary",
-                "--epochs",
-                "15",
-                "--batch-size",
-                "1000",
-            ]),
+            words("mnist --classes binary --epochs 15 --batch-size 1000"),
         ),
         (_, Task::Mnist) if q => (
             vec![10, 100],
             vec![100, 500, 2000],
-            strings(&[
-                "mnist",
-                "--classes",
-                "all",
-                "--train-per-class",
-                "1000",
-                "--test-per-class",
-                "500",
-                "--epochs",
-                "50",
-                "--batch-size",
-                "1000",
-            ]),
+            words("mnist --classes all --train-per-class 1000 --test-per-class 500 --epochs 50 --batch-size 1000"),
         ),
         (_, Task::Mnist) => (
             vec![10, 20, 50, 100, 200, 500, 1000],
             vec![100, 200, 500, 1000, 2000],
-            strings(&[
-                "mnist",
-                "--classes",
-                "all",
-                "--epochs",
-                "50",
-                "--batch-size",
-                "5000",
-            ]),
+            words("mnist --classes all --epochs 50 --batch-size 5000"),
         ),
         (_, Task::InrDigit) if q => (
             vec![2, 20, 50],
             vec![2, 20, 200, 1000],
-            strings(&["inr", "--mnist-digit", "1000", "--steps", "100"]),
+            words("inr --mnist-digit 1000 --steps 100"),
         ),
         (_, Task::InrDigit) => (
             vec![2, 5, 10, 20, 50, 100, 200],
             vec![2, 5, 10, 20, 50, 100, 200, 500, 1000],
-            strings(&["inr", "--mnist-digit", "1000", "--steps", "100"]),
+            words("inr --mnist-digit 1000 --steps 100"),
         ),
         (_, Task::InrCifar) if q => (
             vec![5, 50],
