@@ -8,7 +8,6 @@ use anyhow::{bail, Context, Result};
 use relu_iht::data::{Data, InMemory, RowSource};
 use relu_iht::deep::{fit_layers, Deep};
 use relu_iht::iht::{Iht, IhtConfig};
-use relu_iht::mem::peak_host_bytes;
 use relu_iht::tasks::inr::{self, FeatureRows, FourierFeatures, Image};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
@@ -166,23 +165,13 @@ fn fit<B: Backend>(
     recon
         .save_png(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
-    let record = RunRecord {
-        task: "inr",
-        method: "iht",
-        backend: name,
-        n,
-        d,
-        m,
-        s: config.s,
-        k: 1,
-        layers,
-        steps: deep.steps(),
-        seed: config.seed,
-        nnz: deep.nnz(),
-        seconds: deep.seconds(),
-        peak_host_bytes: peak_host_bytes(),
-        peak_device_bytes: rec.peak_device_bytes,
-        extra: json!({
+    let record = RunRecord::scalar_iht(
+        "inr",
+        name,
+        (n, d, m, config.s),
+        config.seed,
+        &deep,
+        json!({
             "image": label,
             "width": image.width,
             "height": image.height,
@@ -195,7 +184,7 @@ fn fit<B: Backend>(
             "out": a.out.display().to_string(),
             "neurons": rec.x.neurons(d_last).len(),
         }),
-    };
+    );
     if a.solver.json {
         return record.print();
     }

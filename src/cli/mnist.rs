@@ -105,23 +105,13 @@ fn fit<B: Backend>(
     let test_acc = accuracy(Arc::new(InMemory(test_data.clone())), sets.1)?;
     let train_acc = accuracy(train_rows, sets.0)?;
     let d_last = if layers == 1 { train_data.d() } else { m };
-    let record = RunRecord {
-        task: "mnist",
-        method: "iht",
-        backend: name,
-        n: train_data.n(),
-        d: train_data.d(),
-        m,
-        s: config.s,
-        k: 1,
-        layers,
-        steps: deep.steps(),
-        seed: config.seed,
-        nnz: deep.nnz(),
-        seconds: deep.seconds(),
-        peak_host_bytes: peak_host_bytes(),
-        peak_device_bytes: rec.peak_device_bytes,
-        extra: json!({
+    let record = RunRecord::scalar_iht(
+        "mnist",
+        name,
+        (train_data.n(), train_data.d(), m, config.s),
+        config.seed,
+        &deep,
+        json!({
             "classes": "binary",
             "batch_size": config.batch_size,
             "epochs": config.batch_size.map(|_| config.steps),
@@ -131,7 +121,7 @@ fn fit<B: Backend>(
             "test_n": test_data.n(),
             "neurons": rec.x.neurons(d_last).len(),
         }),
-    };
+    );
     if a.solver.json {
         return record.print();
     }

@@ -53,28 +53,13 @@ fn solve<B: Backend>(
     let rec = deep.last();
     let d_last = if layers == 1 { spec.d } else { spec.m };
     let neurons = rec.x.neurons(d_last).len();
-    let record = RunRecord {
-        task: "planted",
-        method: "iht",
-        backend: name,
-        n: spec.n,
-        d: spec.d,
-        m: spec.m,
-        s: spec.s,
-        k: 1,
-        layers,
-        steps: deep.steps(),
-        seed: spec.seed,
-        nnz: deep.nnz(),
-        seconds: deep.seconds(),
-        peak_host_bytes: peak_host_bytes(),
-        peak_device_bytes: deep
-            .layers
-            .iter()
-            .map(|r| r.peak_device_bytes)
-            .max()
-            .unwrap_or(0),
-        extra: json!({
+    let record = RunRecord::scalar_iht(
+        "planted",
+        name,
+        (spec.n, spec.d, spec.m, spec.s),
+        spec.seed,
+        &deep,
+        json!({
             "teacher": spec.teacher,
             "mode": config.mode,
             "batch_size": config.batch_size,
@@ -87,7 +72,7 @@ fn solve<B: Backend>(
             "rel_error": scores.rel_error,
             "weight_error": scores.weight_error,
         }),
-    };
+    );
     if a.solver.json {
         return record.print();
     }

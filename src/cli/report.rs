@@ -161,6 +161,41 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The record of a (layer-wise) scalar IHT fit: steps, nonzeros, time and device peak come
+    /// from the fit; `(n, d, m, s)` and `seed` from the task.
+    pub fn scalar_iht(
+        task: &'static str,
+        backend: String,
+        (n, d, m, s): (usize, usize, usize, usize),
+        seed: u64,
+        deep: &relu_iht::deep::Deep,
+        extra: serde_json::Value,
+    ) -> Self {
+        Self {
+            task,
+            method: "iht",
+            backend,
+            n,
+            d,
+            m,
+            s,
+            k: 1,
+            layers: deep.layers.len(),
+            steps: deep.steps(),
+            seed,
+            nnz: deep.nnz(),
+            seconds: deep.seconds(),
+            peak_host_bytes: relu_iht::mem::peak_host_bytes(),
+            peak_device_bytes: deep
+                .layers
+                .iter()
+                .map(|r| r.peak_device_bytes)
+                .max()
+                .unwrap_or(0),
+            extra,
+        }
+    }
+
     /// Prints as one line on stdout.
     pub fn print(&self) -> Result<()> {
         println!("{}", serde_json::to_string(self)?);
