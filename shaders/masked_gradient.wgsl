@@ -6,6 +6,11 @@
 //   acc[jj, i] = Σ_r X[r, i] · res[jj * res_stride + r]
 //   g[jj * d + i] = (accumulate ? g[jj * d + i] : 0) + acc[jj, i]
 //   and when finish = 1:  g[jj * d + i] = xtile[jj * d + i] − mu · g[jj * d + i]
+//   (mu = params.mu, or the step size in the device state, state[0], when mu_from_state = 1)
+//
+//   entry `scatter`: the dense weights of a tile of live neurons from the sparse iterate:
+//   xout[(pos[p] − pos0) * d + idx[p] % d] = val[p] for every entry p (p < nnz) whose neuron's
+//   live position pos[p] is in [pos0, pos0 + tile); the rest of the tile was cleared before.
 //
 // Tiled in workgroup memory and registers: a 16 × 16 workgroup owns 64 coordinates × 64 neurons,
 // each invocation a 4 × 4 block of them; rows are walked 16 at a time, staging X[rows, coords]
@@ -13,13 +18,19 @@
 // still sums its rows in order with fma, as the CPU twin.
 // Bindings:
 //   0 uniform  Params   rows, d, tile, words (per neuron, this block), x_stride, x_row0, r_row0,
-//                       accumulate (0/1), finish (0/1), mu, res_stride
+//                       accumulate (0/1), finish (0/1), mu, res_stride, mu_from_state;
+//                       scatter: nnz (as rows), d, tile, pos0 (as words)
 //   1 storage  x        X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
 //   2 storage  res      residual, res[r_row0 + r] (or res[jj * res_stride + r_row0 + r])
 //   3 storage  bits     masks of this block, bits[jj * words + r / 32]
 //   4 storage  xtile    current weights of the tile, dense, xtile[jj * d + i]
 //   5 storage  g        output, g[jj * d + i]
-// Dispatch: (ceil(d / 64), ceil(tile / 64), 1).
+//   6 storage  state    the device state of the solver's phases (read: state[0] = mu)
+//   7 storage  idx      scatter: indices of the sparse iterate
+//   8 storage  val      scatter: its values
+//   9 storage  pos      scatter: the live position of each entry's neuron
+//  10 storage  xout     scatter: the dense tile written
+// Dispatch: main (ceil(d / 64), ceil(tile / 64), 1); scatter (ceil(nnz / 64), 1, 1).
 
 struct Params {
     rows: u32,
@@ -33,7 +44,7 @@ struct Params {
     finish: u32,
     mu: f32,
     res_stride: u32,
-    _pad1: u32,
+    mu_from_state: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -42,6 +53,11 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bits: array<u32>;
 @group(0) @binding(4) var<storage, read> xtile: array<f32>;
 @group(0) @binding(5) var<storage, read_write> g: array<f32>;
+@group(0) @binding(6) var<storage, read> state: array<f32>;
+@group(0) @binding(7) var<storage, read> idx: array<u32>;
+@group(0) @binding(8) var<storage, read> val: array<f32>;
+@group(0) @binding(9) var<storage, read> pos: array<u32>;
+@group(0) @binding(10) var<storage, read_write> xout: array<f32>;
 
 var<workgroup> xs: array<array<f32, 64>, 16>;
 var<workgroup> ps: array<array<f32, 64>, 16>;
@@ -99,6 +115,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
     }
+    var mu = params.mu;
+    if (params.mu_from_state == 1u) {
+        mu = state[0];
+    }
     for (var a = 0u; a < 4u; a = a + 1u) {
         for (var b = 0u; b < 4u; b = b + 1u) {
             let i = i0 + lid.x * 4u + a;
@@ -110,10 +130,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
                     total = g[at] + total;
                 }
                 if (params.finish == 1u) {
-                    total = xtile[at] - params.mu * total;
+                    total = xtile[at] - mu * total;
                 }
                 g[at] = total;
             }
         }
+    }
+}
+
+@compute @workgroup_size(64)
+fn scatter(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let p = gid.x;
+    if (p >= params.rows) {
+        return;
+    }
+    let slot = pos[p];
+    if (slot >= params.words && slot - params.words < params.tile) {
+        xout[(slot - params.words) * params.d + idx[p] % params.d] = val[p];
     }
 }

@@ -127,6 +127,9 @@ pub struct StepRecord {
     pub nnz: usize,
     /// Inner steps whose line search gave up and reset z.
     pub resets: usize,
+    /// Armijo trials evaluated in the step.
+    #[serde(default)]
+    pub trials: usize,
     /// Whether the generators were random (false: h = w).
     pub random_h: bool,
 }
@@ -274,6 +277,11 @@ impl<B: Backend> Iht<B> {
         &self.x
     }
 
+    /// The backend (its counters, its device).
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
     /// The backend (for evaluation after the solve).
     pub fn backend_mut(&mut self) -> &mut B {
         &mut self.backend
@@ -282,6 +290,11 @@ impl<B: Backend> Iht<B> {
     /// Gives the backend back.
     pub fn into_backend(self) -> B {
         self.backend
+    }
+
+    /// Steps (batches) taken so far.
+    pub fn steps_taken(&self) -> usize {
+        self.t
     }
 
     /// Batches per epoch (1 in full batch).
@@ -337,68 +350,22 @@ impl<B: Backend> Iht<B> {
         let random_h = matches!(gens, Generators::Random { .. });
         let data = self.batch_at(t)?;
         let op = Operator::new(data, self.m, gens)?;
-        let be = &mut self.backend;
-
-        // 1. Normalized step size on the old support.
-        be.prepare_support(&op, self.x.indices())?;
-        let r = be.residual(&op, self.x.values())?;
-        let mut mu = if self.x.is_empty() {
-            1e-14
-        } else {
-            let g = be.adjoint(&op, &r)?;
-            let ag = be.forward(&op, &g)?;
-            let gg: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
-            gg / (be.norm2(&ag)? + 1e-8)
-        };
-
-        // 2. Streamed full gradient and thresholding.
-        let z0 = be.gradient_topk(&op, &self.x, &r, mu as f32, self.keep)?;
-        drop(r);
-
-        // 3. Armijo gradient steps on the new support.
-        be.prepare_support(&op, z0.indices())?;
-        let mut z = z0.values().to_vec();
-        let mut r = be.residual(&op, &z)?;
-        let f_tilde = be.norm2(&r)?;
-        let mut f = f_tilde;
-        let mut resets = 0;
-        for _ in 0..self.config.inner_steps {
-            let g = be.adjoint(&op, &r)?;
-            let gg: f64 = g.iter().map(|&v| (v as f64) * (v as f64)).sum();
-            if gg == 0.0 {
-                break;
-            }
-            let ag = be.forward(&op, &g)?;
-            let mut tries = 0;
-            loop {
-                let f_next = be.shifted_norm2(&r, &ag, mu)?;
-                tries += 1;
-                if f_next <= f - 0.9 * mu * gg {
-                    for (zk, &gk) in z.iter_mut().zip(&g) {
-                        *zk = (*zk as f64 - mu * gk as f64) as f32;
-                    }
-                    be.axpy(&mut r, &ag, mu)?;
-                    f = f_next;
-                    break;
-                }
-                mu /= 2.0;
-                if tries > 10 {
-                    z.copy_from_slice(z0.values());
-                    r = be.residual(&op, &z)?;
-                    f = f_tilde;
-                    resets += 1;
-                    break;
-                }
-            }
-        }
-        self.x = SparseVec::from_sorted(op.cols(), z0.indices().to_vec(), z);
-        let yy = crate::cpu::reduce::norm2(op.data().y());
+        // Steps 1–2 (normalized step size, streamed gradient and thresholding), then step 3
+        // (Armijo steps on the new support): each one operation of the engine.
+        let grad = self.backend.gradient_phase(&op, &self.x, self.keep)?;
+        let phase =
+            self.backend
+                .support_phase(&op, &grad.z0, grad.mu, self.config.inner_steps)?;
+        self.x = SparseVec::from_sorted(op.cols(), grad.z0.indices().to_vec(), phase.z);
+        let yy: f64 = op.data().y().iter().map(|&v| v as f64 * v as f64).sum();
+        let f = phase.f;
         let rec = StepRecord {
             step: t,
             rel_residual: if yy > 0.0 { (f / yy).sqrt() } else { f.sqrt() },
-            mu,
+            mu: phase.mu,
             nnz: self.x.nnz(),
-            resets,
+            resets: phase.resets,
+            trials: phase.trials,
             random_h,
         };
         self.history.push(rec.clone());
@@ -440,7 +407,7 @@ impl<B: Backend> Iht<B> {
             let gens = self.generators_at(self.t);
             let whole = self.source.whole().expect("checked in from_source");
             let op = Operator::new(whole, self.m, gens)?;
-            self.x = refine(&mut self.backend, &op, &self.x, self.config.refine)?;
+            self.x = self.backend.refine(&op, &self.x, self.config.refine)?;
         }
         Ok(Recovery {
             x: self.x.clone(),
@@ -453,46 +420,6 @@ impl<B: Backend> Iht<B> {
             seed: self.config.seed,
         })
     }
-}
-
-/// Least squares on the support of `x` with the operator's masks fixed (hard thresholding
-/// pursuit's debiasing step), by conjugate gradients on the normal equations (CGLS), matrix-free.
-pub fn refine<B: Backend>(
-    be: &mut B,
-    op: &Operator,
-    x: &SparseVec,
-    iters: usize,
-) -> Result<SparseVec> {
-    be.prepare_support(op, x.indices())?;
-    let mut z = x.values().to_vec();
-    let mut res = be.residual(op, &z)?;
-    let mut s = be.adjoint(op, &res)?;
-    let mut p = s.clone();
-    let mut gamma: f64 = s.iter().map(|&v| (v as f64) * (v as f64)).sum();
-    let gamma0 = gamma;
-    for _ in 0..iters {
-        if gamma <= gamma0 * 1e-14 || gamma == 0.0 {
-            break;
-        }
-        let q = be.forward(op, &p)?;
-        let qq = be.norm2(&q)?;
-        if qq == 0.0 {
-            break;
-        }
-        let alpha = gamma / qq;
-        for (zk, &pk) in z.iter_mut().zip(&p) {
-            *zk = (*zk as f64 - alpha * pk as f64) as f32;
-        }
-        be.axpy(&mut res, &q, alpha)?;
-        s = be.adjoint(op, &res)?;
-        let gamma_next: f64 = s.iter().map(|&v| (v as f64) * (v as f64)).sum();
-        let beta = gamma_next / gamma;
-        for (pk, &sk) in p.iter_mut().zip(&s) {
-            *pk = (sk as f64 + beta * *pk as f64) as f32;
-        }
-        gamma = gamma_next;
-    }
-    Ok(SparseVec::from_sorted(x.len(), x.indices().to_vec(), z))
 }
 
 /// Model output over every row of `source`, `chunk` rows at a time (memory bounded by a chunk).
@@ -524,7 +451,5 @@ pub fn predict_rows<B: Backend>(
 
 /// Model output on `op`'s data for weights `x` under `gens` (see [`Recovery::generators`]).
 pub fn predict<B: Backend>(be: &mut B, op: &Operator, x: &SparseVec) -> Result<Vec<f32>> {
-    be.prepare_support(op, x.indices())?;
-    let out = be.forward(op, x.values())?;
-    be.download(&out)
+    be.predict(op, x)
 }

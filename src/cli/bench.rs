@@ -1,13 +1,15 @@
 //! `relu-iht bench`: the speed and memory figures of the README, on every requested backend. For
-//! every (n, m, s) it times (1) the dense gradient pass — masks `Z = X H` and `G = Xᵀ(M ∘ r)`
-//! over all m neurons with random generators, fused with the top-s — reporting GFLOP/s over its
-//! 4·n·d·m flops (best of `--repeats`), (2) the support products `A_T z` / `A_Tᵀ r` in GB/s of X
-//! columns read, and (3) a whole planted solve, per step; then the GPU/CPU time ratios.
+//! every (n, m, s) it times (1) the gradient phase from x = 0 — masks `Z = X H` and
+//! `G = Xᵀ(M ∘ r)` over all m neurons with random generators, fused with the running top-s —
+//! reporting GFLOP/s over its 4·n·d·m flops (best of `--repeats`), (2) the support products
+//! `A_T z` / `A_Tᵀ r` in GB/s of X columns read, and (3) a whole planted solve, step by step, with
+//! what each step sent to the device (submissions, readbacks, dispatches, objects created); then
+//! the GPU/CPU time ratios.
 
 use super::args::{BackendChoice, BenchArgs};
 use super::report::{self, Engine};
 use anyhow::Result;
-use relu_iht::backend::Backend;
+use relu_iht::backend::{Backend, Counters, SupportOps};
 use relu_iht::cpu::CpuBackend;
 use relu_iht::iht::IhtConfig;
 use relu_iht::mem::peak_host_bytes;
@@ -38,6 +40,15 @@ struct Row {
     psnr: f64,
     peak_host_bytes: u64,
     peak_device_bytes: u64,
+    /// Means over the solve's steps after the first.
+    submits_per_step: f64,
+    readbacks_per_step: f64,
+    readback_bytes_per_step: f64,
+    dispatches_per_step: f64,
+    /// Device buffers and bind groups created from the solve's third step on (0: every object is
+    /// built once and reused).
+    buffers_created_after_warmup: u64,
+    bind_groups_created_after_warmup: u64,
     /// This backend's solve time over the CPU's (GPU rows only).
     #[serde(skip_serializing_if = "Option::is_none")]
     solve_ratio_to_cpu: Option<f64>,
@@ -146,27 +157,60 @@ fn print(json: bool, r: &Row) -> Result<()> {
     Ok(())
 }
 
-fn measure<B: Backend>(a: &BenchArgs, mut be: B, n: usize, m: usize, s: usize) -> Result<Row> {
+/// Per-step means of the steps after the first, and the objects created from the third on.
+#[derive(Default)]
+struct StepCounts {
+    submits: f64,
+    readbacks: f64,
+    readback_bytes: f64,
+    dispatches: f64,
+    buffers_after_warmup: u64,
+    bind_groups_after_warmup: u64,
+}
+
+impl StepCounts {
+    fn of(steps: &[Counters]) -> Self {
+        let later = steps.get(1..).unwrap_or_default();
+        let k = later.len().max(1) as f64;
+        let mean = |f: fn(&Counters) -> u64| later.iter().map(f).sum::<u64>() as f64 / k;
+        let warm = steps.get(2..).unwrap_or_default();
+        Self {
+            submits: mean(|c| c.submits),
+            readbacks: mean(|c| c.readbacks),
+            readback_bytes: mean(|c| c.readback_bytes),
+            dispatches: mean(|c| c.dispatches),
+            buffers_after_warmup: warm.iter().map(|c| c.buffers_created).sum(),
+            bind_groups_after_warmup: warm.iter().map(|c| c.bind_groups_created).sum(),
+        }
+    }
+}
+
+fn measure<B: Backend + SupportOps>(
+    a: &BenchArgs,
+    mut be: B,
+    n: usize,
+    m: usize,
+    s: usize,
+) -> Result<Row> {
     let d = a.d;
     let name = be.name();
     let problem = planted::generate(&spec(n, d, m, s), &mut be)?;
     let data = problem.data.clone();
     let op = Operator::new(data.clone(), m, Generators::Random { seed: 0 })?;
-    let r = be.upload(data.y())?;
     let x = SparseVec::zeros(op.cols());
 
-    // (1) Dense gradient pass over all m neurons.
+    // (1) The gradient phase over all m neurons (x = 0: its support work is empty).
     let mut grad_best = f64::INFINITY;
+    let mut support = x.clone();
     for _ in 0..a.repeats.max(1) {
         let t0 = Instant::now();
-        let top = be.gradient_topk(&op, &x, &r, 1.0, s)?;
+        let phase = be.gradient_phase(&op, &x, s)?;
         grad_best = grad_best.min(t0.elapsed().as_secs_f64());
-        std::hint::black_box(top);
+        support = phase.z0;
     }
     let flops = 4.0 * n as f64 * d as f64 * m as f64;
 
     // (2) Support products on a support of s entries spread over min(m, s) neurons.
-    let support = be.gradient_topk(&op, &x, &r, 1.0, s)?;
     let t0 = Instant::now();
     be.prepare_support(&op, support.indices())?;
     let mask_secs = t0.elapsed().as_secs_f64();
@@ -178,17 +222,25 @@ fn measure<B: Backend>(a: &BenchArgs, mut be: B, n: usize, m: usize, s: usize) -
     }
     let supp_secs = t0.elapsed().as_secs_f64() / (2 * reps) as f64;
     let supp_gbs = 4.0 * n as f64 * support.nnz() as f64 / supp_secs / 1e9;
-    drop(r);
 
-    // (3) A whole solve of the planted problem.
-    let (solve_secs, steps, psnr, peak_device) = if a.steps > 0 {
+    // (3) A whole solve of the planted problem, step by step.
+    let (solve_secs, steps, psnr, peak_device, counts) = if a.steps > 0 {
         let mut solver = relu_iht::Iht::new(be, op, IhtConfig::new(s, a.steps))?;
+        let mut per_step = Vec::new();
+        let t0 = Instant::now();
+        while solver.steps_taken() < solver.total_steps() {
+            let before = solver.backend().counters();
+            solver.step()?;
+            per_step.push(solver.backend().counters().since(&before));
+        }
+        let secs = t0.elapsed().as_secs_f64();
         let rec = solver.solve(|_| {})?;
         let mut be = solver.into_backend();
         let scores = planted::score(&problem, &rec, &mut be)?;
-        (rec.seconds, rec.steps, scores.psnr, be.peak_device_bytes())
+        let counts = StepCounts::of(&per_step);
+        (secs, rec.steps, scores.psnr, be.peak_device_bytes(), counts)
     } else {
-        (0.0, 0, f64::NAN, be.peak_device_bytes())
+        (0.0, 0, f64::NAN, be.peak_device_bytes(), StepCounts::default())
     };
     Ok(Row {
         task: "bench",
@@ -212,6 +264,12 @@ fn measure<B: Backend>(a: &BenchArgs, mut be: B, n: usize, m: usize, s: usize) -
         psnr,
         peak_host_bytes: peak_host_bytes(),
         peak_device_bytes: peak_device,
+        submits_per_step: counts.submits,
+        readbacks_per_step: counts.readbacks,
+        readback_bytes_per_step: counts.readback_bytes,
+        dispatches_per_step: counts.dispatches,
+        buffers_created_after_warmup: counts.buffers_after_warmup,
+        bind_groups_created_after_warmup: counts.bind_groups_after_warmup,
         solve_ratio_to_cpu: None,
         gradient_ratio_to_cpu: None,
     })

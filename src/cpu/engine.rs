@@ -1,9 +1,11 @@
-//! [`CpuBackend`]: the [`Backend`] on the host, multi-threaded with rayon. n-vectors are plain
-//! `Vec<f32>`; the prepared support keeps its neuron masks as packed bits.
+//! [`CpuBackend`]: the [`Backend`] on the host, multi-threaded with rayon. Its phases are the
+//! reference rules of [`crate::backend::rules`] over its own [`SupportOps`] (n-vectors are plain
+//! `Vec<f32>`; the prepared support keeps its neuron masks as packed bits), and the streamed
+//! gradient pass with per-thread running top-s sets.
 
 use super::relu_mask::Masks;
 use super::{masked_gradient, reduce, support_adjoint, support_forward, vector_model};
-use crate::backend::Backend;
+use crate::backend::{rules, Backend, GradientPhase, SupportOps, SupportPhase};
 use crate::data::Data;
 use crate::error::{Error, Result};
 use crate::operator::{Generators, Operator, Support};
@@ -30,12 +32,8 @@ impl CpuBackend {
     }
 }
 
-impl Backend for CpuBackend {
+impl SupportOps for CpuBackend {
     type Vector = Vec<f32>;
-
-    fn name(&self) -> String {
-        "cpu".into()
-    }
 
     fn upload(&mut self, host: &[f32]) -> Result<Vec<f32>> {
         Ok(host.to_vec())
@@ -108,18 +106,42 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn gradient_topk(
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn gradient_phase(
         &mut self,
         op: &Operator,
         x: &SparseVec,
-        r: &Vec<f32>,
-        mu: f32,
         keep: usize,
-    ) -> Result<SparseVec> {
-        Error::check_len("r (n)", op.n(), r.len())?;
+    ) -> Result<GradientPhase> {
         Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
+        let (r, mu) = rules::niht(self, op, x)?;
         let workers = rayon::current_num_threads();
-        Ok(masked_gradient::gradient_topk(op, x, r, mu, keep, workers))
+        let z0 = masked_gradient::gradient_topk(op, x, &r, mu as f32, keep, workers);
+        Ok(GradientPhase { z0, mu })
+    }
+
+    fn support_phase(
+        &mut self,
+        op: &Operator,
+        z0: &SparseVec,
+        mu: f64,
+        inner_steps: usize,
+    ) -> Result<SupportPhase> {
+        rules::support_phase(self, op, z0, mu, inner_steps)
+    }
+
+    fn refine(&mut self, op: &Operator, x: &SparseVec, iters: usize) -> Result<SparseVec> {
+        rules::cgls(self, op, x, iters)
+    }
+
+    fn predict(&mut self, op: &Operator, x: &SparseVec) -> Result<Vec<f32>> {
+        rules::predict(self, op, x)
     }
 
     fn vector_forward(&mut self, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>> {

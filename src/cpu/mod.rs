@@ -1,5 +1,6 @@
 //! The CPU engine: one twin per WGSL kernel (same names) and the [`CpuBackend`] that drives them.
 
+pub mod armijo;
 pub mod engine;
 pub mod lanes;
 pub mod masked_gradient;

@@ -1,5 +1,8 @@
-//! Device buffers: a pool with allocation accounting (current and peak bytes), uploads,
-//! bind-group dispatch, and readback. All buffer mapping and device polling lives in this file.
+//! Device buffers: a pool with allocation accounting (current and peak bytes), uploads, and the
+//! [`Recorder`] through which every command reaches the queue: dispatches (parameters in one
+//! arena of uniform slots bound with dynamic offsets, bind groups cached by buffer identity),
+//! copies, submissions and readbacks. All buffer mapping and device polling lives in this file,
+//! and so does the counting of submissions, readbacks, dispatches and created objects.
 //!
 //! Buffers are recycled by exact size: a solve asks for the same sizes every step (n-vectors,
 //! support-sized vectors, tiles), so after the first step it allocates nothing. Pooled buffers
@@ -11,7 +14,8 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use wgpu::util::DeviceExt;
+use super::pipeline::{Kernel, PARAM_SLOT};
+use crate::backend::Counters;
 
 /// Most idle bytes the pool keeps for reuse.
 pub const POOL_BYTES: u64 = 32 << 20;
@@ -111,6 +115,17 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC);
 
 impl GpuContext {
+    /// Every device buffer of the engine is created here (and counted).
+    fn create_buffer(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.stats.buffers_created.fetch_add(1, Ordering::Relaxed);
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        })
+    }
+
     fn counted(&self, buf: wgpu::Buffer) -> DeviceBuffer {
         let bytes = buf.size();
         self.memory.add(bytes);
@@ -137,12 +152,7 @@ impl GpuContext {
                 counter: self.memory.clone(),
             };
         }
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: STORAGE,
-            mapped_at_creation: false,
-        });
+        let buf = self.create_buffer(label, size, STORAGE);
         self.counted(buf)
     }
 
@@ -186,101 +196,262 @@ impl GpuContext {
             self.queue.write_buffer(&dst.buf, offset, &padded);
         }
     }
+}
 
-    /// Records one compute dispatch: a uniform built from `params`, a bind group of
-    /// `(binding, buffer)` pairs against the pipeline's own layout, and the workgroup counts.
-    pub fn dispatch<P: bytemuck::Pod>(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        pipeline: &wgpu::ComputePipeline,
-        params: &P,
-        storage: &[(u32, &DeviceBuffer)],
-        groups: (u32, u32, u32),
-    ) {
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("relu-iht.params"),
-                contents: bytemuck::bytes_of(params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+/// Slots per arena chunk: 256 dispatches' parameters in one 64 KiB uniform buffer.
+const SLOTS_PER_CHUNK: u64 = 256;
+/// Most cached bind groups before the cache starts over (a run needs a few dozen).
+const BIND_CACHE_MAX: usize = 4096;
+
+/// What the context has done, counted as it happens (see [`Counters`]).
+#[derive(Debug, Default)]
+pub struct Stats {
+    submits: AtomicU64,
+    readbacks: AtomicU64,
+    readback_bytes: AtomicU64,
+    dispatches: AtomicU64,
+    buffers_created: AtomicU64,
+    bind_groups_created: AtomicU64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> Counters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counters {
+            submits: get(&self.submits),
+            readbacks: get(&self.readbacks),
+            readback_bytes: get(&self.readback_bytes),
+            dispatches: get(&self.dispatches),
+            buffers_created: get(&self.buffers_created),
+            bind_groups_created: get(&self.bind_groups_created),
+        }
+    }
+}
+
+/// A bind group is reused while its entry point, parameter chunk and buffers are the same.
+type BindKey = (usize, usize, Vec<wgpu::Buffer>);
+
+/// The parameter arena (uniform chunks, created on first need and kept) and the bind groups.
+#[derive(Debug, Default)]
+pub struct Binder {
+    chunks: Mutex<Vec<wgpu::Buffer>>,
+    groups: Mutex<HashMap<BindKey, wgpu::BindGroup>>,
+    /// Held from a recorder's arena writes to its submit: threads sharing a context (tests do)
+    /// must not interleave their parameters.
+    submit: Mutex<()>,
+}
+
+impl GpuContext {
+    /// The arena chunk `c`, created when first needed.
+    fn chunk(&self, c: usize) -> wgpu::Buffer {
+        let mut chunks = self.binder.chunks.lock().unwrap_or_else(|p| p.into_inner());
+        while chunks.len() <= c {
+            let buf = self.create_buffer(
+                "relu-iht.params",
+                SLOTS_PER_CHUNK * PARAM_SLOT,
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            );
+            chunks.push(buf);
+        }
+        chunks[c].clone()
+    }
+
+    fn bind_group(&self, kernel: &Kernel, c: usize, storage: &[&DeviceBuffer]) -> wgpu::BindGroup {
+        let key: BindKey = (
+            kernel.id,
+            c,
+            storage.iter().map(|b| b.buf.clone()).collect(),
+        );
+        let mut groups = self.binder.groups.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = groups.get(&key) {
+            return g.clone();
+        }
+        if groups.len() >= BIND_CACHE_MAX {
+            groups.clear();
+        }
+        let chunk = self.chunk(c);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: uniform.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &chunk,
+                offset: 0,
+                size: std::num::NonZeroU64::new(PARAM_SLOT),
+            }),
         }];
-        entries.extend(storage.iter().map(|(b, buf)| wgpu::BindGroupEntry {
-            binding: *b,
-            resource: buf.buf.as_entire_binding(),
-        }));
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("relu-iht.bind"),
-            layout: &pipeline.get_bind_group_layout(0),
+        entries.extend(
+            kernel
+                .storage
+                .iter()
+                .zip(storage)
+                .map(|(&(b, _), buf)| wgpu::BindGroupEntry {
+                    binding: b,
+                    resource: buf.buf.as_entire_binding(),
+                }),
+        );
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&kernel.label),
+            layout: &kernel.layout,
             entries: &entries,
         });
-        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("relu-iht.pass"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind, &[]);
-        pass.dispatch_workgroups(groups.0.max(1), groups.1.max(1), groups.2.max(1));
+        self.stats.bind_groups_created.fetch_add(1, Ordering::Relaxed);
+        groups.insert(key, group.clone());
+        group
     }
 
-    /// A new command encoder.
-    pub fn encoder(&self) -> wgpu::CommandEncoder {
-        self.device
+    /// Forgets every cached bind group (when the buffers they name are released for good).
+    pub fn drop_bind_groups(&self) {
+        self.binder
+            .groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// What the context has done so far.
+    pub fn counters(&self) -> Counters {
+        self.stats.snapshot()
+    }
+
+    /// Submits `enc` with nothing else recorded (a convenience for one-off work).
+    pub fn recorder(&self) -> Recorder<'_> {
+        Recorder::new(self)
+    }
+}
+
+/// The commands of one submission: dispatches, copies and clears in order, their parameters
+/// gathered in the arena and written with one queued write per chunk just before the submit
+/// (queued writes land before the submission that follows them, after every earlier one).
+pub struct Recorder<'c> {
+    ctx: &'c GpuContext,
+    enc: wgpu::CommandEncoder,
+    params: Vec<u8>,
+}
+
+impl<'c> Recorder<'c> {
+    pub fn new(ctx: &'c GpuContext) -> Self {
+        let enc = ctx
+            .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("relu-iht"),
-            })
+            });
+        Self {
+            ctx,
+            enc,
+            params: Vec::new(),
+        }
     }
 
-    /// Submits recorded work.
-    pub fn submit(&self, enc: wgpu::CommandEncoder) {
-        self.queue.submit(Some(enc.finish()));
+    /// The context.
+    pub fn ctx(&self) -> &'c GpuContext {
+        self.ctx
     }
 
-    /// Submits `enc` (if any), then copies `len` elements from element offset `at` of `src` to
-    /// the host, waiting for the device.
-    pub fn read<T: bytemuck::Pod>(
-        &self,
-        enc: Option<wgpu::CommandEncoder>,
-        src: &DeviceBuffer,
-        at: u64,
-        len: usize,
-    ) -> Result<Vec<T>> {
-        let size = std::mem::size_of::<T>() as u64;
-        let bytes = (len as u64 * size).div_ceil(4) * 4;
-        if len == 0 {
-            if let Some(enc) = enc {
-                self.submit(enc);
-            }
+    /// Records one dispatch of the entry point `name` (`"<kernel>.<entry>"`) with `params` in the
+    /// next arena slot and `storage` bound to the entry's storage bindings in ascending order.
+    pub fn dispatch<P: bytemuck::Pod>(
+        &mut self,
+        name: &str,
+        params: &P,
+        storage: &[&DeviceBuffer],
+        groups: (u32, u32, u32),
+    ) {
+        let kernel = self.ctx.kernels.get(name);
+        assert_eq!(
+            kernel.storage.len(),
+            storage.len(),
+            "{}: bindings {:?}",
+            kernel.label,
+            kernel.storage
+        );
+        let bytes = bytemuck::bytes_of(params);
+        debug_assert!(bytes.len() as u64 <= PARAM_SLOT);
+        let slot = self.params.len() as u64 / PARAM_SLOT;
+        self.params.extend_from_slice(bytes);
+        self.params.resize(((slot + 1) * PARAM_SLOT) as usize, 0);
+        let c = (slot / SLOTS_PER_CHUNK) as usize;
+        let offset = ((slot % SLOTS_PER_CHUNK) * PARAM_SLOT) as u32;
+        let group = self.ctx.bind_group(kernel, c, storage);
+        let mut pass = self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(&kernel.label),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&kernel.pipeline);
+        pass.set_bind_group(0, &group, &[offset]);
+        pass.dispatch_workgroups(groups.0.max(1), groups.1.max(1), groups.2.max(1));
+        self.ctx.stats.dispatches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Copies `bytes` bytes between buffers (offsets and size multiples of 4).
+    pub fn copy(&mut self, src: &DeviceBuffer, at: u64, dst: &DeviceBuffer, to: u64, bytes: u64) {
+        if bytes > 0 {
+            self.enc
+                .copy_buffer_to_buffer(&src.buf, at, &dst.buf, to, bytes);
+        }
+    }
+
+    /// Zeroes `bytes` bytes of `buf` from byte `at` (multiples of 4).
+    pub fn clear(&mut self, buf: &DeviceBuffer, at: u64, bytes: u64) {
+        if bytes > 0 {
+            self.enc.clear_buffer(&buf.buf, at, Some(bytes));
+        }
+    }
+
+    fn finish(self) {
+        let _one_at_a_time = self
+            .ctx
+            .binder
+            .submit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let chunk_bytes = (SLOTS_PER_CHUNK * PARAM_SLOT) as usize;
+        for (c, bytes) in self.params.chunks(chunk_bytes).enumerate() {
+            self.ctx.queue.write_buffer(&self.ctx.chunk(c), 0, bytes);
+        }
+        self.ctx.queue.submit(Some(self.enc.finish()));
+        self.ctx.stats.submits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Submits what was recorded.
+    pub fn submit(self) {
+        self.finish()
+    }
+
+    /// Appends copies of `regions` (buffer, byte offset, bytes; multiples of 4) into one staging
+    /// buffer, submits, waits and returns their bytes, concatenated: one readback however many
+    /// regions.
+    pub fn read(mut self, regions: &[(&DeviceBuffer, u64, u64)]) -> Result<Vec<u8>> {
+        let total: u64 = regions.iter().map(|r| r.2).sum();
+        if total == 0 {
+            self.finish();
             return Ok(Vec::new());
         }
+        let ctx = self.ctx;
         let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
-        // Readbacks vary in length (selection survivors); size classes keep the pool small.
-        let staging_size = size_class(bytes, u64::MAX);
-        let staging = match self.memory.take(staging_size, usage) {
+        // Readbacks vary in length (support sizes); size classes keep the pool small.
+        let staging_size = size_class(total, u64::MAX);
+        let staging = match ctx.memory.take(staging_size, usage) {
             Some(buf) => DeviceBuffer {
                 buf,
                 bytes: staging_size,
-                counter: self.memory.clone(),
+                counter: ctx.memory.clone(),
             },
-            None => self.counted(self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("relu-iht.readback"),
-                size: staging_size,
-                usage,
-                mapped_at_creation: false,
-            })),
+            None => ctx.counted(ctx.create_buffer("relu-iht.readback", staging_size, usage)),
         };
-        let mut enc = enc.unwrap_or_else(|| self.encoder());
-        enc.copy_buffer_to_buffer(&src.buf, at * size, &staging.buf, 0, bytes);
-        self.submit(enc);
-        let slice = staging.buf.slice(..bytes);
+        let mut to = 0;
+        for &(src, at, bytes) in regions {
+            self.enc
+                .copy_buffer_to_buffer(&src.buf, at, &staging.buf, to, bytes);
+            to += bytes;
+        }
+        self.finish();
+        ctx.stats.readbacks.fetch_add(1, Ordering::Relaxed);
+        ctx.stats.readback_bytes.fetch_add(total, Ordering::Relaxed);
+        let slice = staging.buf.slice(..total);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device
+        ctx.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu {
                 what: "poll",
@@ -295,14 +466,24 @@ impl GpuContext {
                 what: "map",
                 message: e.to_string(),
             })?;
-        let out = slice
-            .get_mapped_range()
-            .map(|view| bytemuck::cast_slice::<u8, T>(&view[..len * size as usize]).to_vec());
+        let out = slice.get_mapped_range().map(|view| view.to_vec());
         // Unmapped on every path: the staging buffer goes back to the pool.
         staging.buf.unmap();
         out.map_err(|e| Error::Gpu {
             what: "mapped range",
             message: e.to_string(),
         })
+    }
+
+    /// Reads `len` elements of `T` from element `at` of `src` (one readback).
+    pub fn read_one<T: bytemuck::Pod>(
+        self,
+        src: &DeviceBuffer,
+        at: usize,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        let size = std::mem::size_of::<T>();
+        let bytes = self.read(&[(src, (at * size) as u64, (len * size) as u64)])?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 }

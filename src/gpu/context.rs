@@ -1,9 +1,10 @@
 //! The GPU context, built once: instance (honouring `WGPU_BACKEND`), adapter, device, queue, the
-//! adapter's limits and every compute pipeline. A missing adapter is an error value naming what
+//! adapter's limits, every compute pipeline, the parameter arena, the bind-group cache and the
+//! counters of what reached the device. A missing adapter is an error value naming what
 //! was found, never a panic.
 
-use super::buffers::MemoryCounter;
-use super::kernels::Kernels;
+use super::buffers::{Binder, MemoryCounter, Stats};
+use super::pipeline::Kernels;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 
@@ -49,6 +50,8 @@ pub struct GpuContext {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     pub(crate) memory: Arc<MemoryCounter>,
+    pub(crate) stats: Stats,
+    pub(crate) binder: Binder,
     pub kernels: Kernels,
 }
 
@@ -109,13 +112,15 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|e| Error::NoAdapter(format!("{}: device request failed: {e}", summary.name)))?;
-        let kernels = Kernels::new(&device);
+        let kernels = Kernels::new(&device)?;
         Ok(Self {
             device,
             queue,
             adapter: summary,
             limits,
             memory: Arc::new(MemoryCounter::default()),
+            stats: Stats::default(),
+            binder: Binder::default(),
             kernels,
         })
     }

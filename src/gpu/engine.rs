@@ -1,68 +1,44 @@
-//! [`GpuBackend`]: the solver's operations on a WebGPU device.
+//! [`GpuBackend`]: the solver's phases on a WebGPU device, each recorded as one submission whose
+//! decisions are all taken on the device, with one readback at its end.
 //!
-//! Resident on the device: the data (whole when it fits half the memory budget and one storage
-//! binding, else one block of rows at a time, streamed from the host for every pass), the targets,
-//! the support (columns, runs, activation bits) and the n-vectors the solver holds; for the
-//! gradient pass one tile of generators, weights, gradients and block masks, plus the top-s
-//! buffers. Support-sized results and the survivors of each tile's selection are read back.
+//! Gradient phase (SPEC §2 steps 1–2): masks of the old support, `r = A_S x_S − y`, `g = A_Sᵀ r`,
+//! `μ = ‖g‖² / (‖A_S g‖² + 1e-8)` into the device state; then tile by tile of live neurons: the
+//! tile's dense weights scattered from the sparse iterate, its masks, `x − μ Xᵀ(M ∘ r)` (μ read
+//! from the state), merged into the running top-s on the device. Read back: μ and the new set.
+//!
+//! Support phase (step 3): masks of T, `r₀ = A_T z₀ − y`, `f = ‖r₀‖²`, then per inner step
+//! `g = A_Tᵀ r`, `‖g‖²`, `q = A_T g`, all 11 trials `‖r − μ2⁻ʲ q‖²` in one pass, the decision,
+//! and the updates of z and r (or the reset to z₀, r₀). Read back: the state and z.
+//!
+//! Random generators of a gradient pass are uploaded in chunks within the memory budget: one
+//! chunk (one submission) unless the live neurons' generators exceed an eighth of the budget.
+//! When X streams by row blocks, each block is its own submission.
 
-use super::buffers::DeviceBuffer;
+use super::armijo::{self, Finish, State, STATE_BYTES};
+use super::buffers::Recorder;
 use super::context::GpuContext;
-use super::kernels::*;
-use crate::backend::Backend;
-use crate::data::Data;
+use super::masked_gradient::{self, GradientBufs};
+use super::topk::{self, Running};
+use super::workspace::Workspace;
+use crate::backend::{rules, Backend, Counters, GradientPhase, SupportPhase};
 use crate::error::{Error, Result};
-use crate::operator::{Generators, Operator, Support};
+use crate::operator::{Generators, Operator};
 use crate::sparse::SparseVec;
 use crate::topk::TopS;
 use crate::vector::{Blocks, Loss, VectorStep};
-use std::ops::Range;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-/// Rows a single dispatch of the row kernels may cover (65 535 workgroups of 64; a multiple of 64).
-const MAX_DISPATCH_ROWS: usize = 65_535 * 64;
-/// Most neurons per tile of the gradient pass (fewer under a small `--device-memory`).
+/// Most neurons per tile of the gradient pass.
 const TILE: usize = 256;
-
-/// An n-vector on the device.
-#[derive(Debug)]
-pub struct GpuVector {
-    buf: DeviceBuffer,
-    len: usize,
-}
-
-struct Resident {
-    key: Weak<Data>,
-    /// The whole of X (column-major) when it fits, else `None` and X is streamed by blocks.
-    x: Option<DeviceBuffer>,
-    /// The reusable block buffer when streaming.
-    block: Option<DeviceBuffer>,
-    block_rows: usize,
-    y: DeviceBuffer,
-}
-
-struct SupportDev {
-    len: usize,
-    runs: usize,
-    cols: DeviceBuffer,
-    run_start: DeviceBuffer,
-    run_of: DeviceBuffer,
-    bits: DeviceBuffer,
-}
-
-/// Where the rows of one block live: the buffer, its column stride and the block's first row in it.
-pub(super) struct XView<'a> {
-    pub(super) buf: &'a DeviceBuffer,
-    pub(super) stride: u32,
-    pub(super) row0: u32,
-}
 
 /// The WebGPU engine.
 pub struct GpuBackend {
     pub(super) ctx: Arc<GpuContext>,
-    pub(super) budget: u64,
-    data: Option<Resident>,
-    support: Option<SupportDev>,
+    pub(super) ws: Workspace,
+    /// The largest support a phase has asked for: support buffers are sized for it at once.
+    keep_hint: usize,
+    /// The support prepared by [`crate::backend::SupportOps::prepare_support`].
+    pub(super) prepared: Option<super::workspace::SupportInfo>,
 }
 
 impl GpuBackend {
@@ -71,10 +47,10 @@ impl GpuBackend {
     pub fn new(ctx: Arc<GpuContext>, budget: Option<u64>) -> Self {
         let budget = budget.unwrap_or_else(|| (ctx.limits.max_buffer_size / 2).min(2 << 30));
         Self {
+            ws: Workspace::new(ctx.clone(), budget),
             ctx,
-            budget,
-            data: None,
-            support: None,
+            keep_hint: 0,
+            prepared: None,
         }
     }
 
@@ -83,81 +59,9 @@ impl GpuBackend {
         &self.ctx
     }
 
-    /// Uploads the operator's data unless it is already resident.
-    pub(super) fn ensure_data(&mut self, op: &Operator) -> Result<()> {
-        let data = op.data_arc();
-        if let Some(r) = &self.data {
-            if r.key.strong_count() > 0 && Weak::ptr_eq(&r.key, &Arc::downgrade(data)) {
-                return Ok(());
-            }
-        }
-        self.data = None;
-        self.support = None;
-        let (n, d) = (data.n(), data.d());
-        let x_bytes = (n * d * 4) as u64;
-        let binding = self.ctx.limits.max_storage_buffer_binding_size;
-        if (n * 4) as u64 > binding {
-            return Err(Error::invalid(
-                "n",
-                n,
-                "the targets exceed the adapter's largest storage buffer",
-            ));
-        }
-        let y = self.ctx.storage_init("relu-iht.y", data.y());
-        let resident = x_bytes <= self.budget / 2 && x_bytes <= binding;
-        let (x, block, block_rows) = if resident {
-            let x = self.ctx.storage_init("relu-iht.x", data.xt());
-            (Some(x), None, n.min(MAX_DISPATCH_ROWS))
-        } else {
-            let cap = (self.budget / 4).min(binding) / (4 * d as u64);
-            let rows = ((cap as usize / 64) * 64)
-                .clamp(64, MAX_DISPATCH_ROWS)
-                .min(n.div_ceil(64) * 64);
-            let block = self.ctx.storage("relu-iht.x_block", (rows * d * 4) as u64);
-            (None, Some(block), rows)
-        };
-        self.data = Some(Resident {
-            key: Arc::downgrade(data),
-            x,
-            block,
-            block_rows,
-            y,
-        });
-        Ok(())
-    }
-
-    /// Row blocks of the current data (multiples of 64 rows, so mask words align).
-    pub(super) fn blocks(&self, n: usize) -> Vec<Range<usize>> {
-        let rows = self.data.as_ref().map_or(n, |r| r.block_rows).max(1);
-        crate::stream::row_blocks(n, rows).collect()
-    }
-
-    /// Makes block `rows` visible (uploading it when streaming) and returns its view.
-    fn view(&self, op: &Operator, rows: &Range<usize>) -> XView<'_> {
-        let r = self.data.as_ref().expect("data resident");
-        if let Some(x) = &r.x {
-            return XView {
-                buf: x,
-                stride: op.n() as u32,
-                row0: rows.start as u32,
-            };
-        }
-        let block = r.block.as_ref().expect("block buffer");
-        let data = op.data();
-        let mut host = Vec::with_capacity(rows.len() * op.d());
-        for i in 0..op.d() {
-            host.extend_from_slice(&data.column(i)[rows.clone()]);
-        }
-        self.ctx.write(block, 0, &host);
-        XView {
-            buf: block,
-            stride: rows.len() as u32,
-            row0: 0,
-        }
-    }
-
-    fn streaming(&self) -> bool {
-        self.data.as_ref().is_some_and(|r| r.x.is_none())
+    /// The memory budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.ws.budget
     }
 
     /// Dense generators of `neurons`, `h[jj·d + i]`.
@@ -165,49 +69,28 @@ impl GpuBackend {
         neurons.iter().flat_map(|&j| op.generator(j)).collect()
     }
 
-    fn support(&self) -> Result<&SupportDev> {
-        self.support.as_ref().ok_or_else(|| Error::Gpu {
-            what: "support",
-            message: "no support prepared".into(),
-        })
-    }
-
-    pub(super) fn check_rows(op: &Operator) -> Result<()> {
-        if op.n() as u64 * op.d() as u64 >= u32::MAX as u64 {
-            return Err(Error::invalid(
-                "n·d",
-                op.n() * op.d(),
-                "exceeds the GPU engine's 32-bit indexing",
-            ));
+    /// Uploads the sparse iterate for the gradient pass: indices, values and the live position
+    /// of each entry's neuron (`u32::MAX` for a neuron that is not live).
+    fn upload_iterate(&mut self, x: &SparseVec, live: &[u32], d: usize, cap: usize) -> Result<()> {
+        let pos: Vec<u32> = x
+            .indices()
+            .iter()
+            .map(|&c| {
+                live.binary_search(&(c / d as u32))
+                    .map_or(u32::MAX, |p| p as u32)
+            })
+            .collect();
+        let cap = cap.max(x.nnz()) as u64 * 4;
+        for name in ["x_idx", "x_val", "x_pos"] {
+            self.ws.ensure(name, cap)?;
         }
-        Ok(())
-    }
-
-    /// Records `f` for every row block and returns the encoder holding the unsubmitted rest:
-    /// when streaming, each block is submitted as soon as it is recorded (the block buffer is
-    /// reused), so the returned encoder is empty.
-    pub(super) fn each_block(
-        &self,
-        op: &Operator,
-        mut f: impl FnMut(&mut wgpu::CommandEncoder, &XView<'_>, &Range<usize>, usize),
-    ) -> wgpu::CommandEncoder {
-        let blocks = self.blocks(op.n());
-        let mut enc = self.ctx.encoder();
-        for (k, rows) in blocks.iter().enumerate() {
-            let view = self.view(op, rows);
-            f(&mut enc, &view, rows, k);
-            if self.streaming() {
-                self.ctx
-                    .submit(std::mem::replace(&mut enc, self.ctx.encoder()));
-            }
-        }
-        enc
+        self.ws.put("x_idx", x.indices())?;
+        self.ws.put("x_val", x.values())?;
+        self.ws.put("x_pos", &pos)
     }
 }
 
 impl Backend for GpuBackend {
-    type Vector = GpuVector;
-
     fn name(&self) -> String {
         format!(
             "gpu ({}, {})",
@@ -215,320 +98,284 @@ impl Backend for GpuBackend {
         )
     }
 
-    fn upload(&mut self, host: &[f32]) -> Result<GpuVector> {
-        Ok(GpuVector {
-            buf: self.ctx.storage_init("relu-iht.vector", host),
-            len: host.len(),
-        })
-    }
-
-    fn download(&mut self, v: &GpuVector) -> Result<Vec<f32>> {
-        self.ctx.read(None, &v.buf, 0, v.len)
-    }
-
-    fn prepare_support(&mut self, op: &Operator, support: &[u32]) -> Result<()> {
-        Self::check_rows(op)?;
-        self.ensure_data(op)?;
-        // Release the previous support's buffers before allocating the new ones.
-        self.support = None;
-        let (n, d) = (op.n(), op.d());
-        let t = Support::new(support, d);
-        if let Some(&c) = t.idx.last() {
-            if c as u64 >= op.cols() {
-                return Err(Error::invalid(
-                    "support index",
-                    c,
-                    format!("≥ m·d = {}", op.cols()),
-                ));
-            }
-        }
-        let neurons: Vec<u32> = t.runs.iter().map(|r| r.0).collect();
-        if neurons.len() > self.ctx.limits.max_compute_workgroups_per_dimension as usize {
-            return Err(Error::invalid(
-                "support neurons",
-                neurons.len(),
-                "exceed one dispatch",
-            ));
-        }
-        let words = n.div_ceil(32);
-        let cols: Vec<u32> = t.idx.iter().map(|&c| c % d as u32).collect();
-        let mut run_start: Vec<u32> = t.runs.iter().map(|r| r.1 as u32).collect();
-        run_start.push(t.len() as u32);
-        let run_of: Vec<u32> = t
-            .runs
-            .iter()
-            .enumerate()
-            .flat_map(|(k, r)| std::iter::repeat_n(k as u32, r.2 - r.1))
-            .collect();
-        let ctx = self.ctx.clone();
-        let bits = ctx.try_storage("relu-iht.support_bits", (neurons.len() * words * 4) as u64)?;
-        if !neurons.is_empty() {
-            let h = ctx.storage_init("relu-iht.support_h", &Self::generators(op, &neurons));
-            let enc = self.each_block(op, |enc, x, rows, _| {
-                let bw = rows.len().div_ceil(32);
-                let p = ReluMaskParams {
-                    rows: rows.len() as u32,
-                    d: d as u32,
-                    tile: neurons.len() as u32,
-                    words: bw as u32,
-                    x_stride: x.stride,
-                    x_row0: x.row0,
-                    out_stride: words as u32,
-                    out_word0: (rows.start / 32) as u32,
-                };
-                let groups = (groups64(rows.len()), neurons.len().div_ceil(4) as u32, 1);
-                ctx.dispatch(
-                    enc,
-                    &ctx.kernels.relu_mask,
-                    &p,
-                    &[(1, x.buf), (2, &h), (3, &bits)],
-                    groups,
-                );
-            });
-            ctx.submit(enc);
-        }
-        self.support = Some(SupportDev {
-            len: t.len(),
-            runs: t.runs.len(),
-            cols: ctx.storage_init("relu-iht.support_cols", &cols),
-            run_start: ctx.storage_init("relu-iht.support_runs", &run_start),
-            run_of: ctx.storage_init("relu-iht.support_run_of", &run_of),
-            bits,
-        });
-        Ok(())
-    }
-
-    fn forward(&mut self, op: &Operator, z: &[f32]) -> Result<GpuVector> {
-        let ctx = self.ctx.clone();
-        let s = self.support()?;
-        Error::check_len("z (support size)", s.len, z.len())?;
-        let n = op.n();
-        let out = ctx.try_storage("relu-iht.forward", (n * 4) as u64)?;
-        let zb = ctx.storage_init("relu-iht.z", z);
-        let words = n.div_ceil(32) as u32;
-        let enc = self.each_block(op, |enc, x, rows, _| {
-            let p = SupportForwardParams {
-                rows: rows.len() as u32,
-                x_stride: x.stride,
-                x_row0: x.row0,
-                words,
-                runs: s.runs as u32,
-                out_row0: rows.start as u32,
-                m_row0: rows.start as u32,
-                _pad: 0,
-            };
-            let b = [
-                (1, x.buf),
-                (2, &s.cols),
-                (3, &s.run_start),
-                (4, &zb),
-                (5, &s.bits),
-                (6, &out),
-            ];
-            ctx.dispatch(
-                enc,
-                &ctx.kernels.support_forward,
-                &p,
-                &b,
-                (groups64(rows.len()), 1, 1),
-            );
-        });
-        ctx.submit(enc);
-        Ok(GpuVector { buf: out, len: n })
-    }
-
-    fn adjoint(&mut self, op: &Operator, r: &GpuVector) -> Result<Vec<f32>> {
-        let ctx = self.ctx.clone();
-        let s = self.support()?;
-        Error::check_len("r (n)", op.n(), r.len)?;
-        if s.len == 0 {
-            return Ok(Vec::new());
-        }
-        let out = ctx.storage("relu-iht.adjoint", (s.len * 4) as u64);
-        let words = op.n().div_ceil(32) as u32;
-        let groups = ((s.len.min(65_535)) as u32, s.len.div_ceil(65_535) as u32, 1);
-        let enc = self.each_block(op, |enc, x, rows, k| {
-            let p = SupportAdjointParams {
-                rows: rows.len() as u32,
-                x_stride: x.stride,
-                x_row0: x.row0,
-                words,
-                len: s.len as u32,
-                r_row0: rows.start as u32,
-                m_row0: rows.start as u32,
-                accumulate: (k > 0) as u32,
-            };
-            let b = [
-                (1, x.buf),
-                (2, &s.cols),
-                (3, &s.run_of),
-                (4, &r.buf),
-                (5, &s.bits),
-                (6, &out),
-            ];
-            ctx.dispatch(enc, &ctx.kernels.support_adjoint, &p, &b, groups);
-        });
-        ctx.read(Some(enc), &out, 0, s.len)
-    }
-
-    fn residual(&mut self, op: &Operator, z: &[f32]) -> Result<GpuVector> {
-        let mut out = self.forward(op, z)?;
-        let y = &self.data.as_ref().expect("data resident").y;
-        let ctx = self.ctx.clone();
-        let y = GpuVectorRef {
-            buf: y,
-            len: op.n(),
-        };
-        axpy_raw(&ctx, &mut out, y, 1.0);
-        Ok(out)
-    }
-
-    fn norm2(&mut self, v: &GpuVector) -> Result<f64> {
-        partial_sums(&self.ctx, v, None, 0.0)
-    }
-
-    fn shifted_norm2(&mut self, r: &GpuVector, q: &GpuVector, mu: f64) -> Result<f64> {
-        if r.buf.buf == q.buf.buf {
-            // One buffer may not be bound read-write and read-only in one dispatch.
-            return Ok((1.0 - mu).powi(2) * partial_sums(&self.ctx, r, None, 0.0)?);
-        }
-        partial_sums(&self.ctx, r, Some(q), mu)
-    }
-
-    fn axpy(&mut self, r: &mut GpuVector, q: &GpuVector, mu: f64) -> Result<()> {
-        let ctx = self.ctx.clone();
-        axpy_raw(
-            &ctx,
-            r,
-            GpuVectorRef {
-                buf: &q.buf,
-                len: q.len,
-            },
-            mu,
-        );
-        Ok(())
-    }
-
-    fn gradient_topk(
+    fn gradient_phase(
         &mut self,
         op: &Operator,
         x: &SparseVec,
-        r: &GpuVector,
-        mu: f32,
         keep: usize,
-    ) -> Result<SparseVec> {
-        Self::check_rows(op)?;
-        self.ensure_data(op)?;
-        let ctx = self.ctx.clone();
-        let d = op.d();
+    ) -> Result<GradientPhase> {
+        Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
+        self.ws.ensure_data(op)?;
+        self.keep_hint = self.keep_hint.max(keep);
+        let (n, d) = (op.n(), op.d());
+        let cap = self.keep_hint;
         let live = op.live_neurons();
-        let mut top = TopS::new(keep);
-        let tile = TILE.min(live.len().max(1));
-        let block_words = self
-            .blocks(op.n())
-            .first()
-            .map_or(1, |b| b.len().div_ceil(32));
-        let h = ctx.storage("relu-iht.tile_h", (tile * d * 4) as u64);
-        let xt = ctx.storage("relu-iht.tile_x", (tile * d * 4) as u64);
-        let g = ctx.storage("relu-iht.tile_g", (tile * d * 4) as u64);
-        let bits = ctx.storage("relu-iht.tile_bits", (tile * block_words * 4) as u64);
-        let hist = ctx.storage("relu-iht.topk_hist", 4098 * 4);
-        let out_idx = ctx.storage("relu-iht.topk_idx", (tile * d * 4) as u64);
-        let out_val = ctx.storage("relu-iht.topk_val", (tile * d * 4) as u64);
-        let neurons = ctx.storage("relu-iht.tile_neurons", (tile * 4) as u64);
-        let nblocks = self.blocks(op.n()).len();
-        for chunk in live.chunks(tile) {
-            let t = chunk.len();
-            ctx.write(&h, 0, &Self::generators(op, chunk));
-            let mut dense = vec![0.0f32; t * d];
-            for (jj, &j) in chunk.iter().enumerate() {
-                let lo = j * d as u32;
-                let range = x.range(lo, lo + d as u32);
-                for (&c, &v) in x.indices()[range.clone()].iter().zip(&x.values()[range]) {
-                    dense[jj * d + (c - lo) as usize] = v;
+        let tile = TILE.min(live.len()).max(1);
+        let pool_blocks = topk::blocks(cap, tile * d);
+        if pool_blocks > self.ctx.limits.max_compute_workgroups_per_dimension as usize {
+            return Err(Error::invalid(
+                "s",
+                keep,
+                "the running top-s exceeds one dispatch of the GPU engine",
+            ));
+        }
+        // Step 1 on the old support.
+        let s = self.ws.upload_support(op, x.indices(), cap)?;
+        for (name, bytes) in [
+            ("r", n * 4),
+            ("q", n * 4),
+            ("g", cap * 4),
+            ("z", cap * 4),
+            ("part", armijo::MAX_GROUPS * armijo::TRIALS * 8),
+            ("state", STATE_BYTES as usize),
+            ("tile_x", tile * d * 4),
+            ("tile_h", tile * d * 4),
+            ("tile_g", tile * d * 4),
+            ("tile_bits", tile * self.ws.blocks(n)[0].len().div_ceil(32) * 4),
+            ("live", live.len().max(1) * 4),
+            ("run_idx0", cap * 4),
+            ("run_val0", cap * 4),
+            ("run_idx1", cap * 4),
+            ("run_val1", cap * 4),
+            ("ctl", topk::CTL_WORDS * 4),
+            ("blocks", pool_blocks * 16),
+        ] {
+            self.ws.ensure(name, bytes as u64)?;
+        }
+        self.ws.put("z", x.values())?;
+        self.ws.put("live", &live)?;
+        self.ws
+            .put("state", &[State::with_mu(rules::EMPTY_MU as f32)])?;
+        self.upload_iterate(x, &live, d, cap)?;
+        // Generators from the host (random ones, or weights other than the iterate), in chunks of
+        // whole tiles within an eighth of the budget; or, when h = w = x (the sequential-convex
+        // schedule), the tile's own weights.
+        let host_h = match op.generators() {
+            Generators::Random { .. } => true,
+            Generators::Weights(w) => w != x,
+        };
+        let chunk = if host_h {
+            let per = (d * 4) as u64;
+            let fit = ((self.ws.budget / 8 / per) as usize / tile).max(1) * tile;
+            fit.min(live.len().max(1))
+        } else {
+            live.len().max(1)
+        };
+        if host_h {
+            self.ws.ensure("chunk_h", (chunk * d * 4) as u64)?;
+        }
+        let ctx = self.ctx.clone();
+        let ws = &self.ws;
+        let mut rec = Recorder::new(&ctx);
+        ws.record_masks(&mut rec, op, &s);
+        ws.record_forward(&mut rec, op, &s, ws.get("z"), ws.get("r"), true);
+        let state = ws.get("state");
+        let part = ws.get("part");
+        if !x.is_empty() {
+            ws.record_adjoint(&mut rec, op, &s, ws.get("r"), ws.get("g"));
+            armijo::norm_into(&mut rec, state, part, ws.get("g"), s.len, Finish::Gg);
+            ws.record_forward(&mut rec, op, &s, ws.get("g"), ws.get("q"), false);
+            armijo::norm_into(&mut rec, state, part, ws.get("q"), n, Finish::Niht);
+        }
+        // Step 2: the streamed gradient pass and the running top-s, on the device.
+        let run = Running {
+            idx: [ws.get("run_idx0"), ws.get("run_idx1")],
+            val: [ws.get("run_val0"), ws.get("run_val1")],
+            ctl: ws.get("ctl"),
+            blocks: ws.get("blocks"),
+        };
+        rec.clear(run.ctl, 0, (topk::CTL_WORDS * 4) as u64);
+        let nblocks = ws.blocks(n).len();
+        let (xt, th, tg, tb) = (
+            ws.get("tile_x"),
+            ws.get("tile_h"),
+            ws.get("tile_g"),
+            ws.get("tile_bits"),
+        );
+        let mut tiles = 0;
+        for (c, chunk_live) in live.chunks(chunk).enumerate() {
+            if host_h {
+                if c > 0 {
+                    // The chunk buffer is rewritten: what used it must be submitted first.
+                    std::mem::replace(&mut rec, Recorder::new(&ctx)).submit();
                 }
+                ctx.write(ws.get("chunk_h"), 0, &Self::generators(op, chunk_live));
             }
-            ctx.write(&xt, 0, &dense);
-            ctx.write(&neurons, 0, chunk);
-            ctx.write(&hist, 0, &[0u32; 4098]);
-            let enc = self.each_block(op, |enc, xv, rows, k| {
-                let bw = rows.len().div_ceil(32);
-                let mp = ReluMaskParams {
-                    rows: rows.len() as u32,
-                    d: d as u32,
-                    tile: t as u32,
-                    words: bw as u32,
-                    x_stride: xv.stride,
-                    x_row0: xv.row0,
-                    out_stride: bw as u32,
-                    out_word0: 0,
-                };
-                let b = [(1, xv.buf), (2, &h), (3, &bits)];
-                ctx.dispatch(
-                    enc,
-                    &ctx.kernels.relu_mask,
-                    &mp,
-                    &b,
-                    (groups64(rows.len()), t.div_ceil(4) as u32, 1),
+            for (q, neurons) in chunk_live.chunks(tile).enumerate() {
+                let t = neurons.len();
+                let first = c * chunk + q * tile;
+                rec.clear(xt, 0, (t * d * 4) as u64);
+                masked_gradient::scatter(
+                    &mut rec,
+                    x.nnz(),
+                    d,
+                    first,
+                    t,
+                    ws.get("x_idx"),
+                    ws.get("x_val"),
+                    ws.get("x_pos"),
+                    xt,
                 );
-                let gp = MaskedGradientParams {
-                    rows: rows.len() as u32,
-                    d: d as u32,
-                    tile: t as u32,
-                    words: bw as u32,
-                    x_stride: xv.stride,
-                    x_row0: xv.row0,
-                    r_row0: rows.start as u32,
-                    accumulate: (k > 0) as u32,
-                    finish: (k + 1 == nblocks) as u32,
-                    mu,
-                    res_stride: 0,
-                    _pad: 0,
+                // h = x is copied, so that both schedules bind the same buffers (and reuse the
+                // same bind groups).
+                let (src, at) = if host_h {
+                    (ws.get("chunk_h"), (q * tile * d * 4) as u64)
+                } else {
+                    (xt, 0)
                 };
-                let b = [(1, xv.buf), (2, &r.buf), (3, &bits), (4, &xt), (5, &g)];
-                let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
-                ctx.dispatch(enc, &ctx.kernels.masked_gradient, &gp, &b, groups);
+                rec.copy(src, at, th, 0, (t * d * 4) as u64);
+                let h = th;
+                ws.each_block(&mut rec, op, |rec, xv, rows, k| {
+                    let bw = rows.len().div_ceil(32) as u32;
+                    let mp = super::relu_mask::Params {
+                        rows: rows.len() as u32,
+                        d: d as u32,
+                        tile: t as u32,
+                        words: bw,
+                        x_stride: xv.stride,
+                        x_row0: xv.row0,
+                        out_stride: bw,
+                        out_word0: 0,
+                    };
+                    super::relu_mask::encode(rec, &mp, xv.buf, h, tb);
+                    let gp = masked_gradient::Params {
+                        rows: rows.len() as u32,
+                        d: d as u32,
+                        tile: t as u32,
+                        words: bw,
+                        x_stride: xv.stride,
+                        x_row0: xv.row0,
+                        r_row0: rows.start as u32,
+                        accumulate: (k > 0) as u32,
+                        finish: (k + 1 == nblocks) as u32,
+                        mu: 0.0,
+                        res_stride: 0,
+                        mu_from_state: 1,
+                    };
+                    let b = GradientBufs {
+                        x: xv.buf,
+                        res: ws.get("r"),
+                        bits: tb,
+                        xtile: xt,
+                        g: tg,
+                        state,
+                    };
+                    masked_gradient::encode(rec, &gp, &b);
+                });
+                topk::merge(&mut rec, &run, tg, ws.get("live"), first, t * d, d, keep, tiles);
+                tiles += 1;
+            }
+        }
+        let o = tiles % 2;
+        let bytes = rec.read(&[
+            (state, 0, STATE_BYTES),
+            (run.ctl, ((topk::COUNT + o) * 4) as u64, 4),
+            (run.idx[o], 0, (keep * 4) as u64),
+            (run.val[o], 0, (keep * 4) as u64),
+        ])?;
+        let st: State = bytemuck::pod_read_unaligned(&bytes[..STATE_BYTES as usize]);
+        let at = STATE_BYTES as usize;
+        let count = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        if count > keep {
+            return Err(Error::Gpu {
+                what: "gradient phase",
+                message: format!("the device kept {count} entries for a budget of {keep}"),
             });
-            let mut enc = enc;
-            let floor = top.worst().map_or(0, |w| w.1.abs().to_bits());
-            let tp = TopkParams {
-                len: (t * d) as u32,
-                keep: keep as u32,
-                floor,
-                d: d as u32,
-            };
-            let k = &ctx.kernels;
-            ctx.dispatch(
-                &mut enc,
-                &k.topk_histogram,
-                &tp,
-                &[(1, &g), (2, &hist)],
-                (groups64(t * d), 1, 1),
-            );
-            ctx.dispatch(&mut enc, &k.topk_threshold, &tp, &[(2, &hist)], (1, 1, 1));
-            let b = [
-                (1, &g),
-                (2, &hist),
-                (3, &out_idx),
-                (4, &out_val),
-                (5, &neurons),
-            ];
-            ctx.dispatch(&mut enc, &k.topk_compact, &tp, &b, (groups64(t * d), 1, 1));
-            let count = ctx.read::<u32>(Some(enc), &hist, 4097, 1)?[0] as usize;
-            let idx = ctx.read::<u32>(None, &out_idx, 0, count)?;
-            let val = ctx.read::<f32>(None, &out_val, 0, count)?;
-            for (c, v) in idx.into_iter().zip(val) {
+        }
+        let words: &[u8] = &bytes[at + 4..];
+        let idx: Vec<u32> = bytemuck::pod_collect_to_vec(&words[..count * 4]);
+        let val: Vec<f32> = bytemuck::pod_collect_to_vec(&words[keep * 4..keep * 4 + count * 4]);
+        let mut z0 = SparseVec::from_sorted(op.cols(), idx, val);
+        // Weights on neurons whose generator is zero (possible when the generators are not the
+        // iterate itself) have a zero block: they stay candidates with their own value.
+        let dead: Vec<(u32, f32)> = x
+            .indices()
+            .iter()
+            .zip(x.values())
+            .filter(|(&c, _)| live.binary_search(&(c / d as u32)).is_err())
+            .map(|(&c, &v)| (c, v))
+            .collect();
+        if !dead.is_empty() {
+            let mut top = TopS::new(keep);
+            for (&c, &v) in z0.indices().iter().zip(z0.values()).chain(dead.iter().map(|(c, v)| (c, v))) {
                 top.push(c, v);
             }
+            z0 = top.finish(op.cols());
         }
-        if let Generators::Weights(_) = op.generators() {
-            for (&c, &v) in x.indices().iter().zip(x.values()) {
-                if live.binary_search(&(c / d as u32)).is_err() {
-                    top.push(c, v);
-                }
-            }
+        Ok(GradientPhase {
+            z0,
+            mu: st.mu as f64,
+        })
+    }
+
+    fn support_phase(
+        &mut self,
+        op: &Operator,
+        z0: &SparseVec,
+        mu: f64,
+        inner_steps: usize,
+    ) -> Result<SupportPhase> {
+        Error::check_len("z0 (m·d)", op.cols() as usize, z0.len() as usize)?;
+        self.ws.ensure_data(op)?;
+        let n = op.n();
+        let cap = self.keep_hint.max(z0.nnz());
+        let t = self.ws.upload_support(op, z0.indices(), cap)?;
+        for (name, bytes) in [
+            ("r", n * 4),
+            ("r0", n * 4),
+            ("q", n * 4),
+            ("g", cap * 4),
+            ("z", cap * 4),
+            ("z0", cap * 4),
+            ("part", armijo::MAX_GROUPS * armijo::TRIALS * 8),
+            ("state", STATE_BYTES as usize),
+        ] {
+            self.ws.ensure(name, bytes as u64)?;
         }
-        Ok(top.finish(op.cols()))
+        self.ws.put("z0", z0.values())?;
+        self.ws.put("state", &[State::with_mu(mu as f32)])?;
+        let ctx = self.ctx.clone();
+        let ws = &self.ws;
+        let (state, part) = (ws.get("state"), ws.get("part"));
+        let (r, r0, q, g, z, zs) = (
+            ws.get("r"),
+            ws.get("r0"),
+            ws.get("q"),
+            ws.get("g"),
+            ws.get("z"),
+            ws.get("z0"),
+        );
+        let mut rec = Recorder::new(&ctx);
+        ws.record_masks(&mut rec, op, &t);
+        ws.record_forward(&mut rec, op, &t, zs, r0, true);
+        rec.copy(r0, 0, r, 0, (n * 4) as u64);
+        rec.copy(zs, 0, z, 0, (t.len * 4) as u64);
+        armijo::norm_into(&mut rec, state, part, r0, n, Finish::Start);
+        for _ in 0..inner_steps {
+            ws.record_adjoint(&mut rec, op, &t, r, g);
+            armijo::norm_into(&mut rec, state, part, g, t.len, Finish::Gg);
+            ws.record_forward(&mut rec, op, &t, g, q, false);
+            armijo::trials_and_decide(&mut rec, state, part, r, q, n);
+            armijo::update(&mut rec, state, z, g, zs, t.len);
+            armijo::update(&mut rec, state, r, q, r0, n);
+        }
+        let bytes = rec.read(&[(state, 0, STATE_BYTES), (z, 0, (t.len * 4) as u64)])?;
+        let st: State = bytemuck::pod_read_unaligned(&bytes[..STATE_BYTES as usize]);
+        Ok(SupportPhase {
+            z: bytemuck::pod_collect_to_vec(&bytes[STATE_BYTES as usize..]),
+            f: State::value(st.f),
+            mu: st.mu as f64,
+            trials: st.trials as usize,
+            resets: st.resets as usize,
+        })
+    }
+
+    fn refine(&mut self, op: &Operator, x: &SparseVec, iters: usize) -> Result<SparseVec> {
+        rules::cgls(self, op, x, iters)
+    }
+
+    fn predict(&mut self, op: &Operator, x: &SparseVec) -> Result<Vec<f32>> {
+        rules::predict(self, op, x)
     }
 
     fn vector_forward(&mut self, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>> {
@@ -551,66 +398,8 @@ impl Backend for GpuBackend {
     fn peak_device_bytes(&self) -> u64 {
         self.ctx.peak_device_bytes()
     }
-}
 
-/// A borrowed n-vector.
-struct GpuVectorRef<'a> {
-    buf: &'a DeviceBuffer,
-    len: usize,
-}
-
-/// `a ← a − μ b` on the device.
-fn axpy_raw(ctx: &GpuContext, a: &mut GpuVector, b: GpuVectorRef<'_>, mu: f64) {
-    let p = ReduceParams {
-        len: a.len as u32,
-        mode: 0,
-        per_group: 0,
-        mu: mu as f32,
-    };
-    let mut enc = ctx.encoder();
-    ctx.dispatch(
-        &mut enc,
-        &ctx.kernels.reduce_axpy,
-        &p,
-        &[(1, &a.buf), (2, b.buf)],
-        (groups64(b.len), 1, 1),
-    );
-    ctx.submit(enc);
-}
-
-/// Elements each workgroup of the reduction sums (16 per invocation).
-const PER_GROUP: usize = 1024;
-
-/// `‖a − μ b‖²` (or `‖a‖²`): per-workgroup compensated f32 partials, added in f64 on the host.
-fn partial_sums(ctx: &GpuContext, a: &GpuVector, b: Option<&GpuVector>, mu: f64) -> Result<f64> {
-    if a.len == 0 {
-        return Ok(0.0);
+    fn counters(&self) -> Counters {
+        self.ctx.counters()
     }
-    let groups = a.len.div_ceil(PER_GROUP);
-    let part = ctx.storage("relu-iht.partials", (groups * 4) as u64);
-    let p = ReduceParams {
-        len: a.len as u32,
-        mode: b.is_some() as u32,
-        per_group: PER_GROUP as u32,
-        mu: mu as f32,
-    };
-    let mut enc = ctx.encoder();
-    // The shader does not read `b` for a plain norm, but the binding needs a distinct buffer.
-    let dummy;
-    let bb = match b {
-        Some(b) => &b.buf,
-        None => {
-            dummy = ctx.storage("relu-iht.unused", 16);
-            &dummy
-        }
-    };
-    ctx.dispatch(
-        &mut enc,
-        &ctx.kernels.reduce_partials,
-        &p,
-        &[(1, &a.buf), (2, bb), (3, &part)],
-        (groups as u32, 1, 1),
-    );
-    let parts = ctx.read::<f32>(Some(enc), &part, 0, groups)?;
-    Ok(parts.iter().map(|&v| v as f64).sum())
 }

@@ -17,6 +17,7 @@ pub const SHADERS: &[(&str, &str)] = &[
         include_str!("../../shaders/support_adjoint.wgsl"),
     ),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
+    ("armijo", include_str!("../../shaders/armijo.wgsl")),
     ("topk", include_str!("../../shaders/topk.wgsl")),
     (
         "vector_model",

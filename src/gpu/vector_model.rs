@@ -4,13 +4,39 @@
 //! n × tile buffer of hidden values; tiles are sized from the engine's memory budget, and X streams
 //! by row blocks when it does not fit. Only the loss per row and the candidates come back.
 
-use super::buffers::DeviceBuffer;
+use super::buffers::{DeviceBuffer, Recorder};
 use super::engine::GpuBackend;
-use super::kernels::*;
+use super::masked_gradient::{self, GradientBufs};
+use super::relu_mask;
+use super::workspace::Workspace;
 use crate::error::{Error, Result};
 use crate::operator::Operator;
 use crate::vector::{Blocks, Loss, VectorStep};
 use std::ops::Range;
+
+/// Mirrors `Params` of `shaders/vector_model.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Params {
+    pub rows: u32,
+    pub d: u32,
+    pub tile: u32,
+    pub k: u32,
+    pub x_stride: u32,
+    pub x_row0: u32,
+    pub row0: u32,
+    pub n: u32,
+    pub words: u32,
+    pub accumulate: u32,
+    /// 1: MSE, 2: softmax cross-entropy.
+    pub loss: u32,
+    pub _pad: u32,
+}
+
+/// Workgroups of 64 for `len` invocations.
+fn groups64(len: usize) -> u32 {
+    len.div_ceil(64) as u32
+}
 
 /// One tile's device buffers of the vector model.
 struct VectorTile {
@@ -26,7 +52,7 @@ impl GpuBackend {
     /// budget and one storage binding.
     fn vector_tile(&self, n: usize, d: usize, t: usize) -> usize {
         let per_neuron = (2 * n + 3 * d + n.div_ceil(32)) as u64 * 4;
-        let cap = (self.budget / 4).min(self.ctx.limits.max_storage_buffer_binding_size)
+        let cap = (self.ws.budget / 4).min(self.ctx.limits.max_storage_buffer_binding_size)
             / per_neuron.max(1);
         (cap as usize).clamp(1, 65_535).min(t.max(1))
     }
@@ -43,23 +69,24 @@ impl GpuBackend {
     }
 
     /// Uploads the tile `range` of `b` and records its masks and hidden values
-    /// `H = M ∘ (X W1ᵀ)` over every row block. Returns the encoder with the unsubmitted rest.
-    fn vector_hidden(
+    /// `H = M ∘ (X W1ᵀ)` over every row block.
+    fn vector_hidden<'c>(
         &self,
+        rec: &mut Recorder<'c>,
         op: &Operator,
         b: &Blocks,
         k: usize,
         range: &Range<usize>,
         bufs: &VectorTile,
-    ) -> wgpu::CommandEncoder {
+    ) {
         let ctx = &self.ctx;
         let (n, d, t) = (op.n(), op.d(), range.len());
         let words = n.div_ceil(32);
         ctx.write(&bufs.h, 0, &Self::generators(op, &b.live[range.clone()]));
         ctx.write(&bufs.w1, 0, &b.w1[range.start * d..range.end * d]);
         ctx.write(&bufs.w2, 0, &b.w2[range.start * k..range.end * k]);
-        self.each_block(op, |enc, xv, rows, _| {
-            let mp = ReluMaskParams {
+        self.ws.each_block(rec, op, |rec, xv, rows, _| {
+            let mp = relu_mask::Params {
                 rows: rows.len() as u32,
                 d: d as u32,
                 tile: t as u32,
@@ -70,18 +97,17 @@ impl GpuBackend {
                 out_word0: (rows.start / 32) as u32,
             };
             let groups = (groups64(rows.len()), t.div_ceil(4) as u32, 1);
-            let bind = [(1, xv.buf), (2, &bufs.h), (3, &bufs.bits)];
-            ctx.dispatch(enc, &ctx.kernels.relu_mask, &mp, &bind, groups);
-            let vp = VectorModelParams {
+            relu_mask::encode(rec, &mp, xv.buf, &bufs.h, &bufs.bits);
+            let vp = Params {
                 rows: rows.len() as u32,
                 x_stride: xv.stride,
                 x_row0: xv.row0,
                 row0: rows.start as u32,
                 ..vector_params(n, d, k, t)
             };
-            let bind = [(1, xv.buf), (2, &bufs.w1), (3, &bufs.bits), (4, &bufs.hq)];
-            ctx.dispatch(enc, &ctx.kernels.vector_hidden, &vp, &bind, groups);
-        })
+            let bind = [xv.buf, &bufs.w1, &bufs.bits, &bufs.hq];
+            rec.dispatch("vector_model.hidden", &vp, &bind, groups);
+        });
     }
 
     /// Records `Ŷ` (k × n column-major, in `out`) of `b`; returns the tile width and, when one
@@ -103,28 +129,23 @@ impl GpuBackend {
         let bufs = self.vector_buffers(n, d, k, tile);
         for (q, lo) in (0..t).step_by(tile).enumerate() {
             let range = lo..(lo + tile).min(t);
-            let mut enc = self.vector_hidden(op, b, k, &range, &bufs);
-            let vp = VectorModelParams {
+            let mut rec = Recorder::new(ctx);
+            self.vector_hidden(&mut rec, op, b, k, &range, &bufs);
+            let vp = Params {
                 accumulate: (q > 0) as u32,
                 ..vector_params(n, d, k, range.len())
             };
-            let bind = [(2, &bufs.w2), (4, &bufs.hq), (5, out)];
-            ctx.dispatch(
-                &mut enc,
-                &ctx.kernels.vector_output,
-                &vp,
-                &bind,
-                (groups64(n), 1, 1),
-            );
-            ctx.submit(enc);
+            let bind = [&bufs.w2, &bufs.hq, out];
+            rec.dispatch("vector_model.output", &vp, &bind, (groups64(n), 1, 1));
+            rec.submit();
         }
         Ok((tile, (tile >= t).then_some(bufs)))
     }
 }
 
 /// The vector model's parameters for a whole-batch pass of a tile (rows and views set by callers).
-fn vector_params(n: usize, d: usize, k: usize, tile: usize) -> VectorModelParams {
-    VectorModelParams {
+fn vector_params(n: usize, d: usize, k: usize, tile: usize) -> Params {
+    Params {
         rows: n as u32,
         d: d as u32,
         tile: tile as u32,
@@ -143,12 +164,11 @@ fn vector_params(n: usize, d: usize, k: usize, tile: usize) -> VectorModelParams
 /// [`crate::Backend::vector_forward`] on the device.
 pub fn forward(be: &mut GpuBackend, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>> {
     b.check(op.d(), k)?;
-    GpuBackend::check_rows(op)?;
-    be.ensure_data(op)?;
+    be.ws.ensure_data(op)?;
     let n = op.n();
     let out = be.ctx.storage("relu-iht.vector_out", (n * k * 4) as u64);
     be.vector_yhat(op, b, k, &out)?;
-    let yt = be.ctx.read::<f32>(None, &out, 0, n * k)?;
+    let yt = Recorder::new(&be.ctx).read_one::<f32>(&out, 0, n * k)?;
     Ok(transpose(&yt, k, n))
 }
 
@@ -172,32 +192,26 @@ pub fn step(
     if let Some(at) = at {
         at.check_same_neurons(cur, d, k)?;
     }
-    GpuBackend::check_rows(op)?;
-    be.ensure_data(op)?;
+    Workspace::check_rows(op)?;
+    be.ws.ensure_data(op)?;
     let ctx = be.ctx.clone();
     // Forward at `cur`, then the residual in place of Ŷ and the per-row losses.
     let out = ctx.storage("relu-iht.vector_out", (n * k * 4) as u64);
     let (tile, kept) = be.vector_yhat(op, cur, k, &out)?;
     let y = ctx.storage_init("relu-iht.vector_y", &transpose(targets, n, k));
     let lossv = ctx.storage("relu-iht.vector_loss", (n * 4) as u64);
-    let vp = VectorModelParams {
+    let vp = Params {
         loss: match loss {
             Loss::Mse => 1,
             Loss::CrossEntropy => 2,
         },
         ..vector_params(n, d, k, 0)
     };
-    let mut enc = ctx.encoder();
-    let bind = [(5, &out), (6, &y), (7, &lossv)];
-    ctx.dispatch(
-        &mut enc,
-        &ctx.kernels.vector_residual,
-        &vp,
-        &bind,
-        (groups64(n), 1, 1),
-    );
-    let total: f64 = ctx
-        .read::<f32>(Some(enc), &lossv, 0, n)?
+    let mut rec = Recorder::new(&ctx);
+    let bind = [&out, &y, &lossv];
+    rec.dispatch("vector_model.residual", &vp, &bind, (groups64(n), 1, 1));
+    let total: f64 = rec
+        .read_one::<f32>(&lossv, 0, n)?
         .iter()
         .map(|&v| v as f64)
         .sum();
@@ -213,16 +227,15 @@ pub fn step(
     let q = ctx.storage("relu-iht.vector_q", (tile.min(t.max(1)) * n * 4) as u64);
     let g1 = ctx.storage("relu-iht.vector_g1", (tile * d * 4) as u64);
     let g2 = ctx.storage("relu-iht.vector_g2", (tile * k * 4) as u64);
-    let nblocks = be.blocks(n).len();
+    let nblocks = be.ws.blocks(n).len();
     for lo in (0..t).step_by(tile) {
         let range = lo..(lo + tile).min(t);
         let tt = range.len();
-        let mut enc = if reuse {
-            ctx.encoder()
-        } else {
-            be.vector_hidden(op, b, k, &range, &bufs)
-        };
-        let gp = MaskedGradientParams {
+        let mut rec = Recorder::new(&ctx);
+        if !reuse {
+            be.vector_hidden(&mut rec, op, b, k, &range, &bufs);
+        }
+        let gp = masked_gradient::Params {
             rows: n as u32,
             d: k as u32,
             tile: tt as u32,
@@ -234,24 +247,23 @@ pub fn step(
             finish: 1,
             mu: alpha,
             res_stride: n as u32,
-            _pad: 0,
+            mu_from_state: 0,
         };
-        let bind = [
-            (1, &out),
-            (2, &bufs.hq),
-            (3, &bufs.bits),
-            (4, &bufs.w2),
-            (5, &g2),
-        ];
-        let groups = (k.div_ceil(64) as u32, tt.div_ceil(64) as u32, 1);
-        ctx.dispatch(&mut enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
+        let gb = GradientBufs {
+            x: &out,
+            res: &bufs.hq,
+            bits: &bufs.bits,
+            xtile: &bufs.w2,
+            g: &g2,
+            state: &bufs.w2,
+        };
+        masked_gradient::encode(&mut rec, &gp, &gb);
         let vp = vector_params(n, d, k, tt);
-        let bind = [(2, &bufs.w2), (3, &bufs.bits), (4, &q), (5, &out)];
+        let bind = [&bufs.w2, &bufs.bits, &q, &out];
         let groups = (groups64(n), tt as u32, 1);
-        ctx.dispatch(&mut enc, &ctx.kernels.vector_backprop, &vp, &bind, groups);
-        ctx.submit(enc);
-        let enc = be.each_block(op, |enc, xv, rows, blk| {
-            let gp = MaskedGradientParams {
+        rec.dispatch("vector_model.backprop", &vp, &bind, groups);
+        be.ws.each_block(&mut rec, op, |rec, xv, rows, blk| {
+            let gp = masked_gradient::Params {
                 rows: rows.len() as u32,
                 d: d as u32,
                 tile: tt as u32,
@@ -263,20 +275,21 @@ pub fn step(
                 finish: (blk + 1 == nblocks) as u32,
                 mu: alpha,
                 res_stride: n as u32,
-                _pad: 0,
+                mu_from_state: 0,
             };
-            let bind = [
-                (1, xv.buf),
-                (2, &q),
-                (3, &bufs.bits),
-                (4, &bufs.w1),
-                (5, &g1),
-            ];
-            let groups = (d.div_ceil(64) as u32, tt.div_ceil(64) as u32, 1);
-            ctx.dispatch(enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
+            let gb = GradientBufs {
+                x: xv.buf,
+                res: &q,
+                bits: &bufs.bits,
+                xtile: &bufs.w1,
+                g: &g1,
+                state: &bufs.w1,
+            };
+            masked_gradient::encode(rec, &gp, &gb);
         });
-        let c1 = ctx.read::<f32>(Some(enc), &g1, 0, tt * d)?;
-        let c2 = ctx.read::<f32>(None, &g2, 0, tt * k)?;
+        let c = rec.read(&[(&g1, 0, (tt * d * 4) as u64), (&g2, 0, (tt * k * 4) as u64)])?;
+        let c1: Vec<f32> = bytemuck::pod_collect_to_vec(&c[..tt * d * 4]);
+        let c2: Vec<f32> = bytemuck::pod_collect_to_vec(&c[tt * d * 4..]);
         w1[lo * d..range.end * d].copy_from_slice(&c1);
         w2[lo * k..range.end * k].copy_from_slice(&c2);
     }

@@ -8,19 +8,31 @@ use super::twins::{vector_blocks, vector_targets, vector_twin_step, Layout};
 use relu_iht::cpu::masked_gradient::{self, GradientBlock};
 use relu_iht::cpu::support_forward::RowBlock;
 use relu_iht::cpu::vector_model::{self, TileLayout};
-use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk, CpuBackend};
+use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, CpuBackend};
 use relu_iht::deep::fit_vector_layers;
-use relu_iht::gpu::kernels::*;
+use relu_iht::cpu::armijo as cpu_armijo;
+use relu_iht::cpu::topk as cpu_topk;
+use relu_iht::gpu::buffers::Recorder;
+use relu_iht::gpu::masked_gradient as gpu_masked_gradient;
+use relu_iht::gpu::{armijo, topk};
+use relu_iht::topk::TopS;
+use relu_iht::gpu::masked_gradient::Params as MaskedGradientParams;
+use relu_iht::gpu::reduce::Params as ReduceParams;
+use relu_iht::gpu::relu_mask::Params as ReluMaskParams;
+use relu_iht::gpu::support_adjoint::Params as SupportAdjointParams;
+use relu_iht::gpu::support_forward::Params as SupportForwardParams;
+use relu_iht::gpu::vector_model::Params as VectorModelParams;
 use relu_iht::gpu::{GpuBackend, GpuContext};
 use relu_iht::iht::IhtConfig;
 use relu_iht::operator::Mode;
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
 use relu_iht::vector::{Loss, Select, VectorConfig};
+use relu_iht::backend::SupportOps;
 use relu_iht::Backend;
 use std::sync::{Arc, OnceLock};
 
 /// The one device of this test binary (pipelines compile once), or `None` with a printed reason.
-fn gpu() -> Option<Arc<GpuContext>> {
+pub fn gpu() -> Option<Arc<GpuContext>> {
     static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
     let ctx = CTX.get_or_init(|| {
         GpuContext::new(false)
@@ -73,15 +85,9 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 out_stride: words as u32,
                 out_word0: 0,
             };
-            let mut enc = ctx.encoder();
-            ctx.dispatch(
-                &mut enc,
-                &ctx.kernels.relu_mask,
-                &p,
-                &[(1, &xb), (2, &hb), (3, &bits)],
-                (groups64(n), t.div_ceil(4) as u32, 1),
-            );
-            let got = ctx.read::<u32>(Some(enc), &bits, 0, t * words).unwrap();
+            let mut enc = Recorder::new(&ctx);
+            enc.dispatch("relu_mask.main", &p, &[&xb, &hb, &bits], (groups64(n), t.div_ceil(4) as u32, 1));
+            let got = enc.read_one::<u32>(&bits, 0, t * words).unwrap();
             let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
             assert_eq!(
                 got, want,
@@ -104,18 +110,12 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 accumulate: 0,
                 finish: 1,
                 mu: 0.3,
-                _pad: 0,
+                mu_from_state: 0,
             };
-            let mut enc = ctx.encoder();
+            let mut enc = Recorder::new(&ctx);
             let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
-            ctx.dispatch(
-                &mut enc,
-                &ctx.kernels.masked_gradient,
-                &gp,
-                &[(1, &xb), (2, &rb), (3, &bits), (4, &xtb), (5, &g)],
-                groups,
-            );
-            let got = ctx.read::<f32>(Some(enc), &g, 0, t * d).unwrap();
+            enc.dispatch("masked_gradient.main", &gp, &[&xb, &rb, &bits, &xtb, &g, &xtb], groups);
+            let got = enc.read_one::<f32>(&g, 0, t * d).unwrap();
             let block = GradientBlock {
                 x: op.data().xt(),
                 x_stride: n,
@@ -172,24 +172,11 @@ fn support_kernels_and_reduce_match_twins() {
                 runs,
                 out_row0: 0,
                 m_row0: 0,
-                _pad: 0,
+                sub_y: 0,
             };
-            let mut enc = ctx.encoder();
-            ctx.dispatch(
-                &mut enc,
-                &ctx.kernels.support_forward,
-                &p,
-                &[
-                    (1, &xb),
-                    (2, &cols),
-                    (3, &starts),
-                    (4, &zb),
-                    (5, &bits),
-                    (6, &out),
-                ],
-                (groups64(n), 1, 1),
-            );
-            let got = ctx.read::<f32>(Some(enc), &out, 0, n).unwrap();
+            let mut enc = Recorder::new(&ctx);
+            enc.dispatch("support_forward.main", &p, &[&xb, &cols, &starts, &zb, &bits, &out, &xb], (groups64(n), 1, 1));
+            let got = enc.read_one::<f32>(&out, 0, n).unwrap();
             let twin: Vec<f64> =
                 support_forward::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), x.values())
                     .iter()
@@ -218,22 +205,9 @@ fn support_kernels_and_reduce_match_twins() {
                 m_row0: 0,
                 accumulate: 0,
             };
-            let mut enc = ctx.encoder();
-            ctx.dispatch(
-                &mut enc,
-                &ctx.kernels.support_adjoint,
-                &p,
-                &[
-                    (1, &xb),
-                    (2, &cols),
-                    (3, &run_of),
-                    (4, &vb),
-                    (5, &bits),
-                    (6, &adj),
-                ],
-                (len as u32, 1, 1),
-            );
-            let got = ctx.read::<f32>(Some(enc), &adj, 0, len).unwrap();
+            let mut enc = Recorder::new(&ctx);
+            enc.dispatch("support_adjoint.main", &p, &[&xb, &cols, &run_of, &vb, &bits, &adj], (len as u32, 1, 1));
+            let got = enc.read_one::<f32>(&adj, 0, len).unwrap();
             let twin: Vec<f64> =
                 support_adjoint::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), &v, 0)
                     .iter()
@@ -259,16 +233,10 @@ fn support_kernels_and_reduce_match_twins() {
                 per_group: 64,
                 mu: 0.7,
             };
-            let mut enc = ctx.encoder();
-            ctx.dispatch(
-                &mut enc,
-                &ctx.kernels.reduce_partials,
-                &rp,
-                &[(1, &ab), (2, &bb), (3, &part)],
-                (groups as u32, 1, 1),
-            );
-            let got = ctx.read::<f32>(Some(enc), &part, 0, groups).unwrap();
-            let bhost = ctx.read::<f32>(None, &bb, 0, n).unwrap();
+            let mut enc = Recorder::new(&ctx);
+            enc.dispatch("reduce.partials", &rp, &[&ab, &bb, &part], (groups as u32, 1, 1));
+            let got = enc.read_one::<f32>(&part, 0, groups).unwrap();
+            let bhost = Recorder::new(&ctx).read_one::<f32>(&bb, 0, n).unwrap();
             let twin: Vec<f64> = reduce::twin_partials(&v, Some(&bhost), 0.7, 64)
                 .iter()
                 .map(|&v| v as f64)
@@ -279,83 +247,174 @@ fn support_kernels_and_reduce_match_twins() {
 }
 
 #[test]
-fn topk_matches_twin() {
+fn topk_merge_matches_twin_and_running_set() {
     let Some(ctx) = gpu() else { return };
     let mut rng = rng(32);
-    for (len, d, keep, floor_at) in [
-        (1, 1, 1, None),
-        (100, 10, 1, None),
-        (1000, 7, 1000, None),
-        (5000, 50, 37, Some(10)),
-        (640, 64, 600, None),
+    // (tiles, neurons per tile, d, keep): one entry, keep above the pool, ties, awkward sizes.
+    for (tiles, per, d, keep) in [
+        (1, 1, 1, 1),
+        (3, 2, 5, 1),
+        (2, 7, 13, 1000),
+        (4, 9, 50, 37),
+        (3, 10, 64, 600),
+        (5, 3, 7, 20),
     ] {
-        let cand: Vec<f32> = nonzero(&mut rng, len)
+        let len = per * d;
+        let cap = keep;
+        let nb = topk::blocks(cap, len);
+        let bufs: Vec<_> = ["i0", "v0", "i1", "v1"]
             .iter()
-            .map(|v| (v * 8.0).round() / 8.0)
+            .map(|l| ctx.storage(l, (cap * 4) as u64))
             .collect();
-        let neurons: Vec<u32> = (0..len.div_ceil(d) as u32).map(|j| 3 * j + 1).collect();
-        let floor = floor_at.map_or(0, |k| topk::key(cand[k]));
-        let cb = ctx.storage_init("cand", &cand);
-        let hist = ctx.storage_init("hist", &[0u32; 4098]);
-        let (oi, ov) = (
-            ctx.storage("idx", (len * 4) as u64),
-            ctx.storage("val", (len * 4) as u64),
-        );
-        let nb = ctx.storage_init("neurons", &neurons);
-        let p = TopkParams {
-            len: len as u32,
-            keep: keep as u32,
-            floor,
-            d: d as u32,
+        let ctl = ctx.storage("ctl", (topk::CTL_WORDS * 4) as u64);
+        let blocks = ctx.storage("blocks", (nb * 16) as u64);
+        let run = topk::Running {
+            idx: [&bufs[0], &bufs[2]],
+            val: [&bufs[1], &bufs[3]],
+            ctl: &ctl,
+            blocks: &blocks,
         };
-        let mut enc = ctx.encoder();
-        ctx.dispatch(
-            &mut enc,
-            &ctx.kernels.topk_histogram,
-            &p,
-            &[(1, &cb), (2, &hist)],
-            (groups64(len), 1, 1),
-        );
-        ctx.dispatch(
-            &mut enc,
-            &ctx.kernels.topk_threshold,
-            &p,
-            &[(2, &hist)],
-            (1, 1, 1),
-        );
-        ctx.dispatch(
-            &mut enc,
-            &ctx.kernels.topk_compact,
-            &p,
-            &[(1, &cb), (2, &hist), (3, &oi), (4, &ov), (5, &nb)],
-            (groups64(len), 1, 1),
-        );
-        let h = ctx.read::<u32>(Some(enc), &hist, 0, 4098).unwrap();
-        assert_eq!(
-            &h[..4096],
-            topk::histogram(&cand, floor).as_slice(),
-            "histogram len {len}"
-        );
-        let thr = topk::threshold(&h[..4096], keep as u32, floor);
-        assert_eq!(h[4096], thr, "threshold len {len}");
-        let count = h[4097] as usize;
-        let idx = ctx.read::<u32>(None, &oi, 0, count).unwrap();
-        let val = ctx.read::<f32>(None, &ov, 0, count).unwrap();
-        let mut got: Vec<(u32, u32)> = idx
-            .into_iter()
-            .zip(val)
-            .map(|(c, v)| (c, v.to_bits()))
+        let neurons: Vec<u32> = (0..(tiles * per) as u32).map(|j| 3 * j + 1).collect();
+        let nbuf = ctx.storage_init("neurons", &neurons);
+        let mut twin: Vec<(u32, f32)> = Vec::new();
+        let mut reference = TopS::new(keep);
+        let mut rec = Recorder::new(&ctx);
+        rec.clear(&ctl, 0, (topk::CTL_WORDS * 4) as u64);
+        let mut cands = Vec::new();
+        for t in 0..tiles {
+            // Coarse values: many exact ties, some zeros.
+            let cand: Vec<f32> = nonzero(&mut rng, len)
+                .iter()
+                .enumerate()
+                .map(|(k, v)| if k % 5 == 3 { 0.0 } else { (v * 4.0).round() / 4.0 })
+                .collect();
+            let tile_neurons = &neurons[t * per..(t + 1) * per];
+            twin = cpu_topk::twin_merge(&twin, &cand, tile_neurons, d, keep);
+            for (k, &v) in cand.iter().enumerate() {
+                reference.push(tile_neurons[k / d] * d as u32 + (k % d) as u32, v);
+            }
+            cands.push(ctx.storage_init("cand", &cand));
+            let cb = cands.last().unwrap();
+            topk::merge(&mut rec, &run, cb, &nbuf, t * per, len, d, keep, t);
+        }
+        let o = tiles % 2;
+        let bytes = rec
+            .read(&[
+                (&ctl, ((topk::COUNT + o) * 4) as u64, 4),
+                (run.idx[o], 0, (keep * 4) as u64),
+                (run.val[o], 0, (keep * 4) as u64),
+            ])
+            .unwrap();
+        let count = u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+        let idx: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes[4..4 + count * 4]);
+        let val: Vec<f32> =
+            bytemuck::pod_collect_to_vec(&bytes[4 + keep * 4..4 + keep * 4 + count * 4]);
+        let got: Vec<(u32, f32)> = idx.into_iter().zip(val).collect();
+        assert_eq!(got, twin, "tiles {tiles} × {per} neurons, d {d}, keep {keep}: GPU vs twin");
+        let want = reference.finish(u32::MAX as u64);
+        let want: Vec<(u32, f32)> = want
+            .indices()
+            .iter()
+            .copied()
+            .zip(want.values().iter().copied())
             .collect();
-        got.sort_unstable();
-        let mut want: Vec<(u32, u32)> = topk::compact(&cand, thr, &neurons, d)
-            .into_iter()
-            .map(|(c, v)| (c, v.to_bits()))
-            .collect();
-        want.sort_unstable();
-        assert_eq!(
-            got, want,
-            "survivors len {len} keep {keep} (compared as sets)"
+        assert_eq!(twin, want, "twin vs TopS, keep {keep}");
+    }
+}
+
+#[test]
+fn armijo_kernels_match_twin() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(34);
+    for n in [1usize, 63, 257, 5000, 70_001] {
+        let r = nonzero(&mut rng, n);
+        let q: Vec<f32> = nonzero(&mut rng, n).iter().map(|v| v * 0.01).collect();
+        let r0 = nonzero(&mut rng, n);
+        let groups = armijo::groups(n) as usize;
+        let (rb, qb, r0b) = (
+            ctx.storage_init("r", &r),
+            ctx.storage_init("q", &q),
+            ctx.storage_init("r0", &r0),
         );
+        let part = ctx.storage("part", (armijo::MAX_GROUPS * armijo::TRIALS * 8) as u64);
+        let state = ctx.storage_init("state", &[armijo::State::with_mu(0.75)]);
+        // f = f0 = ‖r0‖², gg = ‖q‖² (any positive value does), one line search, the update.
+        let mut rec = Recorder::new(&ctx);
+        armijo::norm_into(&mut rec, &state, &part, &r0b, n, armijo::Finish::Start);
+        armijo::norm_into(&mut rec, &state, &part, &qb, n, armijo::Finish::Gg);
+        armijo::trials_and_decide(&mut rec, &state, &part, &rb, &qb, n);
+        armijo::update(&mut rec, &state, &rb, &qb, &r0b, n);
+        let bytes = rec
+            .read(&[(&state, 0, armijo::STATE_BYTES), (&rb, 0, (n * 4) as u64)])
+            .unwrap();
+        let st: armijo::State = bytemuck::pod_read_unaligned(&bytes[..armijo::STATE_BYTES as usize]);
+        let got_r: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[armijo::STATE_BYTES as usize..]);
+
+        let mut tw = cpu_armijo::State {
+            mu: 0.75,
+            ..Default::default()
+        };
+        cpu_armijo::finish(&mut tw, &cpu_armijo::norm(&r0, groups), groups, 0);
+        cpu_armijo::finish(&mut tw, &cpu_armijo::norm(&q, groups), groups, 1);
+        cpu_armijo::decide(&mut tw, &cpu_armijo::trials(&r, &q, 0.75, groups), groups);
+        let mut want_r = r.clone();
+        cpu_armijo::update(&tw, &mut want_r, &q, &r0);
+        // The same operations in the same order: exact, but for fma contraction choices of the
+        // driver; a few ulps of each sum.
+        let close = |a: [f32; 2], b: [f32; 2]| {
+            let (a, b) = (cpu_armijo::value(a), cpu_armijo::value(b));
+            (a - b).abs() <= 1e-6 * b.abs().max(1e-30)
+        };
+        assert!(close(st.f0, tw.f0), "n={n}: f0 {:?} vs {:?}", st.f0, tw.f0);
+        assert!(close(st.gg, tw.gg), "n={n}: gg {:?} vs {:?}", st.gg, tw.gg);
+        assert!(close(st.f, tw.f), "n={n}: f {:?} vs {:?}", st.f, tw.f);
+        assert_eq!(
+            (st.action, st.trials, st.resets, st.accepts, st.mu),
+            (tw.action, tw.trials, tw.resets, tw.accepts, tw.mu),
+            "n={n}: decision"
+        );
+        let want: Vec<f64> = want_r.iter().map(|&v| v as f64).collect();
+        assert_close(&format!("armijo update n={n}"), &got_r, &want, 1e-6, 1.0);
+        // The twin against the f64 rule: the first accepted trial of ‖r − μ2⁻ʲq‖² ≤ f − 0.9μ2⁻ʲ‖q‖².
+        let (f, gg) = (reduce::norm2(&r0), reduce::norm2(&q));
+        let mut mu = 0.75f64;
+        let mut tests = 0;
+        let mut accepted = false;
+        for _ in 0..cpu_armijo::TRIALS {
+            tests += 1;
+            if reduce::shifted_norm2(&r, &q, mu) <= f - 0.9 * mu * gg {
+                accepted = true;
+                break;
+            }
+            mu /= 2.0;
+        }
+        assert_eq!((tw.trials as usize, tw.action == 1), (tests, accepted), "n={n}: twin vs rule");
+    }
+}
+
+#[test]
+fn scatter_matches_host_layout() {
+    let Some(ctx) = gpu() else { return };
+    let mut rng = rng(35);
+    for (m, d, nnz, pos0, tile) in [(1, 1, 1, 0, 1), (9, 7, 20, 3, 4), (40, 13, 100, 0, 40)] {
+        let x = sparse(&mut rng, m * d, nnz);
+        let pos: Vec<u32> = x.indices().iter().map(|c| c / d as u32).collect();
+        let (ib, vb, pb) = (
+            ctx.storage_init("idx", x.indices()),
+            ctx.storage_init("val", x.values()),
+            ctx.storage_init("pos", &pos),
+        );
+        let out = ctx.storage("out", (tile * d * 4) as u64);
+        let mut rec = Recorder::new(&ctx);
+        rec.clear(&out, 0, (tile * d * 4) as u64);
+        gpu_masked_gradient::scatter(&mut rec, x.nnz(), d, pos0, tile, &ib, &vb, &pb, &out);
+        let got = rec.read_one::<f32>(&out, 0, tile * d).unwrap();
+        let dense = x.to_dense();
+        let lo = (pos0 * d).min(dense.len());
+        let hi = ((pos0 + tile) * d).min(dense.len());
+        let mut want = dense[lo..hi].to_vec();
+        want.resize(tile * d, 0.0);
+        assert_eq!(got, want, "scatter m={m} d={d} pos0={pos0} tile={tile}");
     }
 }
 
@@ -374,8 +433,16 @@ fn engine_matches_cpu_engine_resident_and_streamed() {
                 let r = nonzero(&mut rng, n);
                 let keep = x.nnz() + 5;
                 let (rg, rc) = (gpu.upload(&r).unwrap(), cpu.upload(&r).unwrap());
-                let sel_g = gpu.gradient_topk(&op, &x, &rg, 0.25, keep).unwrap();
-                let sel_c = cpu.gradient_topk(&op, &x, &rc, 0.25, keep).unwrap();
+                let pg = gpu.gradient_phase(&op, &x, keep).unwrap();
+                let pc = cpu.gradient_phase(&op, &x, keep).unwrap();
+                // μ: f32 sums on the device against f64 on the host.
+                assert!(
+                    (pg.mu - pc.mu).abs() <= 1e-4 * pc.mu,
+                    "n={n} budget={budget:?}: mu {} vs {}",
+                    pg.mu,
+                    pc.mu
+                );
+                let (sel_g, sel_c) = (&pg.z0, &pc.z0);
                 assert_eq!(sel_g.nnz(), sel_c.nnz());
                 let agree = sel_g
                     .indices()
@@ -388,6 +455,19 @@ fn engine_matches_cpu_engine_resident_and_streamed() {
                     "n={n} budget={budget:?}: {agree} of {} agree",
                     sel_c.nnz()
                 );
+                // The support phase from the same start on both engines.
+                let sg = gpu.support_phase(&op, &pc.z0, pc.mu, 10).unwrap();
+                let sc = cpu.support_phase(&op, &pc.z0, pc.mu, 10).unwrap();
+                assert!(
+                    (sg.f - sc.f).abs() <= 1e-4 * sc.f.max(1e-12),
+                    "n={n} budget={budget:?}: f {} vs {}",
+                    sg.f,
+                    sc.f
+                );
+                assert_eq!((sg.trials, sg.resets), (sc.trials, sc.resets), "n={n}: line search");
+                let want: Vec<f64> = sc.z.iter().map(|&v| v as f64).collect();
+                let scale = sc.z.iter().map(|v| v.abs() as f64).fold(1.0, f64::max);
+                assert_close(&format!("support phase z n={n}"), &sg.z, &want, 1e-3, scale);
                 gpu.prepare_support(&op, x.indices()).unwrap();
                 cpu.prepare_support(&op, x.indices()).unwrap();
                 let fg = gpu.forward(&op, x.values()).unwrap();
@@ -526,7 +606,7 @@ fn vector_model_kernels_match_twins() {
                 // hidden, in two row blocks (the second starts at a multiple of 64 rows).
                 let hq = ctx.storage("hq", (n * t * 4) as u64);
                 let split = (n / 2 / 64) * 64;
-                let mut enc = ctx.encoder();
+                let mut enc = Recorder::new(&ctx);
                 for rows in [0..split, split..n] {
                     if rows.is_empty() {
                         continue;
@@ -539,9 +619,9 @@ fn vector_model_kernels_match_twins() {
                     };
                     let groups = (groups64(rows.len()), t.div_ceil(4) as u32, 1);
                     let bind = [(1, &xb), (2, &w1b), (3, &bb), (4, &hq)];
-                    ctx.dispatch(&mut enc, &ctx.kernels.vector_hidden, &p, &bind, groups);
+                    enc.dispatch("vector_model.hidden", &p, &bind.map(|b| b.1), groups);
                 }
-                let got = ctx.read::<f32>(Some(enc), &hq, 0, n * t).unwrap();
+                let got = enc.read_one::<f32>(&hq, 0, n * t).unwrap();
                 let mut want = vec![0.0f32; n * t];
                 vector_model::hidden_twin(&l, x, n, 0, n, 0, d, &b.w1, &mut want);
                 let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
@@ -559,16 +639,10 @@ fn vector_model_kernels_match_twins() {
                     accumulate: 1,
                     ..base
                 };
-                let mut enc = ctx.encoder();
+                let mut enc = Recorder::new(&ctx);
                 let bind = [(2, &w2b), (4, &hb), (5, &out)];
-                ctx.dispatch(
-                    &mut enc,
-                    &ctx.kernels.vector_output,
-                    &p,
-                    &bind,
-                    (groups64(n), 1, 1),
-                );
-                let got = ctx.read::<f32>(Some(enc), &out, 0, k * n).unwrap();
+                enc.dispatch("vector_model.output", &p, &bind.map(|b| b.1), (groups64(n), 1, 1));
+                let got = enc.read_one::<f32>(&out, 0, k * n).unwrap();
                 let mut want = start.clone();
                 vector_model::output_twin(&l, &h_in, &b.w2, true, &mut want);
                 assert_close(
@@ -590,17 +664,11 @@ fn vector_model_kernels_match_twins() {
                         loss: if lo == Loss::Mse { 1 } else { 2 },
                         ..base
                     };
-                    let mut enc = ctx.encoder();
+                    let mut enc = Recorder::new(&ctx);
                     let bind = [(5, &ob), (6, &yb), (7, &lb)];
-                    ctx.dispatch(
-                        &mut enc,
-                        &ctx.kernels.vector_residual,
-                        &p,
-                        &bind,
-                        (groups64(n), 1, 1),
-                    );
-                    let got_r = ctx.read::<f32>(Some(enc), &ob, 0, k * n).unwrap();
-                    let got_l = ctx.read::<f32>(None, &lb, 0, n).unwrap();
+                    enc.dispatch("vector_model.residual", &p, &bind.map(|b| b.1), (groups64(n), 1, 1));
+                    let got_r = enc.read_one::<f32>(&ob, 0, k * n).unwrap();
+                    let got_l = Recorder::new(&ctx).read_one::<f32>(&lb, 0, n).unwrap();
                     let mut want_r = yhat.clone();
                     let want_l = vector_model::residual_twin(n, k, lo, &yt, &mut want_r);
                     // exp and ln are the driver's: a few ulps apart from the host's.
@@ -624,16 +692,10 @@ fn vector_model_kernels_match_twins() {
                 let r = nonzero(&mut rng, k * n);
                 let rb = ctx.storage_init("r", &r);
                 let q = ctx.storage("q", (n * t * 4) as u64);
-                let mut enc = ctx.encoder();
+                let mut enc = Recorder::new(&ctx);
                 let bind = [(2, &w2b), (3, &bb), (4, &q), (5, &rb)];
-                ctx.dispatch(
-                    &mut enc,
-                    &ctx.kernels.vector_backprop,
-                    &base,
-                    &bind,
-                    (groups64(n), t as u32, 1),
-                );
-                let got = ctx.read::<f32>(Some(enc), &q, 0, n * t).unwrap();
+                enc.dispatch("vector_model.backprop", &base, &bind.map(|b| b.1), (groups64(n), t as u32, 1));
+                let got = enc.read_one::<f32>(&q, 0, n * t).unwrap();
                 let mut want = vec![0.0f32; n * t];
                 vector_model::backprop_twin(&l, &r, &b.w2, &mut want);
                 assert_close(
@@ -646,7 +708,7 @@ fn vector_model_kernels_match_twins() {
 
                 // masked_gradient with a per-neuron residual (the chain rule's G1), two blocks.
                 let g = ctx.storage("g", (t * d * 4) as u64);
-                let mut enc = ctx.encoder();
+                let mut enc = Recorder::new(&ctx);
                 let blocks: Vec<_> = [0..split, split..n]
                     .into_iter()
                     .filter(|r| !r.is_empty())
@@ -664,13 +726,13 @@ fn vector_model_kernels_match_twins() {
                         finish: (bi + 1 == blocks.len()) as u32,
                         mu: 0.3,
                         res_stride: n as u32,
-                        _pad: 0,
+                        mu_from_state: 0,
                     };
                     let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
-                    let bind = [(1, &xb), (2, &hb), (3, &bb), (4, &w1b), (5, &g)];
-                    ctx.dispatch(&mut enc, &ctx.kernels.masked_gradient, &gp, &bind, groups);
+                    let bind = [(1, &xb), (2, &hb), (3, &bb), (4, &w1b), (5, &g), (6, &w1b)];
+                    enc.dispatch("masked_gradient.main", &gp, &bind.map(|b| b.1), groups);
                 }
-                let got = ctx.read::<f32>(Some(enc), &g, 0, t * d).unwrap();
+                let got = enc.read_one::<f32>(&g, 0, t * d).unwrap();
                 let mut acc: Option<Vec<f32>> = None;
                 for (bi, rows) in blocks.iter().enumerate() {
                     let block = GradientBlock {
@@ -837,4 +899,9 @@ fn vector_solve_on_gpu_matches_cpu() {
     let want: Vec<f64> = preds[0].iter().map(|&v| v as f64).collect();
     let scale = 1.0 + want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     assert_close("two-layer vector prediction", &preds[1], &want, 0.05, scale);
+}
+
+/// Workgroups of 64 for `len` invocations.
+fn groups64(len: usize) -> u32 {
+    len.div_ceil(64) as u32
 }

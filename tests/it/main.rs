@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod deep;
+mod engines;
 mod gpu;
 mod gradient;
 mod iht;

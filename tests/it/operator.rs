@@ -2,11 +2,11 @@
 //! masks against the definition (strict `>`), and the generator schedule's building blocks.
 
 use super::common::*;
+use relu_iht::backend::SupportOps;
 use relu_iht::cpu::relu_mask::{bit, Masks};
 use relu_iht::cpu::CpuBackend;
 use relu_iht::data::Data;
 use relu_iht::operator::{Generators, Operator, Support};
-use relu_iht::Backend;
 use std::sync::Arc;
 
 #[test]

@@ -185,7 +185,7 @@ fn reduce_twin_matches_f64() {
 }
 
 #[test]
-fn topk_twin_keeps_a_superset_of_the_top() {
+fn topk_twin_merge_is_the_running_top_s() {
     let mut rng = rng(24);
     for (len, d, keep) in [
         (1, 1, 1),
@@ -200,36 +200,24 @@ fn topk_twin_keeps_a_superset_of_the_top() {
             .map(|v| (v * 8.0).round() / 8.0)
             .collect();
         let neurons: Vec<u32> = (0..len.div_ceil(d) as u32).map(|j| 3 * j + 1).collect();
-        let survivors = topk::twin(&cand, keep as u32, 0, &neurons, d);
+        // Two tiles through the twin's merge, against the running set of the solver.
+        let half = (len / d / 2) * d;
+        let first = topk::twin_merge(&[], &cand[..half], &neurons, d, keep);
+        let got = topk::twin_merge(&first, &cand[half..], &neurons[half / d..], d, keep);
         let mut top = TopS::new(keep);
-        for &(c, v) in &survivors {
-            top.push(c, v);
+        for (k, &v) in cand.iter().enumerate() {
+            top.push(neurons[k / d] * d as u32 + (k % d) as u32, v);
         }
-        let got = top.finish(u64::MAX >> 1);
-        // Reference: the same candidates at their global indices, fully sorted.
-        let global: Vec<(u32, f32)> = topk::compact(&cand, 1, &neurons, d);
-        let mut dense_idx: Vec<u32> = global.iter().map(|p| p.0).collect();
-        dense_idx.sort_unstable();
-        let mut vals = vec![0.0f32; (*dense_idx.last().unwrap() + 1) as usize];
-        for &(c, v) in &global {
-            vals[c as usize] = v;
+        let want = top.finish(u64::MAX >> 1);
+        let got_idx: Vec<u32> = got.iter().map(|p| p.0).collect();
+        assert_eq!(got_idx, want.indices(), "len {len} keep {keep}");
+        assert!(got.iter().zip(want.values()).all(|(p, &v)| p.1 == v));
+        // And the plain reference: the same candidates at their global indices, fully sorted.
+        let mut vals = vec![0.0f32; (neurons.last().unwrap() + 1) as usize * d];
+        for (k, &v) in cand.iter().enumerate() {
+            vals[(neurons[k / d] * d as u32) as usize + k % d] = v;
         }
-        assert_eq!(
-            got.indices(),
-            reference_top(&vals, keep).as_slice(),
-            "len {len} keep {keep}"
-        );
-        // And with a floor from a running set, nothing that could enter is dropped.
-        let floor = topk::key(cand[len / 2]);
-        let kept = topk::twin(&cand, keep as u32, floor, &neurons, d);
-        assert!(kept.iter().all(|p| topk::key(p.1) >= floor));
-        assert_eq!(
-            kept.len(),
-            cand.iter()
-                .filter(|v| topk::key(**v) >= floor && **v != 0.0)
-                .count()
-                .min(kept.len())
-        );
+        assert_eq!(got_idx, reference_top(&vals, keep), "len {len} keep {keep}");
     }
 }
 

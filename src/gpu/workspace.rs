@@ -1,0 +1,332 @@
+//! What the WebGPU engine keeps on its device between phases: the data (whole when it fits half
+//! the memory budget and one storage binding, else one block of rows at a time, streamed from the
+//! host), the targets, and named buffers that only grow. A run asks for the same sizes every step,
+//! so after the first steps no buffer (and, the bind groups being cached by buffer, no bind group)
+//! is created. Also here: the row blocks, and the upload of a support (columns, runs, generators).
+
+use super::buffers::{DeviceBuffer, Recorder};
+use super::context::GpuContext;
+use super::relu_mask;
+use super::support_forward::SupportBufs;
+use crate::data::Data;
+use crate::error::{Error, Result};
+use crate::operator::{Operator, Support};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Weak};
+
+/// Rows a single dispatch of the row kernels may cover (65 535 workgroups of 64; a multiple of 64).
+pub const MAX_DISPATCH_ROWS: usize = 65_535 * 64;
+
+/// Where the rows of one block live: the buffer, its column stride and the block's first row in it.
+pub struct XView<'a> {
+    pub buf: &'a DeviceBuffer,
+    pub stride: u32,
+    pub row0: u32,
+}
+
+/// The data set on the device.
+struct Resident {
+    key: Weak<Data>,
+    /// Whether X is whole on the device (`x`) or streamed through the block buffer.
+    whole: bool,
+    block_rows: usize,
+}
+
+/// A support uploaded to the workspace (`t_cols`, `t_runs`, `t_run_of`, `t_h`, `t_bits`).
+#[derive(Clone, Debug, Default)]
+pub struct SupportInfo {
+    pub len: usize,
+    pub runs: usize,
+}
+
+/// Named, grow-only device buffers and the resident data.
+pub struct Workspace {
+    pub ctx: Arc<GpuContext>,
+    pub budget: u64,
+    bufs: HashMap<&'static str, DeviceBuffer>,
+    data: Option<Resident>,
+}
+
+impl Workspace {
+    pub fn new(ctx: Arc<GpuContext>, budget: u64) -> Self {
+        Self {
+            ctx,
+            budget,
+            bufs: HashMap::new(),
+            data: None,
+        }
+    }
+
+    /// Makes the buffer `name` hold at least `bytes` (its contents are kept only when it is
+    /// already large enough).
+    pub fn ensure(&mut self, name: &'static str, bytes: u64) -> Result<()> {
+        let bytes = bytes.max(16);
+        if self.bufs.get(name).is_some_and(|b| b.bytes() >= bytes) {
+            return Ok(());
+        }
+        self.bufs.remove(name);
+        let buf = self.ctx.try_storage(name, bytes)?;
+        self.bufs.insert(name, buf);
+        Ok(())
+    }
+
+    /// The buffer `name` (ensured before).
+    pub fn get(&self, name: &'static str) -> &DeviceBuffer {
+        self.bufs
+            .get(name)
+            .unwrap_or_else(|| panic!("workspace buffer {name} used before it was ensured"))
+    }
+
+    /// Ensures `name` and writes `data` at its start.
+    pub fn put<T: bytemuck::Pod>(&mut self, name: &'static str, data: &[T]) -> Result<()> {
+        self.ensure(name, std::mem::size_of_val(data) as u64)?;
+        self.ctx.write(self.get(name), 0, data);
+        Ok(())
+    }
+
+    /// Rejects data the 32-bit indexing of the kernels cannot address.
+    pub fn check_rows(op: &Operator) -> Result<()> {
+        if op.n() as u64 * op.d() as u64 >= u32::MAX as u64 {
+            return Err(Error::invalid(
+                "n·d",
+                op.n() * op.d(),
+                "exceeds the GPU engine's 32-bit indexing",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Uploads the operator's data (into the existing buffers when they are large enough) unless
+    /// it is already resident.
+    pub fn ensure_data(&mut self, op: &Operator) -> Result<()> {
+        Self::check_rows(op)?;
+        let data = op.data_arc();
+        if let Some(r) = &self.data {
+            if r.key.strong_count() > 0 && Weak::ptr_eq(&r.key, &Arc::downgrade(data)) {
+                return Ok(());
+            }
+        }
+        self.data = None;
+        let (n, d) = (data.n(), data.d());
+        let x_bytes = (n * d * 4) as u64;
+        let binding = self.ctx.limits.max_storage_buffer_binding_size;
+        if (n * 4) as u64 > binding {
+            return Err(Error::invalid(
+                "n",
+                n,
+                "the targets exceed the adapter's largest storage buffer",
+            ));
+        }
+        self.put("y", data.y())?;
+        let whole = x_bytes <= self.budget / 2 && x_bytes <= binding;
+        let block_rows = if whole {
+            self.put("x", data.xt())?;
+            n.min(MAX_DISPATCH_ROWS)
+        } else {
+            let cap = (self.budget / 4).min(binding) / (4 * d as u64);
+            let rows = ((cap as usize / 64) * 64)
+                .clamp(64, MAX_DISPATCH_ROWS)
+                .min(n.div_ceil(64) * 64);
+            self.ensure("x_block", (rows * d * 4) as u64)?;
+            rows
+        };
+        self.data = Some(Resident {
+            key: Arc::downgrade(data),
+            whole,
+            block_rows,
+        });
+        Ok(())
+    }
+
+    /// Row blocks of the current data (multiples of 64 rows, so mask words align).
+    pub fn blocks(&self, n: usize) -> Vec<Range<usize>> {
+        let rows = self.data.as_ref().map_or(n, |r| r.block_rows).max(1);
+        crate::stream::row_blocks(n, rows).collect()
+    }
+
+    /// Whether X streams through the block buffer.
+    pub fn streaming(&self) -> bool {
+        self.data.as_ref().is_some_and(|r| !r.whole)
+    }
+
+    /// Records `f` for every row block. When X streams, each block is written to the block buffer
+    /// just before its commands and submitted with them (what was recorded before goes first).
+    pub fn each_block<'c>(
+        &self,
+        rec: &mut Recorder<'c>,
+        op: &Operator,
+        mut f: impl FnMut(&mut Recorder<'c>, &XView<'_>, &Range<usize>, usize),
+    ) {
+        let blocks = self.blocks(op.n());
+        if !self.streaming() {
+            let view = XView {
+                buf: self.get("x"),
+                stride: op.n() as u32,
+                row0: 0,
+            };
+            for (k, rows) in blocks.iter().enumerate() {
+                let v = XView {
+                    row0: rows.start as u32,
+                    ..view
+                };
+                f(rec, &v, rows, k);
+            }
+            return;
+        }
+        let block = self.get("x_block");
+        let data = op.data();
+        for (k, rows) in blocks.iter().enumerate() {
+            std::mem::replace(rec, Recorder::new(rec.ctx())).submit();
+            let mut host = Vec::with_capacity(rows.len() * op.d());
+            for i in 0..op.d() {
+                host.extend_from_slice(&data.column(i)[rows.clone()]);
+            }
+            self.ctx.write(block, 0, &host);
+            let view = XView {
+                buf: block,
+                stride: rows.len() as u32,
+                row0: 0,
+            };
+            f(rec, &view, rows, k);
+        }
+    }
+
+    /// Uploads the support `idx` (sorted, unique) with room for `cap` entries: columns, runs (one
+    /// per neuron), the run of each entry, and the generators of its neurons; ensures room for
+    /// their activation bits over all n rows.
+    pub fn upload_support(&mut self, op: &Operator, idx: &[u32], cap: usize) -> Result<SupportInfo> {
+        let (n, d) = (op.n(), op.d());
+        let t = Support::new(idx, d);
+        if let Some(&c) = t.idx.last() {
+            if c as u64 >= op.cols() {
+                return Err(Error::invalid(
+                    "support index",
+                    c,
+                    format!("≥ m·d = {}", op.cols()),
+                ));
+            }
+        }
+        if t.runs.len() > self.ctx.limits.max_compute_workgroups_per_dimension as usize {
+            return Err(Error::invalid(
+                "support neurons",
+                t.runs.len(),
+                "exceed one dispatch",
+            ));
+        }
+        let cap = cap.max(t.len()).max(1);
+        let words = n.div_ceil(32);
+        let cols: Vec<u32> = t.idx.iter().map(|&c| c % d as u32).collect();
+        let mut run_start: Vec<u32> = t.runs.iter().map(|r| r.1 as u32).collect();
+        run_start.push(t.len() as u32);
+        let run_of: Vec<u32> = t
+            .runs
+            .iter()
+            .enumerate()
+            .flat_map(|(k, r)| std::iter::repeat_n(k as u32, r.2 - r.1))
+            .collect();
+        let h: Vec<f32> = t.runs.iter().flat_map(|r| op.generator(r.0)).collect();
+        self.ensure("t_cols", (cap * 4) as u64)?;
+        self.ensure("t_runs", ((cap + 1) * 4) as u64)?;
+        self.ensure("t_run_of", (cap * 4) as u64)?;
+        self.ensure("t_h", (cap * d * 4) as u64)?;
+        self.ensure("t_bits", (cap * words * 4) as u64)?;
+        self.put("t_cols", &cols)?;
+        self.put("t_runs", &run_start)?;
+        self.put("t_run_of", &run_of)?;
+        self.put("t_h", &h)?;
+        Ok(SupportInfo {
+            len: t.len(),
+            runs: t.runs.len(),
+        })
+    }
+
+    /// The uploaded support as the kernels bind it.
+    pub fn support(&self) -> SupportBufs<'_> {
+        SupportBufs {
+            cols: self.get("t_cols"),
+            run_start: self.get("t_runs"),
+            run_of: self.get("t_run_of"),
+            bits: self.get("t_bits"),
+        }
+    }
+
+    /// Records the activation bits of the uploaded support's neurons over every row.
+    pub fn record_masks(&self, rec: &mut Recorder<'_>, op: &Operator, t: &SupportInfo) {
+        if t.runs == 0 {
+            return;
+        }
+        let (n, d) = (op.n(), op.d());
+        let words = n.div_ceil(32);
+        let (h, bits) = (self.get("t_h"), self.get("t_bits"));
+        self.each_block(rec, op, |rec, x, rows, _| {
+            let p = relu_mask::Params {
+                rows: rows.len() as u32,
+                d: d as u32,
+                tile: t.runs as u32,
+                words: rows.len().div_ceil(32) as u32,
+                x_stride: x.stride,
+                x_row0: x.row0,
+                out_stride: words as u32,
+                out_word0: (rows.start / 32) as u32,
+            };
+            relu_mask::encode(rec, &p, x.buf, h, bits);
+        });
+    }
+
+    /// Records `out ← A_T z (− y)` for the uploaded support.
+    pub fn record_forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        op: &Operator,
+        t: &SupportInfo,
+        z: &DeviceBuffer,
+        out: &DeviceBuffer,
+        sub_y: bool,
+    ) {
+        let words = op.n().div_ceil(32) as u32;
+        let (sup, y) = (self.support(), self.get("y"));
+        self.each_block(rec, op, |rec, x, rows, _| {
+            let p = super::support_forward::Params {
+                rows: rows.len() as u32,
+                x_stride: x.stride,
+                x_row0: x.row0,
+                words,
+                runs: t.runs as u32,
+                out_row0: rows.start as u32,
+                m_row0: rows.start as u32,
+                sub_y: sub_y as u32,
+            };
+            super::support_forward::encode(rec, &p, x.buf, &sup, z, out, y);
+        });
+    }
+
+    /// Records `out ← A_Tᵀ r` for the uploaded support.
+    pub fn record_adjoint(
+        &self,
+        rec: &mut Recorder<'_>,
+        op: &Operator,
+        t: &SupportInfo,
+        r: &DeviceBuffer,
+        out: &DeviceBuffer,
+    ) {
+        if t.len == 0 {
+            return;
+        }
+        let words = op.n().div_ceil(32) as u32;
+        let sup = self.support();
+        self.each_block(rec, op, |rec, x, rows, k| {
+            let p = super::support_adjoint::Params {
+                rows: rows.len() as u32,
+                x_stride: x.stride,
+                x_row0: x.row0,
+                words,
+                len: t.len as u32,
+                r_row0: rows.start as u32,
+                m_row0: rows.start as u32,
+                accumulate: (k > 0) as u32,
+            };
+            super::support_adjoint::encode(rec, &p, x.buf, &sup, r, out);
+        });
+    }
+}

@@ -1,0 +1,255 @@
+//! Engine properties, written once and run on every engine: the CPU engine always, the WebGPU
+//! engine when an adapter is found (required in CI). The adjoint dot test, the gradient phase's
+//! selection against the dense formula, the support phase against the reference rules run on the
+//! engine's own primitives, a whole solve against the CPU engine's, and the counters of what
+//! reached the device.
+
+use super::common::*;
+use super::gpu::gpu;
+use relu_iht::backend::{rules, Backend, SupportOps};
+use relu_iht::cpu::CpuBackend;
+use relu_iht::gpu::{GpuBackend, GpuContext};
+use std::sync::Arc;
+use relu_iht::iht::{Iht, IhtConfig};
+use relu_iht::operator::{Generators, Mode, Operator};
+use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
+
+/// Runs `check` on every available engine (fresh ones for each call). The GPU engines share the
+/// test binary's device, unless `own_device` (a test that counts what reaches the device must not
+/// see other tests' work).
+fn each_engine_on(own_device: bool, mut check: impl FnMut(&mut dyn FnMut() -> Engine)) {
+    check(&mut || Engine::Cpu(CpuBackend::new()));
+    if let Some(shared) = gpu() {
+        let ctx = if own_device {
+            Arc::new(GpuContext::new(false).expect("a second device on the same adapter"))
+        } else {
+            shared
+        };
+        check(&mut || Engine::Gpu(GpuBackend::new(ctx.clone(), None)));
+    }
+}
+
+fn each_engine(check: impl FnMut(&mut dyn FnMut() -> Engine)) {
+    each_engine_on(false, check)
+}
+
+enum Engine {
+    Cpu(CpuBackend),
+    Gpu(GpuBackend),
+}
+
+macro_rules! on {
+    ($engine:expr, $b:ident => $body:expr) => {
+        match $engine {
+            #[allow(unused_mut)] // not every check mutates the engine
+            Engine::Cpu(mut $b) => $body,
+            #[allow(unused_mut)] // not every check mutates the engine
+            Engine::Gpu(mut $b) => $body,
+        }
+    };
+}
+
+/// ⟨A_T u, v⟩ = ⟨u, A_Tᵀ v⟩ on random supports of both generator modes, awkward shapes.
+fn dot_test<B: SupportOps>(be: &mut B, name: &str) {
+    let mut rng = rng(40);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            let u = sparse(&mut rng, m * d, (m * d).div_ceil(2));
+            let v = nonzero(&mut rng, n);
+            be.prepare_support(&op, u.indices()).unwrap();
+            let au = be.forward(&op, u.values()).unwrap();
+            let au = be.download(&au).unwrap();
+            let vb = be.upload(&v).unwrap();
+            let atv = be.adjoint(&op, &vb).unwrap();
+            let lhs: f64 = au.iter().zip(&v).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let rhs: f64 = u
+                .values()
+                .iter()
+                .zip(&atv)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            // Both sides are f32 sums of ≤ n·|T| products of magnitude ≤ 1.21.
+            let tol = 1e-5 * 1.21 * (n * u.nnz()) as f64;
+            assert!(
+                (lhs - rhs).abs() <= tol,
+                "{name} n={n} d={d} m={m}: ⟨Au, v⟩ = {lhs}, ⟨u, Aᵀv⟩ = {rhs}, tolerance {tol:e}"
+            );
+        }
+    }
+}
+
+/// The gradient phase keeps the `keep` largest `|x − μ Aᵀ r|`, r = A_S x_S − y, as the dense
+/// formula says (up to near-ties at the cut).
+fn gradient_selection<B: Backend>(be: &mut B, name: &str) {
+    let mut rng = rng(41);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data.clone(), m) {
+            let md = m * d;
+            // The iterate itself as generators, and an iterate other than the generators (with
+            // weights on neurons whose block is zero).
+            let mut xs = vec![sparse(&mut rng, md, md / 3)];
+            if let Generators::Weights(w) = op.generators() {
+                xs.push(w.clone());
+            }
+            for (x, keep) in xs.iter().flat_map(|x| [(x, 1), (x, md.div_ceil(3)), (x, md)]) {
+                let phase = be.gradient_phase(&op, &x, keep).unwrap();
+                let mut r: Vec<f64> = op.dense_forward(x.to_dense().as_slice());
+                for (ri, &y) in r.iter_mut().zip(data.y()) {
+                    *ri -= y as f64;
+                }
+                let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+                let grad = op.dense_adjoint(&r32);
+                let xd = x.to_dense();
+                let cand: Vec<f64> = (0..md)
+                    .map(|c| xd[c] as f64 - phase.mu * grad[c])
+                    .collect();
+                let z0 = &phase.z0;
+                assert!(z0.nnz() <= keep, "{name}: {} > keep {keep}", z0.nnz());
+                let mut order: Vec<f64> = cand.iter().map(|v| v.abs()).collect();
+                order.sort_by(|a, b| b.total_cmp(a));
+                let nonzero = order.iter().filter(|&&v| v > 0.0).count();
+                assert_eq!(z0.nnz(), keep.min(nonzero), "{name} n={n} m={m} keep={keep}");
+                // Every kept entry is at least as large as the cut, within the f32 error of
+                // the gradient (a sum of n terms ≤ 1.21·‖r‖∞ in magnitude).
+                let rmax = r.iter().map(|v| v.abs()).fold(0.0, f64::max);
+                let tol = 1e-5 * (1.0 + phase.mu * 1.21 * n as f64 * rmax);
+                let cut = order[z0.nnz() - 1];
+                for (&c, &v) in z0.indices().iter().zip(z0.values()) {
+                    assert!(
+                        (v as f64 - cand[c as usize]).abs() <= tol,
+                        "{name}: candidate {c}: actual {v}, expected {}",
+                        cand[c as usize]
+                    );
+                    assert!(
+                        (v.abs() as f64) >= cut - tol,
+                        "{name}: kept {c} with |{v}| below the cut {cut}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The engine's support phase equals the reference rules run on its own primitives.
+fn support_phase_follows_rules<B: Backend + SupportOps>(be: &mut B, name: &str) {
+    let mut rng = rng(42);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            let z0 = sparse(&mut rng, m * d, (m * d).div_ceil(4));
+            for mu in [1e-3, 0.5, 40.0] {
+                let got = be.support_phase(&op, &z0, mu, 10).unwrap();
+                let want = rules::support_phase(be, &op, &z0, mu, 10).unwrap();
+                assert_eq!(
+                    (got.trials, got.resets),
+                    (want.trials, want.resets),
+                    "{name} n={n} d={d} m={m} μ={mu}: line search"
+                );
+                assert!(
+                    (got.mu - want.mu).abs() <= 1e-6 * want.mu,
+                    "{name}: μ {} vs {}",
+                    got.mu,
+                    want.mu
+                );
+                assert!(
+                    (got.f - want.f).abs() <= 1e-4 * want.f.max(1e-9),
+                    "{name} n={n}: f {} vs {}",
+                    got.f,
+                    want.f
+                );
+                let scale = want.z.iter().map(|v| v.abs() as f64).fold(1.0, f64::max);
+                let w: Vec<f64> = want.z.iter().map(|&v| v as f64).collect();
+                assert_close(&format!("{name} z n={n} μ={mu}"), &got.z, &w, 1e-4, scale);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_engine_passes_the_dot_test() {
+    each_engine(|make| on!(make(), b => {
+        let name = b.name();
+        dot_test(&mut b, &name)
+    }));
+}
+
+#[test]
+fn every_engine_selects_the_dense_top_s() {
+    each_engine(|make| on!(make(), b => {
+        let name = b.name();
+        gradient_selection(&mut b, &name)
+    }));
+}
+
+#[test]
+fn every_engine_follows_the_support_rules() {
+    each_engine(|make| on!(make(), b => {
+        let name = b.name();
+        support_phase_follows_rules(&mut b, &name)
+    }));
+}
+
+#[test]
+fn every_engine_solves_as_the_cpu_engine() {
+    let spec = PlantedSpec {
+        n: 1200,
+        d: 10,
+        m: 9,
+        s: 20,
+        seed: 3,
+        teacher: Teacher::Relu,
+    };
+    let mut config = IhtConfig::new(20, 12);
+    config.mode = Mode::SequentialConvex;
+    config.seed = 3;
+    let (_, want, want_scores) = planted::run(&spec, &config, CpuBackend::new(), |_| {}).unwrap();
+    each_engine(|make| {
+        on!(make(), b => {
+            let name = b.name();
+            let (_, got, scores) = planted::run(&spec, &config, b, |_| {}).unwrap();
+            assert_eq!(got.x.indices(), want.x.indices(), "{name}: same support");
+            let (pg, pc) = (scores.psnr.min(140.0), want_scores.psnr.min(140.0));
+            assert!((pg - pc).abs() < 0.5, "{name}: PSNR {pg} vs {pc}");
+        })
+    });
+}
+
+/// A step reads back at most twice and submits at most four times; from the third step on it
+/// creates no buffer and no bind group (GPU); the CPU engine counts nothing.
+#[test]
+fn every_engine_keeps_the_step_on_its_device() {
+    let spec = PlantedSpec {
+        n: 3000,
+        d: 20,
+        m: 300,
+        s: 60,
+        seed: 4,
+        teacher: Teacher::Relu,
+    };
+    each_engine_on(true, |make| {
+        on!(make(), b => {
+            let name = b.name();
+            let problem = planted::generate(&spec, &mut b).unwrap();
+            let op = Operator::new(problem.data.clone(), spec.m, Generators::Random { seed: 0 })
+                .unwrap();
+            let mut solver = Iht::new(b, op, IhtConfig::new(spec.s, 6)).unwrap();
+            for step in 0..6 {
+                let before = solver.backend().counters();
+                solver.step().unwrap();
+                let c = solver.backend().counters().since(&before);
+                if name == "cpu" {
+                    assert_eq!(c, Default::default(), "the CPU engine has no device");
+                    continue;
+                }
+                assert!(c.readbacks <= 2, "{name} step {step}: {c:?}");
+                assert!(c.submits <= 4, "{name} step {step}: {c:?}");
+                if step >= 2 {
+                    assert_eq!(c.buffers_created, 0, "{name} step {step}: {c:?}");
+                    assert_eq!(c.bind_groups_created, 0, "{name} step {step}: {c:?}");
+                }
+            }
+        })
+    });
+}
