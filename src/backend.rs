@@ -80,8 +80,12 @@ pub trait Backend {
     /// `r = A_S x_S − y`, `g = A_Sᵀ r` and `μ = ‖g‖² / (‖A_S g‖² + 1e-8)` (`1e-14` when S is
     /// empty); then, over every live block, the candidates `x − μ Aᵀ r` reduced to the `keep`
     /// largest by magnitude (ties by the smaller index, zeros dropped). See [`rules`].
-    fn gradient_phase(&mut self, op: &Operator, x: &SparseVec, keep: usize)
-        -> Result<GradientPhase>;
+    fn gradient_phase(
+        &mut self,
+        op: &Operator,
+        x: &SparseVec,
+        keep: usize,
+    ) -> Result<GradientPhase>;
 
     /// SPEC §2 step 3 on T = supp(z0), starting from `z0` with step size `mu`: up to `inner_steps`
     /// Armijo gradient steps with the reset rule. See [`rules::support_phase`].
@@ -187,7 +191,11 @@ pub mod rules {
     }
 
     /// Step 1: `r = A_S x_S − y` and the normalized step size on the prepared support S.
-    pub fn niht<P: SupportOps>(p: &mut P, op: &Operator, x: &SparseVec) -> Result<(P::Vector, f64)> {
+    pub fn niht<P: SupportOps>(
+        p: &mut P,
+        op: &Operator,
+        x: &SparseVec,
+    ) -> Result<(P::Vector, f64)> {
         p.prepare_support(op, x.indices())?;
         let r = p.residual(op, x.values())?;
         if x.is_empty() {

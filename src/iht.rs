@@ -353,9 +353,9 @@ impl<B: Backend> Iht<B> {
         // Steps 1–2 (normalized step size, streamed gradient and thresholding), then step 3
         // (Armijo steps on the new support): each one operation of the engine.
         let grad = self.backend.gradient_phase(&op, &self.x, self.keep)?;
-        let phase =
-            self.backend
-                .support_phase(&op, &grad.z0, grad.mu, self.config.inner_steps)?;
+        let phase = self
+            .backend
+            .support_phase(&op, &grad.z0, grad.mu, self.config.inner_steps)?;
         self.x = SparseVec::from_sorted(op.cols(), grad.z0.indices().to_vec(), phase.z);
         let yy: f64 = op.data().y().iter().map(|&v| v as f64 * v as f64).sum();
         let f = phase.f;

@@ -240,7 +240,13 @@ fn measure<B: Backend + SupportOps>(
         let counts = StepCounts::of(&per_step);
         (secs, rec.steps, scores.psnr, be.peak_device_bytes(), counts)
     } else {
-        (0.0, 0, f64::NAN, be.peak_device_bytes(), StepCounts::default())
+        (
+            0.0,
+            0,
+            f64::NAN,
+            be.peak_device_bytes(),
+            StepCounts::default(),
+        )
     };
     Ok(Row {
         task: "bench",

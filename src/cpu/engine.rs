@@ -105,7 +105,6 @@ impl SupportOps for CpuBackend {
         reduce::axpy(r, q, mu);
         Ok(())
     }
-
 }
 
 impl Backend for CpuBackend {

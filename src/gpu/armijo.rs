@@ -127,5 +127,10 @@ pub fn update(
         what: 0,
         _pad: 0,
     };
-    rec.dispatch("armijo.update", &p, &[state, a, b, c], (p.len.div_ceil(64), 1, 1));
+    rec.dispatch(
+        "armijo.update",
+        &p,
+        &[state, a, b, c],
+        (p.len.div_ceil(64), 1, 1),
+    );
 }

@@ -10,12 +10,12 @@
 //! [`POOL_BYTES`] idle.
 
 use super::context::GpuContext;
+use super::pipeline::{Kernel, PARAM_SLOT};
+use crate::backend::Counters;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use super::pipeline::{Kernel, PARAM_SLOT};
-use crate::backend::Counters;
 
 /// Most idle bytes the pool keeps for reuse.
 pub const POOL_BYTES: u64 = 32 << 20;
@@ -278,22 +278,20 @@ impl GpuContext {
                 size: std::num::NonZeroU64::new(PARAM_SLOT),
             }),
         }];
-        entries.extend(
-            kernel
-                .storage
-                .iter()
-                .zip(storage)
-                .map(|(&(b, _), buf)| wgpu::BindGroupEntry {
-                    binding: b,
-                    resource: buf.buf.as_entire_binding(),
-                }),
-        );
+        entries.extend(kernel.storage.iter().zip(storage).map(|(&(b, _), buf)| {
+            wgpu::BindGroupEntry {
+                binding: b,
+                resource: buf.buf.as_entire_binding(),
+            }
+        }));
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&kernel.label),
             layout: &kernel.layout,
             entries: &entries,
         });
-        self.stats.bind_groups_created.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .bind_groups_created
+            .fetch_add(1, Ordering::Relaxed);
         groups.insert(key, group.clone());
         group
     }

@@ -131,7 +131,10 @@ impl Backend for GpuBackend {
             ("tile_x", tile * d * 4),
             ("tile_h", tile * d * 4),
             ("tile_g", tile * d * 4),
-            ("tile_bits", tile * self.ws.blocks(n)[0].len().div_ceil(32) * 4),
+            (
+                "tile_bits",
+                tile * self.ws.blocks(n)[0].len().div_ceil(32) * 4,
+            ),
             ("live", live.len().max(1) * 4),
             ("run_idx0", cap * 4),
             ("run_val0", cap * 4),
@@ -262,7 +265,17 @@ impl Backend for GpuBackend {
                     };
                     masked_gradient::encode(rec, &gp, &b);
                 });
-                topk::merge(&mut rec, &run, tg, ws.get("live"), first, t * d, d, keep, tiles);
+                topk::merge(
+                    &mut rec,
+                    &run,
+                    tg,
+                    ws.get("live"),
+                    first,
+                    t * d,
+                    d,
+                    keep,
+                    tiles,
+                );
                 tiles += 1;
             }
         }
@@ -297,7 +310,12 @@ impl Backend for GpuBackend {
             .collect();
         if !dead.is_empty() {
             let mut top = TopS::new(keep);
-            for (&c, &v) in z0.indices().iter().zip(z0.values()).chain(dead.iter().map(|(c, v)| (c, v))) {
+            for (&c, &v) in z0
+                .indices()
+                .iter()
+                .zip(z0.values())
+                .chain(dead.iter().map(|(c, v)| (c, v)))
+            {
                 top.push(c, v);
             }
             z0 = top.finish(op.cols());

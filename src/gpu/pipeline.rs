@@ -57,12 +57,16 @@ pub fn reflect(source: &str, entry: &str) -> Result<Vec<(u32, bool)>> {
             continue;
         };
         match var.space {
-            naga::AddressSpace::Storage { access } => out.push((
-                binding.binding,
-                access.contains(naga::StorageAccess::STORE),
-            )),
+            naga::AddressSpace::Storage { access } => {
+                out.push((binding.binding, access.contains(naga::StorageAccess::STORE)))
+            }
             naga::AddressSpace::Uniform if binding.binding == 0 => {}
-            _ => return Err(bad(format!("{entry}: unexpected binding {}", binding.binding))),
+            _ => {
+                return Err(bad(format!(
+                    "{entry}: unexpected binding {}",
+                    binding.binding
+                )))
+            }
         }
     }
     out.sort_unstable();

@@ -29,7 +29,9 @@ impl GpuBackend {
         let t = self.prepared()?;
         Error::check_len("z (support size)", t.len, z.len())?;
         self.ws.put("p_z", z)?;
-        let out = self.ctx.try_storage("relu-iht.forward", (op.n() * 4) as u64)?;
+        let out = self
+            .ctx
+            .try_storage("relu-iht.forward", (op.n() * 4) as u64)?;
         let ctx = self.ctx.clone();
         let mut rec = Recorder::new(&ctx);
         self.ws

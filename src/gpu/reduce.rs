@@ -19,7 +19,13 @@ pub const PER_GROUP: usize = 1024;
 
 /// Records the partial sums of `‖a − μ b‖²` (mode 1) or `‖a‖²` (mode 0; `b` is not read but must
 /// be a distinct buffer).
-pub fn partials(rec: &mut Recorder<'_>, p: &Params, a: &DeviceBuffer, b: &DeviceBuffer, part: &DeviceBuffer) {
+pub fn partials(
+    rec: &mut Recorder<'_>,
+    p: &Params,
+    a: &DeviceBuffer,
+    b: &DeviceBuffer,
+    part: &DeviceBuffer,
+) {
     let groups = (p.len as usize).div_ceil(PER_GROUP) as u32;
     rec.dispatch("reduce.partials", p, &[a, b, part], (groups, 1, 1));
 }

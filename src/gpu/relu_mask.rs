@@ -18,7 +18,13 @@ pub struct Params {
 }
 
 /// Records `bits ← 1{X_block · h > 0}` for the `p.tile` neurons whose generators `h` holds.
-pub fn encode(rec: &mut Recorder<'_>, p: &Params, x: &DeviceBuffer, h: &DeviceBuffer, bits: &DeviceBuffer) {
+pub fn encode(
+    rec: &mut Recorder<'_>,
+    p: &Params,
+    x: &DeviceBuffer,
+    h: &DeviceBuffer,
+    bits: &DeviceBuffer,
+) {
     let groups = (p.rows.div_ceil(64), p.tile.div_ceil(4), 1);
     rec.dispatch("relu_mask.main", p, &[x, h, bits], groups);
 }

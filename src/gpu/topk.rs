@@ -80,12 +80,19 @@ pub fn merge(
         rec.dispatch("topk.pick", &p, &[run.ctl], (1, 1, 1));
     }
     let pool = [cand, neurons, run.idx[i], run.val[i]];
-    rec.dispatch("topk.count", &p, &[pool[0], pool[1], pool[2], pool[3], run.ctl, run.blocks], (nb, 1, 1));
+    rec.dispatch(
+        "topk.count",
+        &p,
+        &[pool[0], pool[1], pool[2], pool[3], run.ctl, run.blocks],
+        (nb, 1, 1),
+    );
     rec.dispatch("topk.scan", &p, &[run.ctl, run.blocks], (1, 1, 1));
     rec.dispatch(
         "topk.place",
         &p,
-        &[pool[0], pool[1], pool[2], pool[3], run.idx[o], run.val[o], run.ctl, run.blocks],
+        &[
+            pool[0], pool[1], pool[2], pool[3], run.idx[o], run.val[o], run.ctl, run.blocks,
+        ],
         (nb, 1, 1),
     );
 }

@@ -195,7 +195,12 @@ impl Workspace {
     /// Uploads the support `idx` (sorted, unique) with room for `cap` entries: columns, runs (one
     /// per neuron), the run of each entry, and the generators of its neurons; ensures room for
     /// their activation bits over all n rows.
-    pub fn upload_support(&mut self, op: &Operator, idx: &[u32], cap: usize) -> Result<SupportInfo> {
+    pub fn upload_support(
+        &mut self,
+        op: &Operator,
+        idx: &[u32],
+        cap: usize,
+    ) -> Result<SupportInfo> {
         let (n, d) = (op.n(), op.d());
         let t = Support::new(idx, d);
         if let Some(&c) = t.idx.last() {

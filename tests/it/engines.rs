@@ -9,10 +9,10 @@ use super::gpu::gpu;
 use relu_iht::backend::{rules, Backend, SupportOps};
 use relu_iht::cpu::CpuBackend;
 use relu_iht::gpu::{GpuBackend, GpuContext};
-use std::sync::Arc;
 use relu_iht::iht::{Iht, IhtConfig};
 use relu_iht::operator::{Generators, Mode, Operator};
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
+use std::sync::Arc;
 
 /// Runs `check` on every available engine (fresh ones for each call). The GPU engines share the
 /// test binary's device, unless `own_device` (a test that counts what reaches the device must not
@@ -93,8 +93,11 @@ fn gradient_selection<B: Backend>(be: &mut B, name: &str) {
             if let Generators::Weights(w) = op.generators() {
                 xs.push(w.clone());
             }
-            for (x, keep) in xs.iter().flat_map(|x| [(x, 1), (x, md.div_ceil(3)), (x, md)]) {
-                let phase = be.gradient_phase(&op, &x, keep).unwrap();
+            for (x, keep) in xs
+                .iter()
+                .flat_map(|x| [(x, 1), (x, md.div_ceil(3)), (x, md)])
+            {
+                let phase = be.gradient_phase(&op, x, keep).unwrap();
                 let mut r: Vec<f64> = op.dense_forward(x.to_dense().as_slice());
                 for (ri, &y) in r.iter_mut().zip(data.y()) {
                     *ri -= y as f64;
@@ -102,15 +105,17 @@ fn gradient_selection<B: Backend>(be: &mut B, name: &str) {
                 let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
                 let grad = op.dense_adjoint(&r32);
                 let xd = x.to_dense();
-                let cand: Vec<f64> = (0..md)
-                    .map(|c| xd[c] as f64 - phase.mu * grad[c])
-                    .collect();
+                let cand: Vec<f64> = (0..md).map(|c| xd[c] as f64 - phase.mu * grad[c]).collect();
                 let z0 = &phase.z0;
                 assert!(z0.nnz() <= keep, "{name}: {} > keep {keep}", z0.nnz());
                 let mut order: Vec<f64> = cand.iter().map(|v| v.abs()).collect();
                 order.sort_by(|a, b| b.total_cmp(a));
                 let nonzero = order.iter().filter(|&&v| v > 0.0).count();
-                assert_eq!(z0.nnz(), keep.min(nonzero), "{name} n={n} m={m} keep={keep}");
+                assert_eq!(
+                    z0.nnz(),
+                    keep.min(nonzero),
+                    "{name} n={n} m={m} keep={keep}"
+                );
                 // Every kept entry is at least as large as the cut, within the f32 error of
                 // the gradient (a sum of n terms ≤ 1.21·‖r‖∞ in magnitude).
                 let rmax = r.iter().map(|v| v.abs()).fold(0.0, f64::max);
@@ -169,26 +174,32 @@ fn support_phase_follows_rules<B: Backend + SupportOps>(be: &mut B, name: &str) 
 
 #[test]
 fn every_engine_passes_the_dot_test() {
-    each_engine(|make| on!(make(), b => {
-        let name = b.name();
-        dot_test(&mut b, &name)
-    }));
+    each_engine(|make| {
+        on!(make(), b => {
+            let name = b.name();
+            dot_test(&mut b, &name)
+        })
+    });
 }
 
 #[test]
 fn every_engine_selects_the_dense_top_s() {
-    each_engine(|make| on!(make(), b => {
-        let name = b.name();
-        gradient_selection(&mut b, &name)
-    }));
+    each_engine(|make| {
+        on!(make(), b => {
+            let name = b.name();
+            gradient_selection(&mut b, &name)
+        })
+    });
 }
 
 #[test]
 fn every_engine_follows_the_support_rules() {
-    each_engine(|make| on!(make(), b => {
-        let name = b.name();
-        support_phase_follows_rules(&mut b, &name)
-    }));
+    each_engine(|make| {
+        on!(make(), b => {
+            let name = b.name();
+            support_phase_follows_rules(&mut b, &name)
+        })
+    });
 }
 
 #[test]

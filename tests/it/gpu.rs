@@ -5,29 +5,29 @@
 
 use super::common::*;
 use super::twins::{vector_blocks, vector_targets, vector_twin_step, Layout};
+use relu_iht::backend::SupportOps;
+use relu_iht::cpu::armijo as cpu_armijo;
 use relu_iht::cpu::masked_gradient::{self, GradientBlock};
 use relu_iht::cpu::support_forward::RowBlock;
+use relu_iht::cpu::topk as cpu_topk;
 use relu_iht::cpu::vector_model::{self, TileLayout};
 use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, CpuBackend};
 use relu_iht::deep::fit_vector_layers;
-use relu_iht::cpu::armijo as cpu_armijo;
-use relu_iht::cpu::topk as cpu_topk;
 use relu_iht::gpu::buffers::Recorder;
 use relu_iht::gpu::masked_gradient as gpu_masked_gradient;
-use relu_iht::gpu::{armijo, topk};
-use relu_iht::topk::TopS;
 use relu_iht::gpu::masked_gradient::Params as MaskedGradientParams;
 use relu_iht::gpu::reduce::Params as ReduceParams;
 use relu_iht::gpu::relu_mask::Params as ReluMaskParams;
 use relu_iht::gpu::support_adjoint::Params as SupportAdjointParams;
 use relu_iht::gpu::support_forward::Params as SupportForwardParams;
 use relu_iht::gpu::vector_model::Params as VectorModelParams;
+use relu_iht::gpu::{armijo, topk};
 use relu_iht::gpu::{GpuBackend, GpuContext};
 use relu_iht::iht::IhtConfig;
 use relu_iht::operator::Mode;
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
+use relu_iht::topk::TopS;
 use relu_iht::vector::{Loss, Select, VectorConfig};
-use relu_iht::backend::SupportOps;
 use relu_iht::Backend;
 use std::sync::{Arc, OnceLock};
 
@@ -86,7 +86,12 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 out_word0: 0,
             };
             let mut enc = Recorder::new(&ctx);
-            enc.dispatch("relu_mask.main", &p, &[&xb, &hb, &bits], (groups64(n), t.div_ceil(4) as u32, 1));
+            enc.dispatch(
+                "relu_mask.main",
+                &p,
+                &[&xb, &hb, &bits],
+                (groups64(n), t.div_ceil(4) as u32, 1),
+            );
             let got = enc.read_one::<u32>(&bits, 0, t * words).unwrap();
             let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
             assert_eq!(
@@ -114,7 +119,12 @@ fn relu_mask_and_masked_gradient_match_twins() {
             };
             let mut enc = Recorder::new(&ctx);
             let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
-            enc.dispatch("masked_gradient.main", &gp, &[&xb, &rb, &bits, &xtb, &g, &xtb], groups);
+            enc.dispatch(
+                "masked_gradient.main",
+                &gp,
+                &[&xb, &rb, &bits, &xtb, &g, &xtb],
+                groups,
+            );
             let got = enc.read_one::<f32>(&g, 0, t * d).unwrap();
             let block = GradientBlock {
                 x: op.data().xt(),
@@ -175,7 +185,12 @@ fn support_kernels_and_reduce_match_twins() {
                 sub_y: 0,
             };
             let mut enc = Recorder::new(&ctx);
-            enc.dispatch("support_forward.main", &p, &[&xb, &cols, &starts, &zb, &bits, &out, &xb], (groups64(n), 1, 1));
+            enc.dispatch(
+                "support_forward.main",
+                &p,
+                &[&xb, &cols, &starts, &zb, &bits, &out, &xb],
+                (groups64(n), 1, 1),
+            );
             let got = enc.read_one::<f32>(&out, 0, n).unwrap();
             let twin: Vec<f64> =
                 support_forward::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), x.values())
@@ -206,7 +221,12 @@ fn support_kernels_and_reduce_match_twins() {
                 accumulate: 0,
             };
             let mut enc = Recorder::new(&ctx);
-            enc.dispatch("support_adjoint.main", &p, &[&xb, &cols, &run_of, &vb, &bits, &adj], (len as u32, 1, 1));
+            enc.dispatch(
+                "support_adjoint.main",
+                &p,
+                &[&xb, &cols, &run_of, &vb, &bits, &adj],
+                (len as u32, 1, 1),
+            );
             let got = enc.read_one::<f32>(&adj, 0, len).unwrap();
             let twin: Vec<f64> =
                 support_adjoint::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), &v, 0)
@@ -234,7 +254,12 @@ fn support_kernels_and_reduce_match_twins() {
                 mu: 0.7,
             };
             let mut enc = Recorder::new(&ctx);
-            enc.dispatch("reduce.partials", &rp, &[&ab, &bb, &part], (groups as u32, 1, 1));
+            enc.dispatch(
+                "reduce.partials",
+                &rp,
+                &[&ab, &bb, &part],
+                (groups as u32, 1, 1),
+            );
             let got = enc.read_one::<f32>(&part, 0, groups).unwrap();
             let bhost = Recorder::new(&ctx).read_one::<f32>(&bb, 0, n).unwrap();
             let twin: Vec<f64> = reduce::twin_partials(&v, Some(&bhost), 0.7, 64)
@@ -286,7 +311,13 @@ fn topk_merge_matches_twin_and_running_set() {
             let cand: Vec<f32> = nonzero(&mut rng, len)
                 .iter()
                 .enumerate()
-                .map(|(k, v)| if k % 5 == 3 { 0.0 } else { (v * 4.0).round() / 4.0 })
+                .map(|(k, v)| {
+                    if k % 5 == 3 {
+                        0.0
+                    } else {
+                        (v * 4.0).round() / 4.0
+                    }
+                })
                 .collect();
             let tile_neurons = &neurons[t * per..(t + 1) * per];
             twin = cpu_topk::twin_merge(&twin, &cand, tile_neurons, d, keep);
@@ -310,7 +341,10 @@ fn topk_merge_matches_twin_and_running_set() {
         let val: Vec<f32> =
             bytemuck::pod_collect_to_vec(&bytes[4 + keep * 4..4 + keep * 4 + count * 4]);
         let got: Vec<(u32, f32)> = idx.into_iter().zip(val).collect();
-        assert_eq!(got, twin, "tiles {tiles} × {per} neurons, d {d}, keep {keep}: GPU vs twin");
+        assert_eq!(
+            got, twin,
+            "tiles {tiles} × {per} neurons, d {d}, keep {keep}: GPU vs twin"
+        );
         let want = reference.finish(u32::MAX as u64);
         let want: Vec<(u32, f32)> = want
             .indices()
@@ -347,7 +381,8 @@ fn armijo_kernels_match_twin() {
         let bytes = rec
             .read(&[(&state, 0, armijo::STATE_BYTES), (&rb, 0, (n * 4) as u64)])
             .unwrap();
-        let st: armijo::State = bytemuck::pod_read_unaligned(&bytes[..armijo::STATE_BYTES as usize]);
+        let st: armijo::State =
+            bytemuck::pod_read_unaligned(&bytes[..armijo::STATE_BYTES as usize]);
         let got_r: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes[armijo::STATE_BYTES as usize..]);
 
         let mut tw = cpu_armijo::State {
@@ -388,7 +423,11 @@ fn armijo_kernels_match_twin() {
             }
             mu /= 2.0;
         }
-        assert_eq!((tw.trials as usize, tw.action == 1), (tests, accepted), "n={n}: twin vs rule");
+        assert_eq!(
+            (tw.trials as usize, tw.action == 1),
+            (tests, accepted),
+            "n={n}: twin vs rule"
+        );
     }
 }
 
@@ -464,7 +503,11 @@ fn engine_matches_cpu_engine_resident_and_streamed() {
                     sg.f,
                     sc.f
                 );
-                assert_eq!((sg.trials, sg.resets), (sc.trials, sc.resets), "n={n}: line search");
+                assert_eq!(
+                    (sg.trials, sg.resets),
+                    (sc.trials, sc.resets),
+                    "n={n}: line search"
+                );
                 let want: Vec<f64> = sc.z.iter().map(|&v| v as f64).collect();
                 let scale = sc.z.iter().map(|v| v.abs() as f64).fold(1.0, f64::max);
                 assert_close(&format!("support phase z n={n}"), &sg.z, &want, 1e-3, scale);
@@ -641,7 +684,12 @@ fn vector_model_kernels_match_twins() {
                 };
                 let mut enc = Recorder::new(&ctx);
                 let bind = [(2, &w2b), (4, &hb), (5, &out)];
-                enc.dispatch("vector_model.output", &p, &bind.map(|b| b.1), (groups64(n), 1, 1));
+                enc.dispatch(
+                    "vector_model.output",
+                    &p,
+                    &bind.map(|b| b.1),
+                    (groups64(n), 1, 1),
+                );
                 let got = enc.read_one::<f32>(&out, 0, k * n).unwrap();
                 let mut want = start.clone();
                 vector_model::output_twin(&l, &h_in, &b.w2, true, &mut want);
@@ -666,7 +714,12 @@ fn vector_model_kernels_match_twins() {
                     };
                     let mut enc = Recorder::new(&ctx);
                     let bind = [(5, &ob), (6, &yb), (7, &lb)];
-                    enc.dispatch("vector_model.residual", &p, &bind.map(|b| b.1), (groups64(n), 1, 1));
+                    enc.dispatch(
+                        "vector_model.residual",
+                        &p,
+                        &bind.map(|b| b.1),
+                        (groups64(n), 1, 1),
+                    );
                     let got_r = enc.read_one::<f32>(&ob, 0, k * n).unwrap();
                     let got_l = Recorder::new(&ctx).read_one::<f32>(&lb, 0, n).unwrap();
                     let mut want_r = yhat.clone();
@@ -694,7 +747,12 @@ fn vector_model_kernels_match_twins() {
                 let q = ctx.storage("q", (n * t * 4) as u64);
                 let mut enc = Recorder::new(&ctx);
                 let bind = [(2, &w2b), (3, &bb), (4, &q), (5, &rb)];
-                enc.dispatch("vector_model.backprop", &base, &bind.map(|b| b.1), (groups64(n), t as u32, 1));
+                enc.dispatch(
+                    "vector_model.backprop",
+                    &base,
+                    &bind.map(|b| b.1),
+                    (groups64(n), t as u32, 1),
+                );
                 let got = enc.read_one::<f32>(&q, 0, n * t).unwrap();
                 let mut want = vec![0.0f32; n * t];
                 vector_model::backprop_twin(&l, &r, &b.w2, &mut want);
