@@ -6,9 +6,9 @@
 //! Every call names the [`Operator`] so a backend may cache per-operator uploads.
 
 use crate::error::Result;
-use crate::operator::Operator;
-use crate::sparse::SparseVec;
-use crate::vector::{Blocks, Loss, VectorStep};
+use crate::problem::model::{Blocks, Loss, VectorStep};
+use crate::problem::operator::Operator;
+use crate::problem::sparse::SparseVec;
 
 /// An engine that can run the IHT solver.
 pub trait Backend {

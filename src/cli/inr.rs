@@ -5,9 +5,9 @@ use super::args::{InrArgs, MethodChoice};
 use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Context, Result};
-use relu_iht::data::{Data, InMemory, RowSource};
-use relu_iht::deep::{fit_layers, Deep};
-use relu_iht::iht::{Iht, IhtConfig};
+use relu_iht::problem::data::{Data, InMemory, RowSource};
+use relu_iht::solver::depth::{fit_layers, Deep};
+use relu_iht::solver::scalar::{Iht, IhtConfig};
 use relu_iht::tasks::inr::{self, FeatureRows, FourierFeatures, Image};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
@@ -226,7 +226,7 @@ fn imp_fit(
         config,
         m: a.solver.m_or(200),
         k: 1,
-        loss: relu_iht::vector::Loss::Mse,
+        loss: relu_iht::problem::model::Loss::Mse,
         data: &data,
         targets: &image.pixels,
         extra: json!({"image": label, "width": image.width, "height": image.height, "channels": image.channels, "unit_coords": a.unit_coords, "out": a.out.display().to_string()}),

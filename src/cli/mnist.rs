@@ -5,12 +5,12 @@ use super::args::{ClassesChoice, MethodChoice, MnistArgs};
 use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Result};
-use relu_iht::data::{Data, InMemory, RowSource};
-use relu_iht::deep::fit_layers;
-use relu_iht::iht::IhtConfig;
 use relu_iht::mem::peak_host_bytes;
+use relu_iht::problem::data::{Data, InMemory, RowSource};
+use relu_iht::problem::model::Loss;
+use relu_iht::solver::depth::fit_layers;
+use relu_iht::solver::scalar::IhtConfig;
 use relu_iht::tasks::mnist::{self, Labeled};
-use relu_iht::vector::Loss;
 use relu_iht::Backend;
 use serde_json::json;
 use std::sync::Arc;
@@ -177,7 +177,7 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             loss: a.loss.into(),
             data: &train_data,
             targets: &targets,
-            extra: json!({"classes": "all", "loss": relu_iht::vector::Loss::from(a.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
+            extra: json!({"classes": "all", "loss": relu_iht::problem::model::Loss::from(a.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
         };
         return imp::run(run, |model, _| {
             Ok(accuracy_score(class_accuracy(
@@ -201,7 +201,7 @@ fn all_classes_fit<B: Backend>(
     (train_data, test_data): (Arc<Data>, Arc<Data>),
     backend: B,
 ) -> Result<()> {
-    use relu_iht::vector::VectorConfig;
+    use relu_iht::solver::vector::VectorConfig;
     let k = 10;
     let m = a.solver.m_or(100);
     let layers = a.solver.layers;
@@ -274,7 +274,7 @@ fn one_hot(set: &Labeled, k: usize) -> Vec<f32> {
 
 /// Fraction of rows whose largest of the 10 outputs is the label.
 fn class_accuracy(yhat: &[f32], set: &Labeled) -> f64 {
-    let pred = relu_iht::vector::argmax_rows(yhat, 10);
+    let pred = relu_iht::problem::model::argmax_rows(yhat, 10);
     let hits = pred
         .iter()
         .zip(&set.labels)

@@ -143,8 +143,9 @@ fn vector(
     spec: &relu_iht::tasks::planted::PlantedSpec,
     config: &relu_iht::IhtConfig,
 ) -> Result<()> {
+    use relu_iht::problem::model::Loss;
+    use relu_iht::solver::vector::VectorConfig;
     use relu_iht::tasks::metrics;
-    use relu_iht::vector::{Loss, VectorConfig};
     let (n, d, m, k) = (spec.n, spec.d, spec.m, a.k);
     let (data, y, w1, w2) = vector_problem(spec, k)?;
     if a.solver.method == MethodChoice::Imp {
@@ -210,12 +211,12 @@ fn vector_problem(
     spec: &relu_iht::tasks::planted::PlantedSpec,
     k: usize,
 ) -> Result<(
-    std::sync::Arc<relu_iht::data::Data>,
+    std::sync::Arc<relu_iht::problem::data::Data>,
     Vec<f32>,
     relu_iht::SparseVec,
     relu_iht::SparseVec,
 )> {
-    use relu_iht::data::Data;
+    use relu_iht::problem::data::Data;
     use relu_iht::tasks::planted::{gaussian_inputs, planted_weights};
     let (n, d, m) = (spec.n, spec.d, spec.m);
     let half = (spec.s / 2).max(1);
@@ -259,7 +260,7 @@ fn imp_fit(
     a: &PlantedArgs,
     spec: &relu_iht::tasks::planted::PlantedSpec,
     config: &relu_iht::IhtConfig,
-    data: &relu_iht::data::Data,
+    data: &relu_iht::problem::data::Data,
     y: &[f32],
     k: usize,
 ) -> Result<()> {
@@ -270,7 +271,7 @@ fn imp_fit(
         config,
         m: spec.m,
         k,
-        loss: relu_iht::vector::Loss::Mse,
+        loss: relu_iht::problem::model::Loss::Mse,
         data,
         targets: y,
         extra: json!({"teacher": format!("{:?}", spec.teacher).to_lowercase(), "weight_error": null}),

@@ -91,7 +91,9 @@ pub fn progress(total: usize, quiet: bool) -> ProgressBar {
 }
 
 /// The step callback of a (layer-wise) fit: advances `bar`, showing layer, residual and weights.
-pub fn layer_step(bar: &ProgressBar) -> impl FnMut(usize, &relu_iht::iht::StepRecord) + '_ {
+pub fn layer_step(
+    bar: &ProgressBar,
+) -> impl FnMut(usize, &relu_iht::solver::scalar::StepRecord) + '_ {
     move |layer, st| {
         bar.set_message(format!(
             "layer {}, rel. residual {:.3e}, nnz {}",
@@ -108,19 +110,19 @@ pub fn layer_step(bar: &ProgressBar) -> impl FnMut(usize, &relu_iht::iht::StepRe
 #[allow(clippy::too_many_arguments)]
 pub fn fit_vector<B: Backend>(
     backend: B,
-    data: Arc<relu_iht::data::Data>,
+    data: Arc<relu_iht::problem::data::Data>,
     targets: Vec<f32>,
     k: usize,
     m: usize,
-    vc: &relu_iht::vector::VectorConfig,
+    vc: &relu_iht::solver::vector::VectorConfig,
     layers: usize,
     quiet: bool,
-) -> Result<(relu_iht::deep::VectorDeep<B>, f64, f64)> {
+) -> Result<(relu_iht::solver::depth::VectorDeep<B>, f64, f64)> {
     let steps = vc.epochs * vc.batch_size.map_or(1, |b| data.n().div_ceil(b));
     let bar = progress(steps * layers, quiet);
     let start = std::time::Instant::now();
     let mut last = f64::NAN;
-    let model = relu_iht::deep::fit_vector_layers(
+    let model = relu_iht::solver::depth::fit_vector_layers(
         backend,
         data,
         targets,
@@ -168,7 +170,7 @@ impl RunRecord {
         backend: String,
         (n, d, m, s): (usize, usize, usize, usize),
         seed: u64,
-        deep: &relu_iht::deep::Deep,
+        deep: &relu_iht::solver::depth::Deep,
         extra: serde_json::Value,
     ) -> Self {
         Self {

@@ -10,12 +10,12 @@ use super::buffers::DeviceBuffer;
 use super::context::GpuContext;
 use super::kernels::*;
 use crate::backend::Backend;
-use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::operator::{Generators, Operator, Support};
-use crate::sparse::SparseVec;
-use crate::topk::TopS;
-use crate::vector::{Blocks, Loss, VectorStep};
+use crate::problem::data::Data;
+use crate::problem::model::{Blocks, Loss, VectorStep};
+use crate::problem::operator::{Generators, Operator, Support};
+use crate::problem::sparse::SparseVec;
+use crate::problem::topk::TopS;
 use std::ops::Range;
 use std::sync::{Arc, Weak};
 
@@ -129,7 +129,7 @@ impl GpuBackend {
     /// Row blocks of the current data (multiples of 64 rows, so mask words align).
     pub(super) fn blocks(&self, n: usize) -> Vec<Range<usize>> {
         let rows = self.data.as_ref().map_or(n, |r| r.block_rows).max(1);
-        crate::stream::row_blocks(n, rows).collect()
+        crate::problem::stream::row_blocks(n, rows).collect()
     }
 
     /// Makes block `rows` visible (uploading it when streaming) and returns its view.

@@ -8,8 +8,8 @@ use super::buffers::DeviceBuffer;
 use super::engine::GpuBackend;
 use super::kernels::*;
 use crate::error::{Error, Result};
-use crate::operator::Operator;
-use crate::vector::{Blocks, Loss, VectorStep};
+use crate::problem::model::{Blocks, Loss, VectorStep};
+use crate::problem::operator::Operator;
 use std::ops::Range;
 
 /// One tile's device buffers of the vector model.

@@ -9,7 +9,7 @@
 //! thousand samples; larger ones are downscaled (`max_side`).
 
 use crate::error::{Error, Result};
-use crate::rng::{self, Stream};
+use crate::problem::rng::{self, Stream};
 use rayon::prelude::*;
 use std::path::Path;
 
@@ -278,20 +278,25 @@ impl FeatureRows {
     }
 }
 
-impl crate::data::RowSource for FeatureRows {
+impl crate::problem::data::RowSource for FeatureRows {
     fn n(&self) -> usize {
         self.targets.len()
     }
     fn d(&self) -> usize {
         self.features.dim()
     }
-    fn rows(&self, rows: &[usize]) -> Result<crate::data::Data> {
+    fn rows(&self, rows: &[usize]) -> Result<crate::problem::data::Data> {
         let k = self.features.k;
         let coords: Vec<f32> = rows
             .iter()
             .flat_map(|&r| self.coords[r * k..(r + 1) * k].iter().copied())
             .collect();
         let y = rows.iter().map(|&r| self.targets[r]).collect();
-        crate::data::Data::from_columns(rows.len(), self.d(), self.features.embed(&coords), y)
+        crate::problem::data::Data::from_columns(
+            rows.len(),
+            self.d(),
+            self.features.embed(&coords),
+            y,
+        )
     }
 }

@@ -148,7 +148,7 @@ pub struct Labeled {
 
 impl Labeled {
     /// The images as a data set (column-major f32 pixels, multiplied by `scale`) with targets `y`.
-    pub fn to_data(&self, scale: f32, y: Vec<f32>) -> Result<crate::data::Data> {
+    pub fn to_data(&self, scale: f32, y: Vec<f32>) -> Result<crate::problem::data::Data> {
         let (n, d) = (self.len(), self.d);
         let mut xt = vec![0.0f32; n * d];
         for (r, img) in self.x.chunks(d.max(1)).enumerate() {
@@ -156,7 +156,7 @@ impl Labeled {
                 xt[i * n + r] = p as f32 * scale;
             }
         }
-        crate::data::Data::from_columns(n, d, xt, y)
+        crate::problem::data::Data::from_columns(n, d, xt, y)
     }
 
     /// Pixels of image `k` as f32 (raw 0–255).

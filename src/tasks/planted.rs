@@ -7,13 +7,13 @@
 //! vectors (same seed), where exact recovery is what the guarantee promises.
 
 use crate::backend::Backend;
-use crate::data::{Data, InMemory, RowSource};
-use crate::deep::{fit_layers, Deep, Hidden};
 use crate::error::{Error, Result};
-use crate::iht::{self, IhtConfig, Recovery};
-use crate::operator::{Generators, Operator};
-use crate::rng::{self, Stream};
-use crate::sparse::SparseVec;
+use crate::problem::data::{Data, InMemory, RowSource};
+use crate::problem::operator::{Generators, Operator};
+use crate::problem::rng::{self, Stream};
+use crate::problem::sparse::SparseVec;
+use crate::solver::depth::{fit_layers, Deep, Hidden};
+use crate::solver::scalar::{self, IhtConfig, Recovery};
 use crate::tasks::metrics;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -114,7 +114,7 @@ pub fn generate<B: Backend>(spec: &PlantedSpec, backend: &mut B) -> Result<Plant
         Teacher::Convex => Generators::Random { seed: spec.seed },
     };
     let op = Operator::new(unlabeled.clone(), spec.m, gens)?;
-    let y = iht::predict(backend, &op, &truth)?;
+    let y = scalar::predict(backend, &op, &truth)?;
     let data = Arc::try_unwrap(unlabeled).unwrap_or_else(|a| (*a).clone());
     let data = Arc::new(data.with_targets(y)?);
     Ok(Planted {
@@ -135,7 +135,7 @@ pub struct Scores {
 /// Evaluates `rec` on the training points and against the planted weights.
 pub fn score<B: Backend>(planted: &Planted, rec: &Recovery, backend: &mut B) -> Result<Scores> {
     let op = Operator::new(planted.data.clone(), planted.spec.m, rec.generators())?;
-    let yhat = iht::predict(backend, &op, &rec.x)?;
+    let yhat = scalar::predict(backend, &op, &rec.x)?;
     let y = planted.data.y();
     let weight_error = match planted.spec.teacher {
         Teacher::Convex => metrics::weight_error_direct(&rec.x, &planted.truth),
@@ -153,7 +153,7 @@ pub fn run<B: Backend>(
     spec: &PlantedSpec,
     config: &IhtConfig,
     mut backend: B,
-    on_step: impl FnMut(&iht::StepRecord),
+    on_step: impl FnMut(&scalar::StepRecord),
 ) -> Result<(Planted, Recovery, Scores)> {
     let planted = generate(spec, &mut backend)?;
     let op = Operator::new(
@@ -161,7 +161,7 @@ pub fn run<B: Backend>(
         spec.m,
         Generators::Random { seed: config.seed },
     )?;
-    let mut solver = iht::Iht::new(backend, op, config.clone())?;
+    let mut solver = scalar::Iht::new(backend, op, config.clone())?;
     let rec = solver.solve(on_step)?;
     let mut backend = solver.into_backend();
     let scores = score(&planted, &rec, &mut backend)?;
@@ -207,7 +207,7 @@ pub fn generate_deep(spec: &PlantedSpec, layers: usize) -> Result<(Arc<Data>, Ve
     let last = source.whole().expect("in memory");
     let w = weights.last().expect("layers ≥ 1");
     let op = Operator::new(last, spec.m, Generators::Weights(w.clone()))?;
-    let y = iht::predict(&mut crate::cpu::CpuBackend::new(), &op, w)?;
+    let y = scalar::predict(&mut crate::cpu::CpuBackend::new(), &op, w)?;
     let data = Arc::try_unwrap(inputs).unwrap_or_else(|a| (*a).clone());
     Ok((Arc::new(data.with_targets(y)?), weights))
 }
@@ -219,7 +219,7 @@ pub fn run_deep<B: Backend>(
     layers: usize,
     config: &IhtConfig,
     mut backend: B,
-    on_step: impl FnMut(usize, &iht::StepRecord),
+    on_step: impl FnMut(usize, &scalar::StepRecord),
 ) -> Result<(Arc<Data>, Deep, Scores)> {
     if layers == 1 {
         let planted = generate(spec, &mut backend)?;
@@ -245,7 +245,7 @@ pub fn run_deep<B: Backend>(
         on_step,
     )?;
     let rec = deep.last();
-    let yhat = iht::predict_rows(
+    let yhat = scalar::predict_rows(
         &mut backend,
         deep.last_inputs.as_ref(),
         spec.m,

@@ -9,13 +9,14 @@ use relu_iht::cpu::masked_gradient::{self, GradientBlock};
 use relu_iht::cpu::support_forward::RowBlock;
 use relu_iht::cpu::vector_model::{self, TileLayout};
 use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk, CpuBackend};
-use relu_iht::deep::fit_vector_layers;
 use relu_iht::gpu::kernels::*;
 use relu_iht::gpu::{GpuBackend, GpuContext};
-use relu_iht::iht::IhtConfig;
-use relu_iht::operator::Mode;
+use relu_iht::problem::model::{Loss, Select};
+use relu_iht::problem::operator::Mode;
+use relu_iht::solver::depth::fit_vector_layers;
+use relu_iht::solver::scalar::IhtConfig;
+use relu_iht::solver::vector::VectorConfig;
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
-use relu_iht::vector::{Loss, Select, VectorConfig};
 use relu_iht::Backend;
 use std::sync::{Arc, OnceLock};
 

@@ -4,7 +4,7 @@
 use super::common::*;
 use relu_iht::cpu::masked_gradient::tile_gradient;
 use relu_iht::cpu::CpuBackend;
-use relu_iht::operator::{Generators, Operator};
+use relu_iht::problem::operator::{Generators, Operator};
 use relu_iht::{Backend, SparseVec};
 use std::collections::HashSet;
 

@@ -14,13 +14,13 @@
 //! in minibatch mode), then `h_j := w_j` before every step.
 
 use crate::backend::Backend;
-use crate::checkpoint::Checkpoint;
-use crate::data::{Data, InMemory, RowSource};
 use crate::error::{Error, Result};
-use crate::operator::{Generators, Mode, Operator};
-use crate::rng::{self, Stream};
-use crate::sparse::SparseVec;
-use crate::topk;
+use crate::problem::data::{sum_squares, Data, InMemory, RowSource};
+use crate::problem::operator::{Generators, Mode, Operator};
+use crate::problem::rng::{self, Stream};
+use crate::problem::sparse::SparseVec;
+use crate::problem::topk;
+use crate::solver::checkpoint::Checkpoint;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
@@ -392,7 +392,7 @@ impl<B: Backend> Iht<B> {
             }
         }
         self.x = SparseVec::from_sorted(op.cols(), z0.indices().to_vec(), z);
-        let yy = crate::cpu::reduce::norm2(op.data().y());
+        let yy = sum_squares(op.data().y());
         let rec = StepRecord {
             step: t,
             rel_residual: if yy > 0.0 { (f / yy).sqrt() } else { f.sqrt() },

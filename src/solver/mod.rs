@@ -1,0 +1,11 @@
+//! The solvers, written once against [`crate::backend::Backend`]: scalar-output IHT
+//! ([`scalar`]), the vector-output model ([`vector`]), greedy depth ([`depth`]), checkpoints of a
+//! scalar solve ([`checkpoint`]). No solver names an engine: the caller hands one in.
+
+pub mod checkpoint;
+pub mod depth;
+pub mod scalar;
+pub mod vector;
+
+pub use scalar::{Iht, IhtConfig, Recovery, StepRecord};
+pub use vector::{VectorConfig, VectorIht};
