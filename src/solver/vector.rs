@@ -17,8 +17,7 @@ use crate::problem::operator::{Generators, Mode, Operator};
 use crate::problem::rng::{self, Stream};
 use crate::problem::sparse::SparseVec;
 use crate::problem::topk::TopS;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use crate::solver::schedule::{self, Schedule};
 use std::sync::Arc;
 
 /// Settings of a vector-output solve.
@@ -54,6 +53,11 @@ impl VectorConfig {
             select,
             step,
         }
+    }
+
+    /// Steps a run over `n` rows takes (`epochs` times the batches per epoch).
+    pub fn total_steps(&self, n: usize) -> usize {
+        self.epochs * schedule::batches_per_epoch(n, self.batch_size)
     }
 
     /// SPEC §3: 0.001 for cross-entropy; else 2 when `s < 6·m^0.536`, 0.005 otherwise.
@@ -127,7 +131,7 @@ pub struct VectorIht<B: Backend> {
     x: SparseVec,
     sketch: Option<CountSketch>,
     t: usize,
-    perm: Vec<usize>,
+    schedule: Schedule,
 }
 
 impl<B: Backend> VectorIht<B> {
@@ -146,38 +150,24 @@ impl<B: Backend> VectorIht<B> {
         }
         Error::check_len("targets (n·k)", n * k, targets.len())?;
         crate::problem::data::check_finite("targets", &targets)?;
-        let len = (m * d + m * k) as u128;
-        if m == 0 {
-            return Err(Error::invalid("m", m, "need at least one neuron"));
-        }
-        if len >= u32::MAX as u128 {
-            return Err(Error::TooLarge(len));
-        }
-        if config.s == 0 || config.s as u128 > len {
+        let len = schedule::check_width(m, (m * d + m * k) as u128)?;
+        if config.s == 0 || config.s as u64 > len {
             return Err(Error::invalid(
                 "s",
                 config.s,
                 format!("must be in 1..={len} (m·d + m·k)"),
             ));
         }
-        if config.epochs == 0 {
-            return Err(Error::invalid(
-                "epochs",
-                config.epochs,
-                "must be at least 1",
-            ));
-        }
-        if let Some(b) = config.batch_size {
-            if b == 0 || b > n {
-                return Err(Error::invalid(
-                    "batch-size",
-                    b,
-                    format!("must be in 1..={n}"),
-                ));
-            }
-        }
-        let sketch = (config.select == Select::Sketch)
-            .then(|| CountSketch::new(config.s, len as u64, config.seed));
+        schedule::check_schedule("epochs", config.epochs, config.batch_size, n)?;
+        let sketch =
+            (config.select == Select::Sketch).then(|| CountSketch::new(config.s, len, config.seed));
+        let schedule = Schedule::new(
+            n,
+            config.epochs,
+            config.batch_size,
+            config.seed,
+            config.mode,
+        );
         Ok(Self {
             backend,
             data,
@@ -185,10 +175,10 @@ impl<B: Backend> VectorIht<B> {
             k,
             m,
             config,
-            x: SparseVec::zeros(len as u64),
+            x: SparseVec::zeros(len),
             sketch,
             t: 0,
-            perm: Vec::new(),
+            schedule,
         })
     }
 
@@ -220,36 +210,24 @@ impl<B: Backend> VectorIht<B> {
         )
     }
 
+    /// Batches per epoch (1 in full batch).
     pub fn batches_per_epoch(&self) -> usize {
-        self.config
-            .batch_size
-            .map_or(1, |b| self.data.n().div_ceil(b))
+        self.schedule.batches_per_epoch()
     }
 
+    /// Total steps the run will take.
     pub fn total_steps(&self) -> usize {
-        self.config.epochs * self.batches_per_epoch()
+        self.schedule.total_steps()
     }
 
     /// Generators at step `t` (SPEC §1 schedule on W1).
     fn generators_at(&self, t: usize) -> Generators {
-        match self.config.mode {
-            Mode::SequentialConvex if t > self.batches_per_epoch() => {
-                Generators::Weights(self.w1())
-            }
-            _ => Generators::Random {
-                seed: self.config.seed,
-            },
-        }
+        self.schedule.generators_at(t, || self.w1())
     }
 
     /// The generators that define the fitted model's prediction.
     pub fn prediction_generators(&self) -> Generators {
-        match self.config.mode {
-            Mode::SequentialConvex => Generators::Weights(self.w1()),
-            Mode::Convex => Generators::Random {
-                seed: self.config.seed,
-            },
-        }
+        self.schedule.model_generators(|| self.w1())
     }
 
     fn blocks(&self, live: Vec<u32>, init: bool) -> Blocks {
@@ -306,18 +284,9 @@ impl<B: Backend> VectorIht<B> {
 
     /// The batch of step `t`.
     fn batch(&mut self, t: usize) -> (Arc<Data>, Vec<f32>) {
-        let Some(bs) = self.config.batch_size else {
+        let Some(rows) = self.schedule.rows_at(t) else {
             return (self.data.clone(), self.targets.clone());
         };
-        let nb = self.batches_per_epoch();
-        if t % nb == 0 {
-            let key = rng::key(self.config.seed, Stream::Shuffle) ^ (t / nb) as u64;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(key);
-            self.perm = (0..self.data.n()).collect();
-            self.perm.shuffle(&mut rng);
-        }
-        let kb = t % nb;
-        let rows = &self.perm[kb * bs..((kb + 1) * bs).min(self.data.n())];
         let y = rows
             .iter()
             .flat_map(|&r| self.targets[r * self.k..(r + 1) * self.k].to_vec())
