@@ -2,11 +2,12 @@
 //! network of its Fourier-featured pixel coordinates; print PSNR and write the reconstruction.
 
 use super::args::{InrArgs, MethodChoice};
+use super::engine;
 use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Context, Result};
 use relu_iht::problem::data::{Data, InMemory, RowSource};
-use relu_iht::solver::depth::{fit_layers, Deep};
+use relu_iht::solver::depth::Deep;
 use relu_iht::solver::scalar::{Iht, IhtConfig};
 use relu_iht::tasks::inr::{self, FeatureRows, FourierFeatures, Image};
 use relu_iht::tasks::mnist;
@@ -94,11 +95,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
             image.pixels.clone(),
         )?)))
     };
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => fit(a, &config, &image, rows, sigma, &label, b))
 }
 
@@ -121,17 +118,8 @@ fn fit<B: Backend>(
         if a.solver.checkpoint.is_some() {
             bail!("invalid --checkpoint with --layers = {layers}: checkpoints cover one-layer fits in this build");
         }
-        let batches = config.batch_size.map_or(1, |b| n.div_ceil(b));
-        let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
-        let (deep, mut be) = fit_layers(
-            backend,
-            rows.clone(),
-            m,
-            config,
-            layers,
-            report::layer_step(&bar),
-        )?;
-        bar.finish_and_clear();
+        let (deep, mut be) =
+            report::fit_layers(backend, rows.clone(), m, config, layers, a.solver.quiet)?;
         let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
         (deep, pred)
     } else {
@@ -158,8 +146,6 @@ fn fit<B: Backend>(
         let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
         (deep, pred)
     };
-    let rec = deep.last();
-    let d_last = if layers == 1 { d } else { m };
     let recon = image.with_pixels(&pred);
     let psnr = inr::psnr(&image.pixels, &recon.pixels);
     recon
@@ -182,7 +168,7 @@ fn fit<B: Backend>(
             "batch_size": config.batch_size,
             "resumed_at_step": resumed_at,
             "out": a.out.display().to_string(),
-            "neurons": rec.x.neurons(d_last).len(),
+            "neurons": deep.neurons(),
         }),
     );
     if a.solver.json {
@@ -195,7 +181,7 @@ fn fit<B: Backend>(
     println!(
         "{} nonzeros in {} neurons after {} steps in {:.2} s; PSNR {:.2} dB; wrote {}",
         deep.nnz(),
-        rec.x.neurons(d_last).len(),
+        deep.neurons(),
         deep.steps(),
         deep.seconds(),
         psnr,

@@ -2,13 +2,13 @@
 //! labels, and test accuracy of `1{ŷ ≥ 0.5}`.
 
 use super::args::{ClassesChoice, MethodChoice, MnistArgs};
+use super::engine;
 use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Result};
 use relu_iht::mem::peak_host_bytes;
 use relu_iht::problem::data::{Data, InMemory, RowSource};
 use relu_iht::problem::model::Loss;
-use relu_iht::solver::depth::fit_layers;
 use relu_iht::solver::scalar::IhtConfig;
 use relu_iht::tasks::mnist::{self, Labeled};
 use relu_iht::Backend;
@@ -65,11 +65,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
             )))
         });
     }
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => fit(a, &config, train_data, test_data, (&train, &test), b))
 }
 
@@ -85,18 +81,14 @@ fn fit<B: Backend>(
     let m = a.solver.m_or(100);
     let layers = a.solver.layers;
     let train_rows: Arc<dyn RowSource> = Arc::new(InMemory(train_data.clone()));
-    let batches = config.batch_size.map_or(1, |b| train_data.n().div_ceil(b));
-    let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
-    let (deep, mut be) = fit_layers(
+    let (deep, mut be) = report::fit_layers(
         backend,
         train_rows.clone(),
         m,
         config,
         layers,
-        report::layer_step(&bar),
+        a.solver.quiet,
     )?;
-    bar.finish_and_clear();
-    let rec = deep.last();
     let mut accuracy = |rows: Arc<dyn RowSource>, set: &Labeled| -> Result<f64> {
         let n = rows.n();
         let pred = deep.predict(&mut be, rows, m, n)?;
@@ -104,7 +96,6 @@ fn fit<B: Backend>(
     };
     let test_acc = accuracy(Arc::new(InMemory(test_data.clone())), sets.1)?;
     let train_acc = accuracy(train_rows, sets.0)?;
-    let d_last = if layers == 1 { train_data.d() } else { m };
     let record = RunRecord::scalar_iht(
         "mnist",
         name,
@@ -119,7 +110,7 @@ fn fit<B: Backend>(
             "accuracy": test_acc,
             "train_accuracy": train_acc,
             "test_n": test_data.n(),
-            "neurons": rec.x.neurons(d_last).len(),
+            "neurons": deep.neurons(),
         }),
     );
     if a.solver.json {
@@ -131,7 +122,7 @@ fn fit<B: Backend>(
         test_data.n(),
         config.s,
         deep.nnz(),
-        rec.x.neurons(d_last).len(),
+        deep.neurons(),
         deep.steps(),
         deep.seconds()
     );
@@ -186,11 +177,7 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             )))
         });
     }
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => all_classes_fit(a, config, (&train, &test), (train_data, test_data), b))
 }
 

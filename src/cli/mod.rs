@@ -3,6 +3,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod engine;
 pub mod imp;
 pub mod inr;
 pub mod mnist;

@@ -1,6 +1,7 @@
 //! `relu-iht planted`: generate a planted problem, recover it, score it.
 
 use super::args::{MethodChoice, PlantedArgs};
+use super::engine;
 use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
 use anyhow::Result;
@@ -27,11 +28,7 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
         };
         return imp_fit(a, &spec, &config, &data, data.y(), 1);
     }
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => solve(a, &spec, &config, b))
 }
 
@@ -44,15 +41,12 @@ fn solve<B: Backend>(
     let (spec, config) = (*spec, config.clone());
     let layers = a.solver.layers;
     let name = backend.name();
-    let bar = report::progress(0, a.solver.quiet);
-    let batches = config.batch_size.map_or(1, |b| spec.n.div_ceil(b));
-    bar.set_length((layers * config.steps * batches) as u64);
+    let bar = report::progress(layers * config.total_steps(spec.n), a.solver.quiet);
     let (_, deep, scores) =
         planted::run_deep(&spec, layers, &config, backend, report::layer_step(&bar))?;
     bar.finish_and_clear();
     let rec = deep.last();
-    let d_last = if layers == 1 { spec.d } else { spec.m };
-    let neurons = rec.x.neurons(d_last).len();
+    let neurons = deep.neurons();
     let record = RunRecord::scalar_iht(
         "planted",
         name,
@@ -153,11 +147,7 @@ fn vector(
     }
     let vc = VectorConfig::from_iht(config, Loss::Mse, a.select.into(), None);
     let layers = a.solver.layers;
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     let (yhat, seconds, nnz, steps, backend, peak_device) = crate::with_engine!(engine, b => {
         let (mut model, seconds, _) =
             report::fit_vector(b, data.clone(), y.clone(), k, m, &vc, layers, a.solver.quiet)?;

@@ -104,6 +104,10 @@ impl Deep {
     pub fn seconds(&self) -> f64 {
         self.layers.iter().map(|r| r.seconds).sum()
     }
+    /// Neurons holding weights in the last layer (whose inputs are `last_inputs`).
+    pub fn neurons(&self) -> usize {
+        self.last().x.neurons(self.last_inputs.d()).len()
+    }
     /// The last layer.
     pub fn last(&self) -> &Recovery {
         self.layers.last().expect("at least one layer")
