@@ -6,10 +6,11 @@ use super::engine;
 use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Context, Result};
-use relu_iht::problem::data::{Data, InMemory, RowSource};
+use relu_iht::problem::data::RowSource;
+use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
 use relu_iht::solver::scalar::{Iht, IhtConfig};
-use relu_iht::tasks::inr::{self, FeatureRows, FourierFeatures, Image};
+use relu_iht::tasks::inr::{self, FourierFeatures, Image};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
 use serde_json::json;
@@ -84,17 +85,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
     }
     // With minibatches the features of each batch are generated on demand (memory bounded by the
     // batch); in full batch they are formed once.
-    let rows: Arc<dyn RowSource> = if config.batch_size.is_some() {
-        Arc::new(FeatureRows::new(&image, ff, a.unit_coords))
-    } else {
-        let xt = ff.embed(&image.coords(a.unit_coords));
-        Arc::new(InMemory(Arc::new(Data::from_columns(
-            n,
-            ff.dim(),
-            xt,
-            image.pixels.clone(),
-        )?)))
-    };
+    let rows = inr::feature_rows(&image, ff, a.unit_coords, config.batch_size.is_some())?;
     let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => fit(a, &config, &image, rows, sigma, &label, b))
 }
@@ -204,15 +195,14 @@ fn imp_fit(
     if bytes > MAX_FEATURE_BYTES {
         bail!("invalid image size {} × {} × {} with --method imp: its dense features would take {bytes} bytes (IMP trains in memory); lower --max-side", image.width, image.height, image.channels);
     }
-    let xt = ff.embed(&image.coords(a.unit_coords));
-    let data = Data::from_columns(n, ff.dim(), xt, image.pixels.clone())?;
+    let data = inr::feature_data(image, &ff, a.unit_coords)?;
     let run = ImpRun {
         task: "inr",
         solver: &a.solver,
         config,
         m: a.solver.m_or(200),
         k: 1,
-        loss: relu_iht::problem::model::Loss::Mse,
+        loss: Loss::Mse,
         data: &data,
         targets: &image.pixels,
         extra: json!({"image": label, "width": image.width, "height": image.height, "channels": image.channels, "unit_coords": a.unit_coords, "out": a.out.display().to_string()}),

@@ -28,21 +28,10 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     if a.classes == ClassesChoice::All {
         return all_classes(a, &config);
     }
-    let (mut train, mut test) = mnist::load_split(
-        &a.data_dir.join("mnist"),
-        &[0, 1],
-        a.train_per_class,
-        a.test_per_class,
-    )?;
+    let ((train, test), (train_data, test_data)) = load(a, &[0, 1], |set| {
+        set.labels.iter().map(|&l| l as f32).collect()
+    })?;
     let imp = a.solver.method == MethodChoice::Imp;
-    let scale = if imp { IMP_SCALE } else { 1.0 };
-    // The raw pixels are dropped once converted: only the labels are used later.
-    let data = |set: &mut Labeled| {
-        let data = set.to_data(scale, set.labels.iter().map(|&l| l as f32).collect());
-        set.x = Vec::new();
-        data
-    };
-    let (train_data, test_data) = (Arc::new(data(&mut train)?), Arc::new(data(&mut test)?));
     config.validate(train_data.n(), (a.solver.m_or(100) * train.d) as u64)?;
     if imp {
         let run = ImpRun {
@@ -137,28 +126,10 @@ fn fit<B: Backend>(
 /// 10-class MNIST with the vector-output model.
 fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
     let classes: Vec<u8> = (0..10).collect();
-    let (mut train, mut test) = mnist::load_split(
-        &a.data_dir.join("mnist"),
-        &classes,
-        a.train_per_class,
-        a.test_per_class,
-    )?;
-    // Convert each set to the column-major layout and drop its raw pixels (only the labels are
-    // used later).
-    let imp = a.solver.method == MethodChoice::Imp;
-    let scale = if imp { IMP_SCALE } else { 1.0 };
-    let to_data = |set: &mut Labeled| {
-        let data = set.to_data(scale, vec![0.0; set.len()]);
-        set.x = Vec::new();
-        data
-    };
-    let (train_data, test_data) = (
-        Arc::new(to_data(&mut train)?),
-        Arc::new(to_data(&mut test)?),
-    );
-    if imp {
+    let ((train, test), (train_data, test_data)) = load(a, &classes, |set| vec![0.0; set.len()])?;
+    if a.solver.method == MethodChoice::Imp {
         let m = a.solver.m_or(100);
-        let targets = one_hot(&train, 10);
+        let targets = train.one_hot(10);
         let run = ImpRun {
             task: "mnist",
             solver: &a.solver,
@@ -171,9 +142,10 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             extra: json!({"classes": "all", "loss": relu_iht::problem::model::Loss::from(a.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
         };
         return imp::run(run, |model, _| {
-            Ok(accuracy_score(class_accuracy(
+            Ok(accuracy_score(mnist::class_accuracy(
                 &model.predict(&test_data)?,
-                &test,
+                &test.labels,
+                10,
             )))
         });
     }
@@ -196,7 +168,7 @@ fn all_classes_fit<B: Backend>(
     let (mut model, seconds, last_loss) = report::fit_vector(
         backend,
         train_data.clone(),
-        one_hot(train, k),
+        train.one_hot(k),
         k,
         m,
         &vc,
@@ -204,7 +176,11 @@ fn all_classes_fit<B: Backend>(
         a.solver.quiet,
     )?;
     let mut accuracy = |data: &Arc<Data>, set: &Labeled| -> Result<f64> {
-        Ok(class_accuracy(&model.predict(data.clone())?, set))
+        Ok(mnist::class_accuracy(
+            &model.predict(data.clone())?,
+            &set.labels,
+            k,
+        ))
     };
     let (test_acc, train_acc) = (accuracy(&test_data, test)?, accuracy(&train_data, train)?);
     let record = RunRecord {
@@ -251,23 +227,36 @@ fn all_classes_fit<B: Backend>(
     Ok(())
 }
 
-/// One-hot rows (n × k) of the labels.
-fn one_hot(set: &Labeled, k: usize) -> Vec<f32> {
-    set.labels
-        .iter()
-        .flat_map(|&l| (0..k).map(move |c| if c == l as usize { 1.0 } else { 0.0 }))
-        .collect()
-}
-
-/// Fraction of rows whose largest of the 10 outputs is the label.
-fn class_accuracy(yhat: &[f32], set: &Labeled) -> f64 {
-    let pred = relu_iht::problem::model::argmax_rows(yhat, 10);
-    let hits = pred
-        .iter()
-        .zip(&set.labels)
-        .filter(|(&p, &l)| p == l as usize)
-        .count();
-    hits as f64 / set.len().max(1) as f64
+/// The train and test sets of `classes`, each also converted to the column-major layout (pixels
+/// scaled for IMP) with targets `targets(set)`. The raw pixels are dropped once converted: only
+/// the labels are used later.
+#[allow(
+    clippy::type_complexity,
+    reason = "two pairs, unpacked at once by both callers"
+)]
+fn load(
+    a: &MnistArgs,
+    classes: &[u8],
+    targets: impl Fn(&Labeled) -> Vec<f32>,
+) -> Result<((Labeled, Labeled), (Arc<Data>, Arc<Data>))> {
+    let (mut train, mut test) = mnist::load_split(
+        &a.data_dir.join("mnist"),
+        classes,
+        a.train_per_class,
+        a.test_per_class,
+    )?;
+    let scale = if a.solver.method == MethodChoice::Imp {
+        IMP_SCALE
+    } else {
+        1.0
+    };
+    let convert = |set: &mut Labeled| -> Result<Arc<Data>> {
+        let data = set.to_data(scale, targets(set))?;
+        set.x = Vec::new();
+        Ok(Arc::new(data))
+    };
+    let (train_data, test_data) = (convert(&mut train)?, convert(&mut test)?);
+    Ok(((train, test), (train_data, test_data)))
 }
 
 /// IMP's input scale: pixels in [0, 1], as PyTorch's `ToTensor` gives the dense baseline (Adam at

@@ -6,8 +6,10 @@ use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
 use anyhow::Result;
 use relu_iht::mem::peak_host_bytes;
-use relu_iht::tasks::planted;
-use relu_iht::Backend;
+use relu_iht::problem::model::Loss;
+use relu_iht::tasks::metrics;
+use relu_iht::tasks::planted::{self, PlantedSpec};
+use relu_iht::{Backend, CpuBackend, Data, IhtConfig};
 use serde_json::json;
 
 pub fn run(a: &PlantedArgs) -> Result<()> {
@@ -22,7 +24,7 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
     config.validate(spec.n, (spec.m * spec.d) as u64)?;
     if a.solver.method == MethodChoice::Imp {
         let data = if a.solver.layers == 1 {
-            planted::generate(&spec, &mut relu_iht::cpu::CpuBackend::new())?.data
+            planted::generate(&spec, &mut CpuBackend::new())?.data
         } else {
             planted::generate_deep(&spec, a.solver.layers)?.0
         };
@@ -34,8 +36,8 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
 
 fn solve<B: Backend>(
     a: &PlantedArgs,
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    config: &relu_iht::IhtConfig,
+    spec: &PlantedSpec,
+    config: &IhtConfig,
     backend: B,
 ) -> Result<()> {
     let (spec, config) = (*spec, config.clone());
@@ -132,16 +134,15 @@ fn solve<B: Backend>(
 /// `planted --k K` (K > 1): the planted network `y = relu(X W1) W2` with `s/2` N(0, 1) weights in
 /// W1 (d × m) and in W2 (m × k), as the paper's code plants it, fitted by the vector-output model
 /// (MSE) on either engine, with `--layers` stacking greedily.
-fn vector(
-    a: &PlantedArgs,
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    config: &relu_iht::IhtConfig,
-) -> Result<()> {
-    use relu_iht::problem::model::Loss;
+fn vector(a: &PlantedArgs, spec: &PlantedSpec, config: &IhtConfig) -> Result<()> {
     use relu_iht::solver::vector::VectorConfig;
-    use relu_iht::tasks::metrics;
     let (n, d, m, k) = (spec.n, spec.d, spec.m, a.k);
-    let (data, y, w1, w2) = vector_problem(spec, k)?;
+    let planted::PlantedVector {
+        data,
+        targets: y,
+        w1,
+        w2,
+    } = planted::generate_vector(spec, k)?;
     if a.solver.method == MethodChoice::Imp {
         return imp_fit(a, spec, config, &data, &y, k);
     }
@@ -194,74 +195,22 @@ fn vector(
     Ok(())
 }
 
-/// The planted vector problem (SPEC §4): X, targets `relu(X W1) W2` (n × k row-major), and the
-/// planted W1 and W2 (`s/2` weights each).
-#[allow(clippy::type_complexity)]
-fn vector_problem(
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    k: usize,
-) -> Result<(
-    std::sync::Arc<relu_iht::problem::data::Data>,
-    Vec<f32>,
-    relu_iht::SparseVec,
-    relu_iht::SparseVec,
-)> {
-    use relu_iht::problem::data::Data;
-    use relu_iht::tasks::planted::{gaussian_inputs, planted_weights};
-    let (n, d, m) = (spec.n, spec.d, spec.m);
-    let half = (spec.s / 2).max(1);
-    let w1 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
-        s: half.min(m * d),
-        ..*spec
-    });
-    let w2 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
-        d: k,
-        s: half.min(m * k),
-        seed: spec.seed.wrapping_add(1),
-        ..*spec
-    });
-    let xt = gaussian_inputs(n, d, spec.seed);
-    let mut y = vec![0.0f32; n * k];
-    let mut z = vec![0.0f32; n];
-    let w2d = w2.to_dense();
-    for j in w1.neurons(d) {
-        z.fill(0.0);
-        let r = w1.range(j * d as u32, (j + 1) * d as u32);
-        for (&c, &v) in w1.indices()[r.clone()].iter().zip(&w1.values()[r]) {
-            let col = &xt[(c as usize % d) * n..(c as usize % d + 1) * n];
-            for (zr, &x) in z.iter_mut().zip(col) {
-                *zr += v * x;
-            }
-        }
-        for (row, &zr) in z.iter().enumerate() {
-            if zr > 0.0 {
-                for c in 0..k {
-                    y[row * k + c] += zr * w2d[j as usize * k + c];
-                }
-            }
-        }
-    }
-    let data = std::sync::Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
-    Ok((data, y, w1, w2))
-}
-
 /// `--method imp`: the IMP baseline on the planted data, scored on the training points.
 fn imp_fit(
     a: &PlantedArgs,
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    config: &relu_iht::IhtConfig,
-    data: &relu_iht::problem::data::Data,
+    spec: &PlantedSpec,
+    config: &IhtConfig,
+    data: &Data,
     y: &[f32],
     k: usize,
 ) -> Result<()> {
-    use relu_iht::tasks::metrics;
     let run = ImpRun {
         task: "planted",
         solver: &a.solver,
         config,
         m: spec.m,
         k,
-        loss: relu_iht::problem::model::Loss::Mse,
+        loss: Loss::Mse,
         data,
         targets: y,
         extra: json!({"teacher": format!("{:?}", spec.teacher).to_lowercase(), "weight_error": null}),

@@ -7,6 +7,7 @@
 //! next `test` for testing; rows are grouped by class. Pixels stay raw 0–255 (as f32).
 
 use crate::error::{Error, Result};
+use crate::problem::model::argmax_rows;
 use std::path::Path;
 
 /// A parsed IDX file of unsigned bytes.
@@ -159,6 +160,14 @@ impl Labeled {
         crate::problem::data::Data::from_columns(n, d, xt, y)
     }
 
+    /// One-hot rows (n × k) of the labels.
+    pub fn one_hot(&self, k: usize) -> Vec<f32> {
+        self.labels
+            .iter()
+            .flat_map(|&l| (0..k).map(move |c| if c == l as usize { 1.0 } else { 0.0 }))
+            .collect()
+    }
+
     /// Pixels of image `k` as f32 (raw 0–255).
     pub fn image(&self, k: usize) -> Vec<f32> {
         self.x[k * self.d..(k + 1) * self.d]
@@ -281,6 +290,17 @@ pub fn load_split(
         dst.labels.push(c);
     }
     Ok((tr, te))
+}
+
+/// Fraction of rows of `yhat` (n × k row-major) whose largest output is the label.
+pub fn class_accuracy(yhat: &[f32], labels: &[u8], k: usize) -> f64 {
+    let pred = argmax_rows(yhat, k);
+    let hits = pred
+        .iter()
+        .zip(labels)
+        .filter(|(&p, &l)| p == l as usize)
+        .count();
+    hits as f64 / labels.len().max(1) as f64
 }
 
 /// Fraction of `pred ≥ 0.5` that agree with `labels == positive`.

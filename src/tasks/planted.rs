@@ -168,6 +168,65 @@ pub fn run<B: Backend>(
     Ok((planted, rec, scores))
 }
 
+/// A planted vector-output problem: inputs (targets unused), targets `relu(X W1) W2` (n × k
+/// row-major), and the planted factors W1 (index `j·d + i`) and W2 (index `j·k + c`).
+#[derive(Clone, Debug)]
+pub struct PlantedVector {
+    pub data: Arc<Data>,
+    pub targets: Vec<f32>,
+    pub w1: SparseVec,
+    pub w2: SparseVec,
+}
+
+/// The planted network `y = relu(X W1) W2` of `planted --k K` (SPEC §4), as the paper's code
+/// plants it: `s/2` N(0, 1) weights in W1 (d × m) and in W2 (m × k).
+pub fn generate_vector(spec: &PlantedSpec, k: usize) -> Result<PlantedVector> {
+    spec.validate()?;
+    if k == 0 {
+        return Err(Error::invalid("k", k, "need at least one output"));
+    }
+    let (n, d, m) = (spec.n, spec.d, spec.m);
+    let half = (spec.s / 2).max(1);
+    let w1 = planted_weights(&PlantedSpec {
+        s: half.min(m * d),
+        ..*spec
+    });
+    let w2 = planted_weights(&PlantedSpec {
+        d: k,
+        s: half.min(m * k),
+        seed: spec.seed.wrapping_add(1),
+        ..*spec
+    });
+    let xt = gaussian_inputs(n, d, spec.seed);
+    let mut y = vec![0.0f32; n * k];
+    let mut z = vec![0.0f32; n];
+    let w2d = w2.to_dense();
+    for j in w1.neurons(d) {
+        z.fill(0.0);
+        let r = w1.range(j * d as u32, (j + 1) * d as u32);
+        for (&c, &v) in w1.indices()[r.clone()].iter().zip(&w1.values()[r]) {
+            let col = &xt[(c as usize % d) * n..(c as usize % d + 1) * n];
+            for (zr, &x) in z.iter_mut().zip(col) {
+                *zr += v * x;
+            }
+        }
+        for (row, &zr) in z.iter().enumerate() {
+            if zr > 0.0 {
+                for c in 0..k {
+                    y[row * k + c] += zr * w2d[j as usize * k + c];
+                }
+            }
+        }
+    }
+    let data = Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
+    Ok(PlantedVector {
+        data,
+        targets: y,
+        w1,
+        w2,
+    })
+}
+
 /// A planted network of `layers ≥ 2` hidden layers (SPEC §4, as the paper's code builds it):
 /// layer 0 is d × m, the others m × m, each with `s / layers` N(0, 1) weights at uniform
 /// positions; `y = Σ_j relu(H_{L−1} W_{L−1})_j` with `H_{l+1} = relu(H_l W_l)`, `H_0 = X`.
