@@ -6,10 +6,10 @@ mod groups {
     use relu_iht::backend::SupportOps;
     use relu_iht::cpu::masked_gradient::gradient_topk;
     use relu_iht::cpu::CpuBackend;
-    use relu_iht::data::Data;
-    use relu_iht::operator::{Generators, Operator};
+    use relu_iht::problem::data::Data;
+    use relu_iht::problem::operator::{Generators, Operator};
+    use relu_iht::problem::topk::TopS;
     use relu_iht::tasks::planted::gaussian_inputs;
-    use relu_iht::topk::TopS;
     use relu_iht::SparseVec;
     use std::sync::Arc;
     use std::time::Instant;

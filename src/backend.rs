@@ -13,9 +13,9 @@
 //! primitives are the engines' own vocabulary: the solver never calls them.
 
 use crate::error::Result;
-use crate::operator::Operator;
-use crate::sparse::SparseVec;
-use crate::vector::{Blocks, Loss, VectorStep};
+use crate::problem::model::{Blocks, Loss, VectorStep};
+use crate::problem::operator::Operator;
+use crate::problem::sparse::SparseVec;
 
 /// What the gradient phase returns: the thresholded candidate `z₀` (support T, sorted) and the
 /// normalized step size μ it was taken with.
@@ -174,8 +174,8 @@ pub trait SupportOps {
 pub mod rules {
     use super::{SupportOps, SupportPhase};
     use crate::error::Result;
-    use crate::operator::Operator;
-    use crate::sparse::SparseVec;
+    use crate::problem::operator::Operator;
+    use crate::problem::sparse::SparseVec;
 
     /// Armijo trials per inner step before the reset: μ, μ/2, …, μ/2¹⁰.
     pub const TRIALS: usize = 11;

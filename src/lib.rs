@@ -10,36 +10,31 @@
 //! gradient: blocks are formed tile by tile, candidates stream into a running top-s, and support
 //! products use packed activation bits, so memory grows with `s`, not with `m`.
 //!
-//! ## Modules
-//! - [`data`]: the data set layout (column-major X, finite values).
-//! - [`operator`]: the implicit operator, generator vectors, dense references for tests.
-//! - [`backend`]: the operations a backend provides; [`cpu`]: the CPU engine (one twin per kernel).
-//! - [`topk`]: streaming top-s selection; [`stream`]: tile and block planning.
-//! - [`iht`]: the solver (`Iht::new`, `step`, `run`, `solve` → [`iht::Recovery`]).
-//! - [`tasks`]: planted recovery and metrics.
-//! - [`rng`]: counter-based random numbers; [`sparse`]: the sparse iterate; [`mem`]: peak memory.
+//! ## Modules (bottom-up)
+//! - [`error`], [`mem`]: typed errors; peak memory.
+//! - [`problem`]: data, the implicit operator and its generators, rng, the sparse iterate,
+//!   streaming top-s, tile planning, the model types engines and solvers share.
+//! - [`backend`]: the operations an engine provides; [`cpu`] and [`gpu`]: the two engines.
+//! - [`solver`]: scalar IHT (`Iht` → `Recovery`), the vector model, depth, checkpoints.
+//! - [`tasks`]: planted recovery, MNIST, INR and their metrics; [`imp`]: the IMP baseline;
+//!   [`plot`]: figures.
 
 pub mod backend;
-pub mod checkpoint;
 pub mod cpu;
-pub mod data;
-pub mod deep;
 pub mod error;
 pub mod gpu;
-pub mod iht;
 pub mod imp;
 pub mod mem;
-pub mod operator;
 pub mod plot;
-pub mod rng;
-pub mod sparse;
-pub mod stream;
+pub mod problem;
+pub mod solver;
 pub mod tasks;
-pub mod topk;
-pub mod vector;
 
 pub use backend::Backend;
+pub use cpu::CpuBackend;
 pub use error::{Error, Result};
-pub use iht::{Iht, IhtConfig, Recovery};
-pub use operator::{Generators, Mode, Operator};
-pub use sparse::SparseVec;
+pub use gpu::{GpuBackend, GpuContext};
+pub use problem::data::Data;
+pub use problem::operator::{Generators, Mode, Operator};
+pub use problem::sparse::SparseVec;
+pub use solver::scalar::{Iht, IhtConfig, Recovery, StepRecord};

@@ -2,7 +2,7 @@
 //! arguments become library configs (`to_spec`, `to_config`), before any work.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use relu_iht::operator::Mode;
+use relu_iht::problem::operator::Mode;
 use relu_iht::tasks::planted::{PlantedSpec, Teacher};
 use relu_iht::IhtConfig;
 
@@ -374,7 +374,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     }
 }
 
-impl From<SelectChoice> for relu_iht::vector::Select {
+impl From<SelectChoice> for relu_iht::problem::model::Select {
     fn from(c: SelectChoice) -> Self {
         match c {
             SelectChoice::Sketch => Self::Sketch,
@@ -383,7 +383,7 @@ impl From<SelectChoice> for relu_iht::vector::Select {
     }
 }
 
-impl From<LossChoice> for relu_iht::vector::Loss {
+impl From<LossChoice> for relu_iht::problem::model::Loss {
     fn from(c: LossChoice) -> Self {
         match c {
             LossChoice::CrossEntropy => Self::CrossEntropy,

@@ -6,14 +6,13 @@
 //! what each step sent to the device (submissions, readbacks, dispatches, objects created); then
 //! the GPU/CPU time ratios.
 
-use super::args::{BackendChoice, BenchArgs};
-use super::report::{self, Engine};
+use super::args::BenchArgs;
+use super::engine;
 use anyhow::Result;
 use relu_iht::backend::{Backend, Counters, SupportOps};
-use relu_iht::cpu::CpuBackend;
-use relu_iht::iht::IhtConfig;
 use relu_iht::mem::peak_host_bytes;
-use relu_iht::operator::{Generators, Operator};
+use relu_iht::problem::operator::{Generators, Operator};
+use relu_iht::solver::scalar::IhtConfig;
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
 use relu_iht::SparseVec;
 use serde::Serialize;
@@ -65,23 +64,6 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             }
         }
     }
-    let engines = |quiet| -> Result<Vec<Engine>> {
-        Ok(match a.backend {
-            BackendChoice::Cpu => vec![Engine::Cpu(CpuBackend::new())],
-            BackendChoice::Gpu => {
-                vec![report::backend(BackendChoice::Gpu, quiet, a.device_memory)?]
-            }
-            BackendChoice::Auto => {
-                let mut v = vec![Engine::Cpu(CpuBackend::new())];
-                match report::backend(BackendChoice::Gpu, true, a.device_memory) {
-                    Ok(gpu) => v.push(gpu),
-                    Err(e) if !quiet => eprintln!("bench: CPU only ({e:#})"),
-                    Err(_) => {}
-                }
-                v
-            }
-        })
-    };
     if !a.json {
         let head = [
             "n", "d", "m", "s", "backend", "grad ms", "GFLOP/s", "mask ms", "supp ms", "GB/s",
@@ -98,7 +80,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         for &m in &a.m {
             for &s in &a.s {
                 let mut cpu: Option<(f64, f64)> = None;
-                for engine in engines(!first)? {
+                for engine in engine::for_bench(a.backend, !first, a.device_memory)? {
                     let mut row = crate::with_engine!(engine, b => measure(a, b, n, m, s))?;
                     match cpu {
                         None => cpu = Some((row.solve_seconds, row.gradient_seconds)),

@@ -4,11 +4,11 @@
 use super::args::{BackendChoice, SolverArgs};
 use super::report::RunRecord;
 use anyhow::{bail, Result};
-use relu_iht::data::Data;
-use relu_iht::iht::IhtConfig;
 use relu_iht::imp::{imp, ImpConfig, Mlp};
 use relu_iht::mem::peak_host_bytes;
-use relu_iht::vector::Loss;
+use relu_iht::problem::data::Data;
+use relu_iht::problem::model::Loss;
+use relu_iht::solver::scalar::IhtConfig;
 use serde_json::{json, Value};
 
 /// Which model a score is asked for.

@@ -2,13 +2,15 @@
 //! network of its Fourier-featured pixel coordinates; print PSNR and write the reconstruction.
 
 use super::args::{InrArgs, MethodChoice};
+use super::engine;
 use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Context, Result};
-use relu_iht::data::{Data, InMemory, RowSource};
-use relu_iht::deep::{fit_layers, Deep};
-use relu_iht::iht::{Iht, IhtConfig};
-use relu_iht::tasks::inr::{self, FeatureRows, FourierFeatures, Image};
+use relu_iht::problem::data::RowSource;
+use relu_iht::problem::model::Loss;
+use relu_iht::solver::depth::Deep;
+use relu_iht::solver::scalar::{Iht, IhtConfig};
+use relu_iht::tasks::inr::{self, FourierFeatures, Image};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
 use serde_json::json;
@@ -83,22 +85,8 @@ pub fn run(a: &InrArgs) -> Result<()> {
     }
     // With minibatches the features of each batch are generated on demand (memory bounded by the
     // batch); in full batch they are formed once.
-    let rows: Arc<dyn RowSource> = if config.batch_size.is_some() {
-        Arc::new(FeatureRows::new(&image, ff, a.unit_coords))
-    } else {
-        let xt = ff.embed(&image.coords(a.unit_coords));
-        Arc::new(InMemory(Arc::new(Data::from_columns(
-            n,
-            ff.dim(),
-            xt,
-            image.pixels.clone(),
-        )?)))
-    };
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let rows = inr::feature_rows(&image, ff, a.unit_coords, config.batch_size.is_some())?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => fit(a, &config, &image, rows, sigma, &label, b))
 }
 
@@ -121,17 +109,8 @@ fn fit<B: Backend>(
         if a.solver.checkpoint.is_some() {
             bail!("invalid --checkpoint with --layers = {layers}: checkpoints cover one-layer fits in this build");
         }
-        let batches = config.batch_size.map_or(1, |b| n.div_ceil(b));
-        let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
-        let (deep, mut be) = fit_layers(
-            backend,
-            rows.clone(),
-            m,
-            config,
-            layers,
-            report::layer_step(&bar),
-        )?;
-        bar.finish_and_clear();
+        let (deep, mut be) =
+            report::fit_layers(backend, rows.clone(), m, config, layers, a.solver.quiet)?;
         let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
         (deep, pred)
     } else {
@@ -158,8 +137,6 @@ fn fit<B: Backend>(
         let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
         (deep, pred)
     };
-    let rec = deep.last();
-    let d_last = if layers == 1 { d } else { m };
     let recon = image.with_pixels(&pred);
     let psnr = inr::psnr(&image.pixels, &recon.pixels);
     recon
@@ -182,7 +159,7 @@ fn fit<B: Backend>(
             "batch_size": config.batch_size,
             "resumed_at_step": resumed_at,
             "out": a.out.display().to_string(),
-            "neurons": rec.x.neurons(d_last).len(),
+            "neurons": deep.neurons(),
         }),
     );
     if a.solver.json {
@@ -195,7 +172,7 @@ fn fit<B: Backend>(
     println!(
         "{} nonzeros in {} neurons after {} steps in {:.2} s; PSNR {:.2} dB; wrote {}",
         deep.nnz(),
-        rec.x.neurons(d_last).len(),
+        deep.neurons(),
         deep.steps(),
         deep.seconds(),
         psnr,
@@ -218,15 +195,14 @@ fn imp_fit(
     if bytes > MAX_FEATURE_BYTES {
         bail!("invalid image size {} × {} × {} with --method imp: its dense features would take {bytes} bytes (IMP trains in memory); lower --max-side", image.width, image.height, image.channels);
     }
-    let xt = ff.embed(&image.coords(a.unit_coords));
-    let data = Data::from_columns(n, ff.dim(), xt, image.pixels.clone())?;
+    let data = inr::feature_data(image, &ff, a.unit_coords)?;
     let run = ImpRun {
         task: "inr",
         solver: &a.solver,
         config,
         m: a.solver.m_or(200),
         k: 1,
-        loss: relu_iht::vector::Loss::Mse,
+        loss: Loss::Mse,
         data: &data,
         targets: &image.pixels,
         extra: json!({"image": label, "width": image.width, "height": image.height, "channels": image.channels, "unit_coords": a.unit_coords, "out": a.out.display().to_string()}),

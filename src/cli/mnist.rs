@@ -2,15 +2,15 @@
 //! labels, and test accuracy of `1{ŷ ≥ 0.5}`.
 
 use super::args::{ClassesChoice, MethodChoice, MnistArgs};
+use super::engine;
 use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
 use anyhow::{bail, Result};
-use relu_iht::data::{Data, InMemory, RowSource};
-use relu_iht::deep::fit_layers;
-use relu_iht::iht::IhtConfig;
 use relu_iht::mem::peak_host_bytes;
+use relu_iht::problem::data::{Data, InMemory, RowSource};
+use relu_iht::problem::model::Loss;
+use relu_iht::solver::scalar::IhtConfig;
 use relu_iht::tasks::mnist::{self, Labeled};
-use relu_iht::vector::Loss;
 use relu_iht::Backend;
 use serde_json::json;
 use std::sync::Arc;
@@ -28,21 +28,10 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     if a.classes == ClassesChoice::All {
         return all_classes(a, &config);
     }
-    let (mut train, mut test) = mnist::load_split(
-        &a.data_dir.join("mnist"),
-        &[0, 1],
-        a.train_per_class,
-        a.test_per_class,
-    )?;
+    let ((train, test), (train_data, test_data)) = load(a, &[0, 1], |set| {
+        set.labels.iter().map(|&l| l as f32).collect()
+    })?;
     let imp = a.solver.method == MethodChoice::Imp;
-    let scale = if imp { IMP_SCALE } else { 1.0 };
-    // The raw pixels are dropped once converted: only the labels are used later.
-    let data = |set: &mut Labeled| {
-        let data = set.to_data(scale, set.labels.iter().map(|&l| l as f32).collect());
-        set.x = Vec::new();
-        data
-    };
-    let (train_data, test_data) = (Arc::new(data(&mut train)?), Arc::new(data(&mut test)?));
     config.validate(train_data.n(), (a.solver.m_or(100) * train.d) as u64)?;
     if imp {
         let run = ImpRun {
@@ -65,11 +54,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
             )))
         });
     }
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => fit(a, &config, train_data, test_data, (&train, &test), b))
 }
 
@@ -85,18 +70,14 @@ fn fit<B: Backend>(
     let m = a.solver.m_or(100);
     let layers = a.solver.layers;
     let train_rows: Arc<dyn RowSource> = Arc::new(InMemory(train_data.clone()));
-    let batches = config.batch_size.map_or(1, |b| train_data.n().div_ceil(b));
-    let bar = report::progress(layers * config.steps * batches, a.solver.quiet);
-    let (deep, mut be) = fit_layers(
+    let (deep, mut be) = report::fit_layers(
         backend,
         train_rows.clone(),
         m,
         config,
         layers,
-        report::layer_step(&bar),
+        a.solver.quiet,
     )?;
-    bar.finish_and_clear();
-    let rec = deep.last();
     let mut accuracy = |rows: Arc<dyn RowSource>, set: &Labeled| -> Result<f64> {
         let n = rows.n();
         let pred = deep.predict(&mut be, rows, m, n)?;
@@ -104,7 +85,6 @@ fn fit<B: Backend>(
     };
     let test_acc = accuracy(Arc::new(InMemory(test_data.clone())), sets.1)?;
     let train_acc = accuracy(train_rows, sets.0)?;
-    let d_last = if layers == 1 { train_data.d() } else { m };
     let record = RunRecord::scalar_iht(
         "mnist",
         name,
@@ -119,7 +99,7 @@ fn fit<B: Backend>(
             "accuracy": test_acc,
             "train_accuracy": train_acc,
             "test_n": test_data.n(),
-            "neurons": rec.x.neurons(d_last).len(),
+            "neurons": deep.neurons(),
         }),
     );
     if a.solver.json {
@@ -131,7 +111,7 @@ fn fit<B: Backend>(
         test_data.n(),
         config.s,
         deep.nnz(),
-        rec.x.neurons(d_last).len(),
+        deep.neurons(),
         deep.steps(),
         deep.seconds()
     );
@@ -146,28 +126,10 @@ fn fit<B: Backend>(
 /// 10-class MNIST with the vector-output model.
 fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
     let classes: Vec<u8> = (0..10).collect();
-    let (mut train, mut test) = mnist::load_split(
-        &a.data_dir.join("mnist"),
-        &classes,
-        a.train_per_class,
-        a.test_per_class,
-    )?;
-    // Convert each set to the column-major layout and drop its raw pixels (only the labels are
-    // used later).
-    let imp = a.solver.method == MethodChoice::Imp;
-    let scale = if imp { IMP_SCALE } else { 1.0 };
-    let to_data = |set: &mut Labeled| {
-        let data = set.to_data(scale, vec![0.0; set.len()]);
-        set.x = Vec::new();
-        data
-    };
-    let (train_data, test_data) = (
-        Arc::new(to_data(&mut train)?),
-        Arc::new(to_data(&mut test)?),
-    );
-    if imp {
+    let ((train, test), (train_data, test_data)) = load(a, &classes, |set| vec![0.0; set.len()])?;
+    if a.solver.method == MethodChoice::Imp {
         let m = a.solver.m_or(100);
-        let targets = one_hot(&train, 10);
+        let targets = train.one_hot(10);
         let run = ImpRun {
             task: "mnist",
             solver: &a.solver,
@@ -177,20 +139,17 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             loss: a.loss.into(),
             data: &train_data,
             targets: &targets,
-            extra: json!({"classes": "all", "loss": relu_iht::vector::Loss::from(a.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
+            extra: json!({"classes": "all", "loss": relu_iht::problem::model::Loss::from(a.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
         };
         return imp::run(run, |model, _| {
-            Ok(accuracy_score(class_accuracy(
+            Ok(accuracy_score(mnist::class_accuracy(
                 &model.predict(&test_data)?,
-                &test,
+                &test.labels,
+                10,
             )))
         });
     }
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => all_classes_fit(a, config, (&train, &test), (train_data, test_data), b))
 }
 
@@ -201,7 +160,7 @@ fn all_classes_fit<B: Backend>(
     (train_data, test_data): (Arc<Data>, Arc<Data>),
     backend: B,
 ) -> Result<()> {
-    use relu_iht::vector::VectorConfig;
+    use relu_iht::solver::vector::VectorConfig;
     let k = 10;
     let m = a.solver.m_or(100);
     let layers = a.solver.layers;
@@ -209,7 +168,7 @@ fn all_classes_fit<B: Backend>(
     let (mut model, seconds, last_loss) = report::fit_vector(
         backend,
         train_data.clone(),
-        one_hot(train, k),
+        train.one_hot(k),
         k,
         m,
         &vc,
@@ -217,7 +176,11 @@ fn all_classes_fit<B: Backend>(
         a.solver.quiet,
     )?;
     let mut accuracy = |data: &Arc<Data>, set: &Labeled| -> Result<f64> {
-        Ok(class_accuracy(&model.predict(data.clone())?, set))
+        Ok(mnist::class_accuracy(
+            &model.predict(data.clone())?,
+            &set.labels,
+            k,
+        ))
     };
     let (test_acc, train_acc) = (accuracy(&test_data, test)?, accuracy(&train_data, train)?);
     let record = RunRecord {
@@ -264,23 +227,36 @@ fn all_classes_fit<B: Backend>(
     Ok(())
 }
 
-/// One-hot rows (n × k) of the labels.
-fn one_hot(set: &Labeled, k: usize) -> Vec<f32> {
-    set.labels
-        .iter()
-        .flat_map(|&l| (0..k).map(move |c| if c == l as usize { 1.0 } else { 0.0 }))
-        .collect()
-}
-
-/// Fraction of rows whose largest of the 10 outputs is the label.
-fn class_accuracy(yhat: &[f32], set: &Labeled) -> f64 {
-    let pred = relu_iht::vector::argmax_rows(yhat, 10);
-    let hits = pred
-        .iter()
-        .zip(&set.labels)
-        .filter(|(&p, &l)| p == l as usize)
-        .count();
-    hits as f64 / set.len().max(1) as f64
+/// The train and test sets of `classes`, each also converted to the column-major layout (pixels
+/// scaled for IMP) with targets `targets(set)`. The raw pixels are dropped once converted: only
+/// the labels are used later.
+#[allow(
+    clippy::type_complexity,
+    reason = "two pairs, unpacked at once by both callers"
+)]
+fn load(
+    a: &MnistArgs,
+    classes: &[u8],
+    targets: impl Fn(&Labeled) -> Vec<f32>,
+) -> Result<((Labeled, Labeled), (Arc<Data>, Arc<Data>))> {
+    let (mut train, mut test) = mnist::load_split(
+        &a.data_dir.join("mnist"),
+        classes,
+        a.train_per_class,
+        a.test_per_class,
+    )?;
+    let scale = if a.solver.method == MethodChoice::Imp {
+        IMP_SCALE
+    } else {
+        1.0
+    };
+    let convert = |set: &mut Labeled| -> Result<Arc<Data>> {
+        let data = set.to_data(scale, targets(set))?;
+        set.x = Vec::new();
+        Ok(Arc::new(data))
+    };
+    let (train_data, test_data) = (convert(&mut train)?, convert(&mut test)?);
+    Ok(((train, test), (train_data, test_data)))
 }
 
 /// IMP's input scale: pixels in [0, 1], as PyTorch's `ToTensor` gives the dense baseline (Adam at

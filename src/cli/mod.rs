@@ -1,8 +1,11 @@
 //! The command-line interface: clap structs ([`args`]) are turned into validated configs before
-//! any work starts, then each subcommand runs ([`planted`], [`bench`]) and reports ([`report`]).
+//! any work starts, then the engine is opened ([`engine`]), and each subcommand ([`planted`],
+//! [`mnist`], [`inr`], [`bench`], [`sweep`], `--method imp` in [`imp`]) runs the library's tasks
+//! and reports ([`report`]). Data, models and metrics live in the library, not here.
 
 pub mod args;
 pub mod bench;
+pub mod engine;
 pub mod imp;
 pub mod inr;
 pub mod mnist;

@@ -1,12 +1,15 @@
 //! `relu-iht planted`: generate a planted problem, recover it, score it.
 
 use super::args::{MethodChoice, PlantedArgs};
+use super::engine;
 use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
 use anyhow::Result;
 use relu_iht::mem::peak_host_bytes;
-use relu_iht::tasks::planted;
-use relu_iht::Backend;
+use relu_iht::problem::model::Loss;
+use relu_iht::tasks::metrics;
+use relu_iht::tasks::planted::{self, PlantedSpec};
+use relu_iht::{Backend, CpuBackend, Data, IhtConfig};
 use serde_json::json;
 
 pub fn run(a: &PlantedArgs) -> Result<()> {
@@ -21,38 +24,31 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
     config.validate(spec.n, (spec.m * spec.d) as u64)?;
     if a.solver.method == MethodChoice::Imp {
         let data = if a.solver.layers == 1 {
-            planted::generate(&spec, &mut relu_iht::cpu::CpuBackend::new())?.data
+            planted::generate(&spec, &mut CpuBackend::new())?.data
         } else {
             planted::generate_deep(&spec, a.solver.layers)?.0
         };
         return imp_fit(a, &spec, &config, &data, data.y(), 1);
     }
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => solve(a, &spec, &config, b))
 }
 
 fn solve<B: Backend>(
     a: &PlantedArgs,
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    config: &relu_iht::IhtConfig,
+    spec: &PlantedSpec,
+    config: &IhtConfig,
     backend: B,
 ) -> Result<()> {
     let (spec, config) = (*spec, config.clone());
     let layers = a.solver.layers;
     let name = backend.name();
-    let bar = report::progress(0, a.solver.quiet);
-    let batches = config.batch_size.map_or(1, |b| spec.n.div_ceil(b));
-    bar.set_length((layers * config.steps * batches) as u64);
+    let bar = report::progress(layers * config.total_steps(spec.n), a.solver.quiet);
     let (_, deep, scores) =
         planted::run_deep(&spec, layers, &config, backend, report::layer_step(&bar))?;
     bar.finish_and_clear();
     let rec = deep.last();
-    let d_last = if layers == 1 { spec.d } else { spec.m };
-    let neurons = rec.x.neurons(d_last).len();
+    let neurons = deep.neurons();
     let record = RunRecord::scalar_iht(
         "planted",
         name,
@@ -138,25 +134,21 @@ fn solve<B: Backend>(
 /// `planted --k K` (K > 1): the planted network `y = relu(X W1) W2` with `s/2` N(0, 1) weights in
 /// W1 (d × m) and in W2 (m × k), as the paper's code plants it, fitted by the vector-output model
 /// (MSE) on either engine, with `--layers` stacking greedily.
-fn vector(
-    a: &PlantedArgs,
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    config: &relu_iht::IhtConfig,
-) -> Result<()> {
-    use relu_iht::tasks::metrics;
-    use relu_iht::vector::{Loss, VectorConfig};
+fn vector(a: &PlantedArgs, spec: &PlantedSpec, config: &IhtConfig) -> Result<()> {
+    use relu_iht::solver::vector::VectorConfig;
     let (n, d, m, k) = (spec.n, spec.d, spec.m, a.k);
-    let (data, y, w1, w2) = vector_problem(spec, k)?;
+    let planted::PlantedVector {
+        data,
+        targets: y,
+        w1,
+        w2,
+    } = planted::generate_vector(spec, k)?;
     if a.solver.method == MethodChoice::Imp {
         return imp_fit(a, spec, config, &data, &y, k);
     }
     let vc = VectorConfig::from_iht(config, Loss::Mse, a.select.into(), None);
     let layers = a.solver.layers;
-    let engine = report::backend(
-        a.solver.backend,
-        a.solver.quiet || a.solver.json,
-        a.solver.device_memory,
-    )?;
+    let engine = engine::for_run(&a.solver)?;
     let (yhat, seconds, nnz, steps, backend, peak_device) = crate::with_engine!(engine, b => {
         let (mut model, seconds, _) =
             report::fit_vector(b, data.clone(), y.clone(), k, m, &vc, layers, a.solver.quiet)?;
@@ -203,74 +195,22 @@ fn vector(
     Ok(())
 }
 
-/// The planted vector problem (SPEC §4): X, targets `relu(X W1) W2` (n × k row-major), and the
-/// planted W1 and W2 (`s/2` weights each).
-#[allow(clippy::type_complexity)]
-fn vector_problem(
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    k: usize,
-) -> Result<(
-    std::sync::Arc<relu_iht::data::Data>,
-    Vec<f32>,
-    relu_iht::SparseVec,
-    relu_iht::SparseVec,
-)> {
-    use relu_iht::data::Data;
-    use relu_iht::tasks::planted::{gaussian_inputs, planted_weights};
-    let (n, d, m) = (spec.n, spec.d, spec.m);
-    let half = (spec.s / 2).max(1);
-    let w1 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
-        s: half.min(m * d),
-        ..*spec
-    });
-    let w2 = planted_weights(&relu_iht::tasks::planted::PlantedSpec {
-        d: k,
-        s: half.min(m * k),
-        seed: spec.seed.wrapping_add(1),
-        ..*spec
-    });
-    let xt = gaussian_inputs(n, d, spec.seed);
-    let mut y = vec![0.0f32; n * k];
-    let mut z = vec![0.0f32; n];
-    let w2d = w2.to_dense();
-    for j in w1.neurons(d) {
-        z.fill(0.0);
-        let r = w1.range(j * d as u32, (j + 1) * d as u32);
-        for (&c, &v) in w1.indices()[r.clone()].iter().zip(&w1.values()[r]) {
-            let col = &xt[(c as usize % d) * n..(c as usize % d + 1) * n];
-            for (zr, &x) in z.iter_mut().zip(col) {
-                *zr += v * x;
-            }
-        }
-        for (row, &zr) in z.iter().enumerate() {
-            if zr > 0.0 {
-                for c in 0..k {
-                    y[row * k + c] += zr * w2d[j as usize * k + c];
-                }
-            }
-        }
-    }
-    let data = std::sync::Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
-    Ok((data, y, w1, w2))
-}
-
 /// `--method imp`: the IMP baseline on the planted data, scored on the training points.
 fn imp_fit(
     a: &PlantedArgs,
-    spec: &relu_iht::tasks::planted::PlantedSpec,
-    config: &relu_iht::IhtConfig,
-    data: &relu_iht::data::Data,
+    spec: &PlantedSpec,
+    config: &IhtConfig,
+    data: &Data,
     y: &[f32],
     k: usize,
 ) -> Result<()> {
-    use relu_iht::tasks::metrics;
     let run = ImpRun {
         task: "planted",
         solver: &a.solver,
         config,
         m: spec.m,
         k,
-        loss: relu_iht::vector::Loss::Mse,
+        loss: Loss::Mse,
         data,
         targets: y,
         extra: json!({"teacher": format!("{:?}", spec.teacher).to_lowercase(), "weight_error": null}),

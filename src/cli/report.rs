@@ -1,81 +1,13 @@
-//! Shared reporting: backend choice, progress bars on stderr, the JSON record on stdout.
+//! Shared reporting: progress bars on stderr, the fits they follow, the JSON record on stdout.
 
-use super::args::BackendChoice;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use relu_iht::cpu::CpuBackend;
-use relu_iht::gpu::{GpuBackend, GpuContext};
-use relu_iht::Backend;
+use relu_iht::problem::data::RowSource;
+use relu_iht::solver::depth::{self, Deep, VectorDeep};
+use relu_iht::solver::vector::VectorConfig;
+use relu_iht::{Backend, Data, IhtConfig, StepRecord};
 use serde::Serialize;
 use std::sync::Arc;
-
-/// The engine a run uses.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one engine per run, moved once into the solver; boxing would hide the Backend impl"
-)]
-pub enum Engine {
-    Cpu(CpuBackend),
-    Gpu(GpuBackend),
-}
-
-/// Calls a generic function with whichever backend the engine holds.
-#[macro_export]
-macro_rules! with_engine {
-    ($engine:expr, $b:ident => $body:expr) => {
-        match $engine {
-            $crate::cli::report::Engine::Cpu($b) => $body,
-            $crate::cli::report::Engine::Gpu($b) => $body,
-        }
-    };
-}
-
-/// Resolves `--backend`: `gpu` opens any adapter (a software one included) or fails listing what
-/// was found; `auto` takes a hardware GPU if there is one, else the CPU, and says which on stderr.
-pub fn backend(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> Result<Engine> {
-    let gpu = |hardware_only: bool| -> relu_iht::Result<Engine> {
-        let ctx = Arc::new(GpuContext::new(hardware_only)?);
-        Ok(Engine::Gpu(GpuBackend::new(ctx, device_memory)))
-    };
-    let engine = match choice {
-        BackendChoice::Cpu => Engine::Cpu(CpuBackend::new()),
-        BackendChoice::Gpu => gpu(false).context("invalid --backend = gpu")?,
-        // Probe the adapters before opening a device: a software-only machine then pays for
-        // an instance, not for a device and its compiled pipelines.
-        BackendChoice::Auto
-            if !relu_iht::gpu::context::adapters()
-                .iter()
-                .any(|a| a.is_hardware()) =>
-        {
-            if !quiet {
-                eprintln!(
-                    "backend: cpu, {} threads (no hardware GPU adapter; --backend gpu uses a software one)",
-                    rayon::current_num_threads()
-                );
-            }
-            return Ok(Engine::Cpu(CpuBackend::new()));
-        }
-        BackendChoice::Auto => match gpu(true) {
-            Ok(engine) => engine,
-            Err(why) => {
-                if !quiet {
-                    eprintln!(
-                        "backend: cpu, {} threads ({why})",
-                        rayon::current_num_threads()
-                    );
-                }
-                return Ok(Engine::Cpu(CpuBackend::new()));
-            }
-        },
-    };
-    if !quiet {
-        match &engine {
-            Engine::Cpu(_) => eprintln!("backend: cpu, {} threads", rayon::current_num_threads()),
-            Engine::Gpu(b) => eprintln!("backend: {}", b.name()),
-        }
-    }
-    Ok(engine)
-}
 
 /// A progress bar over `total` steps on stderr (hidden when quiet or not a terminal).
 pub fn progress(total: usize, quiet: bool) -> ProgressBar {
@@ -91,7 +23,7 @@ pub fn progress(total: usize, quiet: bool) -> ProgressBar {
 }
 
 /// The step callback of a (layer-wise) fit: advances `bar`, showing layer, residual and weights.
-pub fn layer_step(bar: &ProgressBar) -> impl FnMut(usize, &relu_iht::iht::StepRecord) + '_ {
+pub fn layer_step(bar: &ProgressBar) -> impl FnMut(usize, &StepRecord) + '_ {
     move |layer, st| {
         bar.set_message(format!(
             "layer {}, rel. residual {:.3e}, nnz {}",
@@ -103,24 +35,39 @@ pub fn layer_step(bar: &ProgressBar) -> impl FnMut(usize, &relu_iht::iht::StepRe
     }
 }
 
+/// A greedy scalar fit of `layers` layers (one is the plain solve) with a progress bar on stderr:
+/// the fit and the engine back.
+pub fn fit_layers<B: Backend>(
+    backend: B,
+    rows: Arc<dyn RowSource>,
+    m: usize,
+    config: &IhtConfig,
+    layers: usize,
+    quiet: bool,
+) -> Result<(Deep, B)> {
+    let bar = progress(layers * config.total_steps(rows.n()), quiet);
+    let fit = depth::fit_layers(backend, rows, m, config, layers, layer_step(&bar))?;
+    bar.finish_and_clear();
+    Ok(fit)
+}
+
 /// A vector-output fit of `layers` layers with a progress bar on stderr: the model, the solve
 /// seconds and the final batch loss.
 #[allow(clippy::too_many_arguments)]
 pub fn fit_vector<B: Backend>(
     backend: B,
-    data: Arc<relu_iht::data::Data>,
+    data: Arc<Data>,
     targets: Vec<f32>,
     k: usize,
     m: usize,
-    vc: &relu_iht::vector::VectorConfig,
+    vc: &VectorConfig,
     layers: usize,
     quiet: bool,
-) -> Result<(relu_iht::deep::VectorDeep<B>, f64, f64)> {
-    let steps = vc.epochs * vc.batch_size.map_or(1, |b| data.n().div_ceil(b));
-    let bar = progress(steps * layers, quiet);
+) -> Result<(VectorDeep<B>, f64, f64)> {
+    let bar = progress(vc.total_steps(data.n()) * layers, quiet);
     let start = std::time::Instant::now();
     let mut last = f64::NAN;
-    let model = relu_iht::deep::fit_vector_layers(
+    let model = depth::fit_vector_layers(
         backend,
         data,
         targets,
@@ -168,7 +115,7 @@ impl RunRecord {
         backend: String,
         (n, d, m, s): (usize, usize, usize, usize),
         seed: u64,
-        deep: &relu_iht::deep::Deep,
+        deep: &Deep,
         extra: serde_json::Value,
     ) -> Self {
         Self {

@@ -6,11 +6,11 @@
 use super::relu_mask::Masks;
 use super::{masked_gradient, reduce, support_adjoint, support_forward, vector_model};
 use crate::backend::{rules, Backend, GradientPhase, SupportOps, SupportPhase};
-use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::operator::{Generators, Operator, Support};
-use crate::sparse::SparseVec;
-use crate::vector::{Blocks, Loss, VectorStep};
+use crate::problem::data::Data;
+use crate::problem::model::{Blocks, Loss, VectorStep};
+use crate::problem::operator::{Generators, Operator, Support};
+use crate::problem::sparse::SparseVec;
 use std::sync::{Arc, Weak};
 
 /// The CPU engine.

@@ -13,10 +13,10 @@
 //! The dense m·d gradient is never formed: a worker holds one block of Z and one tile of G.
 
 use super::relu_mask::{fill_generators, preactivation_tile};
-use crate::operator::{Generators, Operator};
-use crate::sparse::SparseVec;
-use crate::stream::{row_blocks, Plan};
-use crate::topk::TopS;
+use crate::problem::operator::{Generators, Operator};
+use crate::problem::sparse::SparseVec;
+use crate::problem::stream::{row_blocks, Plan};
+use crate::problem::topk::TopS;
 use gemm::{gemm, Parallelism};
 use multiversion::multiversion;
 use rayon::prelude::*;

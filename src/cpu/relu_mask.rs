@@ -8,9 +8,9 @@
 //! costs n/8 bytes per neuron of a support instead of the n × |T| f32 matrix.
 
 use super::lanes;
-use crate::operator::{Generators, Operator};
-use crate::rng;
-use crate::stream::{row_blocks, BLOCK_ROWS, MAX_TILE};
+use crate::problem::operator::{Generators, Operator};
+use crate::problem::rng;
+use crate::problem::stream::{row_blocks, BLOCK_ROWS, MAX_TILE};
 use gemm::{gemm, Parallelism};
 use multiversion::multiversion;
 use rayon::prelude::*;

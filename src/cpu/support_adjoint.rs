@@ -8,9 +8,9 @@
 
 use super::lanes::{dot, masked_copy, masked_dot, masked_dot2};
 use super::relu_mask::Masks;
-use crate::data::Data;
-use crate::operator::{Operator, Support, Visit};
-use crate::stream::SUPPORT_ROWS;
+use crate::problem::data::Data;
+use crate::problem::operator::{Operator, Support, Visit};
+use crate::problem::stream::SUPPORT_ROWS;
 use multiversion::multiversion;
 use rayon::prelude::*;
 use std::ops::Range;

@@ -8,9 +8,9 @@
 
 use super::lanes::{masked_axpy, masked_axpy2};
 use super::relu_mask::Masks;
-use crate::data::Data;
-use crate::operator::{axpy, Operator, Support, Visit};
-use crate::stream::SUPPORT_ROWS;
+use crate::problem::data::Data;
+use crate::problem::operator::{axpy, Operator, Support, Visit};
+use crate::problem::stream::SUPPORT_ROWS;
 use multiversion::multiversion;
 use rayon::prelude::*;
 

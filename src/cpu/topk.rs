@@ -1,7 +1,7 @@
 //! CPU twin of `shaders/topk.wgsl`: the device's merge of one tile of candidates into the running
 //! top-s, step for step — four 8-bit radix-select passes over the pool (running set, then the
 //! tile), then the stable compaction that keeps every key above the threshold and the first
-//! `need` keys equal to it. The result must equal [`crate::topk::TopS`] on the same candidates
+//! `need` keys equal to it. The result must equal [`crate::problem::topk::TopS`] on the same candidates
 //! (ties to the smaller index, zeros dropped), sorted by index.
 
 /// The key of a candidate: monotone in `|v|`, 0 for ±0.

@@ -14,9 +14,9 @@
 //!
 //! The engine path tiles the neurons so that it holds `rows × tile` intermediates, not `n × t`.
 
-use crate::operator::Operator;
-use crate::stream::MAX_TILE;
-use crate::vector::{residual, Blocks, Loss, VectorStep};
+use crate::problem::model::{residual, Blocks, Loss, VectorStep};
+use crate::problem::operator::Operator;
+use crate::problem::stream::MAX_TILE;
 use gemm::{gemm, Parallelism};
 
 /// Neurons per tile of the engine path.

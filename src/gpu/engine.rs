@@ -22,10 +22,10 @@ use super::topk::{self, Running};
 use super::workspace::Workspace;
 use crate::backend::{rules, Backend, Counters, GradientPhase, SupportPhase};
 use crate::error::{Error, Result};
-use crate::operator::{Generators, Operator};
-use crate::sparse::SparseVec;
-use crate::topk::TopS;
-use crate::vector::{Blocks, Loss, VectorStep};
+use crate::problem::model::{Blocks, Loss, VectorStep};
+use crate::problem::operator::{Generators, Operator};
+use crate::problem::sparse::SparseVec;
+use crate::problem::topk::TopS;
 use std::sync::Arc;
 
 /// Most neurons per tile of the gradient pass.

@@ -8,7 +8,7 @@ use super::engine::GpuBackend;
 use super::reduce::{self, PER_GROUP};
 use crate::backend::SupportOps;
 use crate::error::{Error, Result};
-use crate::operator::Operator;
+use crate::problem::operator::Operator;
 
 /// An n-vector on the device.
 #[derive(Debug)]

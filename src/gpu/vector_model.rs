@@ -10,8 +10,8 @@ use super::masked_gradient::{self, GradientBufs};
 use super::relu_mask;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
-use crate::operator::Operator;
-use crate::vector::{Blocks, Loss, VectorStep};
+use crate::problem::model::{Blocks, Loss, VectorStep};
+use crate::problem::operator::Operator;
 use std::ops::Range;
 
 /// Mirrors `Params` of `shaders/vector_model.wgsl`.

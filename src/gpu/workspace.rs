@@ -8,9 +8,9 @@ use super::buffers::{DeviceBuffer, Recorder};
 use super::context::GpuContext;
 use super::relu_mask;
 use super::support_forward::SupportBufs;
-use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::operator::{Operator, Support};
+use crate::problem::data::Data;
+use crate::problem::operator::{Operator, Support};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Weak};
@@ -142,7 +142,7 @@ impl Workspace {
     /// Row blocks of the current data (multiples of 64 rows, so mask words align).
     pub fn blocks(&self, n: usize) -> Vec<Range<usize>> {
         let rows = self.data.as_ref().map_or(n, |r| r.block_rows).max(1);
-        crate::stream::row_blocks(n, rows).collect()
+        crate::problem::stream::row_blocks(n, rows).collect()
     }
 
     /// Whether X streams through the block buffer.

@@ -6,7 +6,7 @@
 //! fraction outside (0, 1)) before any weight is allocated.
 
 use crate::error::{Error, Result};
-use crate::vector::Loss;
+use crate::problem::model::Loss;
 
 /// Xor-ed into the run seed's stream keys so that IMP's init and shuffles are not the IHT solvers'
 /// draws from the same streams.

@@ -8,10 +8,10 @@
 //! `(seed, layer, index)`.
 
 use super::config::SALT;
-use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::rng::{self, Stream};
-use crate::vector::{residual, Loss};
+use crate::problem::data::Data;
+use crate::problem::model::{residual, Loss};
+use crate::problem::rng::{self, Stream};
 use gemm::{gemm, Parallelism};
 use std::ops::Range;
 

@@ -7,9 +7,9 @@
 
 use super::config::{ImpConfig, SALT};
 use super::mlp::{Acts, Mlp, View};
-use crate::data::{check_finite, Data};
 use crate::error::{Error, Result};
-use crate::rng::{self, Stream};
+use crate::problem::data::{check_finite, Data};
+use crate::problem::rng::{self, Stream};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rayon::prelude::*;

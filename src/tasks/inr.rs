@@ -9,9 +9,11 @@
 //! thousand samples; larger ones are downscaled (`max_side`).
 
 use crate::error::{Error, Result};
-use crate::rng::{self, Stream};
+use crate::problem::data::{Data, InMemory, RowSource};
+use crate::problem::rng::{self, Stream};
 use rayon::prelude::*;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The bundled CC0 photo (`assets/camera.png`, 512 × 512 gray), compiled in so the default fit
 /// runs from any directory with no data fetched.
@@ -260,6 +262,27 @@ pub fn psnr(target: &[f32], pred: &[f32]) -> f64 {
     -10.0 * mse.log10()
 }
 
+/// The image's features as one data set held in memory, the pixels as targets.
+pub fn feature_data(image: &Image, features: &FourierFeatures, unit: bool) -> Result<Data> {
+    let xt = features.embed(&image.coords(unit));
+    Data::from_columns(image.len(), features.dim(), xt, image.pixels.clone())
+}
+
+/// The solver's rows of an image: generated per batch when `streamed` (memory bounded by one
+/// batch, for minibatch runs), else formed once ([`feature_data`]).
+pub fn feature_rows(
+    image: &Image,
+    features: FourierFeatures,
+    unit: bool,
+    streamed: bool,
+) -> Result<Arc<dyn RowSource>> {
+    Ok(if streamed {
+        Arc::new(FeatureRows::new(image, features, unit))
+    } else {
+        Arc::new(InMemory(Arc::new(feature_data(image, &features, unit)?)))
+    })
+}
+
 /// Fourier-feature rows generated on demand from the image's coordinates: the solver holds one
 /// batch of features at a time instead of the n × features matrix.
 pub struct FeatureRows {
@@ -278,20 +301,20 @@ impl FeatureRows {
     }
 }
 
-impl crate::data::RowSource for FeatureRows {
+impl RowSource for FeatureRows {
     fn n(&self) -> usize {
         self.targets.len()
     }
     fn d(&self) -> usize {
         self.features.dim()
     }
-    fn rows(&self, rows: &[usize]) -> Result<crate::data::Data> {
+    fn rows(&self, rows: &[usize]) -> Result<Data> {
         let k = self.features.k;
         let coords: Vec<f32> = rows
             .iter()
             .flat_map(|&r| self.coords[r * k..(r + 1) * k].iter().copied())
             .collect();
         let y = rows.iter().map(|&r| self.targets[r]).collect();
-        crate::data::Data::from_columns(rows.len(), self.d(), self.features.embed(&coords), y)
+        Data::from_columns(rows.len(), self.d(), self.features.embed(&coords), y)
     }
 }

@@ -1,7 +1,7 @@
 //! Metrics of SPEC §4: PSNR, relative error, and the weight error after matching neurons
 //! (a two-layer network is only identifiable up to a permutation of its neurons).
 
-use crate::sparse::SparseVec;
+use crate::problem::sparse::SparseVec;
 use pathfinding::kuhn_munkres::kuhn_munkres_min;
 use pathfinding::matrix::Matrix;
 

@@ -7,6 +7,7 @@
 //! next `test` for testing; rows are grouped by class. Pixels stay raw 0–255 (as f32).
 
 use crate::error::{Error, Result};
+use crate::problem::model::argmax_rows;
 use std::path::Path;
 
 /// A parsed IDX file of unsigned bytes.
@@ -148,7 +149,7 @@ pub struct Labeled {
 
 impl Labeled {
     /// The images as a data set (column-major f32 pixels, multiplied by `scale`) with targets `y`.
-    pub fn to_data(&self, scale: f32, y: Vec<f32>) -> Result<crate::data::Data> {
+    pub fn to_data(&self, scale: f32, y: Vec<f32>) -> Result<crate::problem::data::Data> {
         let (n, d) = (self.len(), self.d);
         let mut xt = vec![0.0f32; n * d];
         for (r, img) in self.x.chunks(d.max(1)).enumerate() {
@@ -156,7 +157,15 @@ impl Labeled {
                 xt[i * n + r] = p as f32 * scale;
             }
         }
-        crate::data::Data::from_columns(n, d, xt, y)
+        crate::problem::data::Data::from_columns(n, d, xt, y)
+    }
+
+    /// One-hot rows (n × k) of the labels.
+    pub fn one_hot(&self, k: usize) -> Vec<f32> {
+        self.labels
+            .iter()
+            .flat_map(|&l| (0..k).map(move |c| if c == l as usize { 1.0 } else { 0.0 }))
+            .collect()
     }
 
     /// Pixels of image `k` as f32 (raw 0–255).
@@ -281,6 +290,17 @@ pub fn load_split(
         dst.labels.push(c);
     }
     Ok((tr, te))
+}
+
+/// Fraction of rows of `yhat` (n × k row-major) whose largest output is the label.
+pub fn class_accuracy(yhat: &[f32], labels: &[u8], k: usize) -> f64 {
+    let pred = argmax_rows(yhat, k);
+    let hits = pred
+        .iter()
+        .zip(labels)
+        .filter(|(&p, &l)| p == l as usize)
+        .count();
+    hits as f64 / labels.len().max(1) as f64
 }
 
 /// Fraction of `pred ≥ 0.5` that agree with `labels == positive`.

@@ -7,13 +7,13 @@
 //! vectors (same seed), where exact recovery is what the guarantee promises.
 
 use crate::backend::Backend;
-use crate::data::{Data, InMemory, RowSource};
-use crate::deep::{fit_layers, Deep, Hidden};
 use crate::error::{Error, Result};
-use crate::iht::{self, IhtConfig, Recovery};
-use crate::operator::{Generators, Operator};
-use crate::rng::{self, Stream};
-use crate::sparse::SparseVec;
+use crate::problem::data::{Data, InMemory, RowSource};
+use crate::problem::operator::{Generators, Operator};
+use crate::problem::rng::{self, Stream};
+use crate::problem::sparse::SparseVec;
+use crate::solver::depth::{fit_layers, Deep, Hidden};
+use crate::solver::scalar::{self, IhtConfig, Recovery};
 use crate::tasks::metrics;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -114,7 +114,7 @@ pub fn generate<B: Backend>(spec: &PlantedSpec, backend: &mut B) -> Result<Plant
         Teacher::Convex => Generators::Random { seed: spec.seed },
     };
     let op = Operator::new(unlabeled.clone(), spec.m, gens)?;
-    let y = iht::predict(backend, &op, &truth)?;
+    let y = scalar::predict(backend, &op, &truth)?;
     let data = Arc::try_unwrap(unlabeled).unwrap_or_else(|a| (*a).clone());
     let data = Arc::new(data.with_targets(y)?);
     Ok(Planted {
@@ -135,7 +135,7 @@ pub struct Scores {
 /// Evaluates `rec` on the training points and against the planted weights.
 pub fn score<B: Backend>(planted: &Planted, rec: &Recovery, backend: &mut B) -> Result<Scores> {
     let op = Operator::new(planted.data.clone(), planted.spec.m, rec.generators())?;
-    let yhat = iht::predict(backend, &op, &rec.x)?;
+    let yhat = scalar::predict(backend, &op, &rec.x)?;
     let y = planted.data.y();
     let weight_error = match planted.spec.teacher {
         Teacher::Convex => metrics::weight_error_direct(&rec.x, &planted.truth),
@@ -153,7 +153,7 @@ pub fn run<B: Backend>(
     spec: &PlantedSpec,
     config: &IhtConfig,
     mut backend: B,
-    on_step: impl FnMut(&iht::StepRecord),
+    on_step: impl FnMut(&scalar::StepRecord),
 ) -> Result<(Planted, Recovery, Scores)> {
     let planted = generate(spec, &mut backend)?;
     let op = Operator::new(
@@ -161,11 +161,70 @@ pub fn run<B: Backend>(
         spec.m,
         Generators::Random { seed: config.seed },
     )?;
-    let mut solver = iht::Iht::new(backend, op, config.clone())?;
+    let mut solver = scalar::Iht::new(backend, op, config.clone())?;
     let rec = solver.solve(on_step)?;
     let mut backend = solver.into_backend();
     let scores = score(&planted, &rec, &mut backend)?;
     Ok((planted, rec, scores))
+}
+
+/// A planted vector-output problem: inputs (targets unused), targets `relu(X W1) W2` (n × k
+/// row-major), and the planted factors W1 (index `j·d + i`) and W2 (index `j·k + c`).
+#[derive(Clone, Debug)]
+pub struct PlantedVector {
+    pub data: Arc<Data>,
+    pub targets: Vec<f32>,
+    pub w1: SparseVec,
+    pub w2: SparseVec,
+}
+
+/// The planted network `y = relu(X W1) W2` of `planted --k K` (SPEC §4), as the paper's code
+/// plants it: `s/2` N(0, 1) weights in W1 (d × m) and in W2 (m × k).
+pub fn generate_vector(spec: &PlantedSpec, k: usize) -> Result<PlantedVector> {
+    spec.validate()?;
+    if k == 0 {
+        return Err(Error::invalid("k", k, "need at least one output"));
+    }
+    let (n, d, m) = (spec.n, spec.d, spec.m);
+    let half = (spec.s / 2).max(1);
+    let w1 = planted_weights(&PlantedSpec {
+        s: half.min(m * d),
+        ..*spec
+    });
+    let w2 = planted_weights(&PlantedSpec {
+        d: k,
+        s: half.min(m * k),
+        seed: spec.seed.wrapping_add(1),
+        ..*spec
+    });
+    let xt = gaussian_inputs(n, d, spec.seed);
+    let mut y = vec![0.0f32; n * k];
+    let mut z = vec![0.0f32; n];
+    let w2d = w2.to_dense();
+    for j in w1.neurons(d) {
+        z.fill(0.0);
+        let r = w1.range(j * d as u32, (j + 1) * d as u32);
+        for (&c, &v) in w1.indices()[r.clone()].iter().zip(&w1.values()[r]) {
+            let col = &xt[(c as usize % d) * n..(c as usize % d + 1) * n];
+            for (zr, &x) in z.iter_mut().zip(col) {
+                *zr += v * x;
+            }
+        }
+        for (row, &zr) in z.iter().enumerate() {
+            if zr > 0.0 {
+                for c in 0..k {
+                    y[row * k + c] += zr * w2d[j as usize * k + c];
+                }
+            }
+        }
+    }
+    let data = Arc::new(Data::from_columns(n, d, xt, vec![0.0; n])?);
+    Ok(PlantedVector {
+        data,
+        targets: y,
+        w1,
+        w2,
+    })
 }
 
 /// A planted network of `layers ≥ 2` hidden layers (SPEC §4, as the paper's code builds it):
@@ -207,7 +266,7 @@ pub fn generate_deep(spec: &PlantedSpec, layers: usize) -> Result<(Arc<Data>, Ve
     let last = source.whole().expect("in memory");
     let w = weights.last().expect("layers ≥ 1");
     let op = Operator::new(last, spec.m, Generators::Weights(w.clone()))?;
-    let y = iht::predict(&mut crate::cpu::CpuBackend::new(), &op, w)?;
+    let y = scalar::predict(&mut crate::cpu::CpuBackend::new(), &op, w)?;
     let data = Arc::try_unwrap(inputs).unwrap_or_else(|a| (*a).clone());
     Ok((Arc::new(data.with_targets(y)?), weights))
 }
@@ -219,7 +278,7 @@ pub fn run_deep<B: Backend>(
     layers: usize,
     config: &IhtConfig,
     mut backend: B,
-    on_step: impl FnMut(usize, &iht::StepRecord),
+    on_step: impl FnMut(usize, &scalar::StepRecord),
 ) -> Result<(Arc<Data>, Deep, Scores)> {
     if layers == 1 {
         let planted = generate(spec, &mut backend)?;
@@ -245,7 +304,7 @@ pub fn run_deep<B: Backend>(
         on_step,
     )?;
     let rec = deep.last();
-    let yhat = iht::predict_rows(
+    let yhat = scalar::predict_rows(
         &mut backend,
         deep.last_inputs.as_ref(),
         spec.m,

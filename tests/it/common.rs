@@ -2,8 +2,8 @@
 //! index, actual, expected, difference and tolerance.
 
 use rand::{Rng, SeedableRng};
-use relu_iht::data::Data;
-use relu_iht::operator::{Generators, Operator};
+use relu_iht::problem::data::Data;
+use relu_iht::problem::operator::{Generators, Operator};
 use relu_iht::SparseVec;
 use std::sync::Arc;
 

@@ -3,10 +3,10 @@
 
 use super::common::*;
 use relu_iht::cpu::CpuBackend;
-use relu_iht::data::{Data, InMemory, RowSource};
-use relu_iht::deep::Hidden;
-use relu_iht::iht::IhtConfig;
-use relu_iht::operator::Generators;
+use relu_iht::problem::data::{Data, InMemory, RowSource};
+use relu_iht::problem::operator::Generators;
+use relu_iht::solver::depth::Hidden;
+use relu_iht::solver::scalar::IhtConfig;
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
 use std::sync::Arc;
 

@@ -9,8 +9,8 @@ use super::gpu::gpu;
 use relu_iht::backend::{rules, Backend, SupportOps};
 use relu_iht::cpu::CpuBackend;
 use relu_iht::gpu::{GpuBackend, GpuContext};
-use relu_iht::iht::{Iht, IhtConfig};
-use relu_iht::operator::{Generators, Mode, Operator};
+use relu_iht::problem::operator::{Generators, Mode, Operator};
+use relu_iht::solver::scalar::{Iht, IhtConfig};
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
 use std::sync::Arc;
 

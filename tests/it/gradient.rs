@@ -3,7 +3,7 @@
 
 use super::common::*;
 use relu_iht::cpu::masked_gradient::{gradient_topk, tile_gradient};
-use relu_iht::operator::{Generators, Operator};
+use relu_iht::problem::operator::{Generators, Operator};
 use relu_iht::SparseVec;
 use std::collections::HashSet;
 

@@ -2,8 +2,8 @@
 //! minibatches, inflation and refinement.
 
 use relu_iht::cpu::CpuBackend;
-use relu_iht::iht::IhtConfig;
-use relu_iht::operator::Mode;
+use relu_iht::problem::operator::Mode;
+use relu_iht::solver::scalar::IhtConfig;
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
 
 fn spec(seed: u64, teacher: Teacher) -> PlantedSpec {

@@ -5,9 +5,9 @@
 use super::common::*;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
-use relu_iht::data::Data;
 use relu_iht::imp::{imp, prune_count, Adam, ImpConfig, ImpResult, Mlp, RoundReport};
-use relu_iht::vector::{argmax_rows, Loss};
+use relu_iht::problem::data::Data;
+use relu_iht::problem::model::{argmax_rows, Loss};
 
 /// Gaussian inputs (n × d) as a data set with zero scalar targets.
 fn gaussian(rng: &mut impl Rng, n: usize, d: usize) -> Data {

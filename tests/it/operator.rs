@@ -5,8 +5,8 @@ use super::common::*;
 use relu_iht::backend::SupportOps;
 use relu_iht::cpu::relu_mask::{bit, Masks};
 use relu_iht::cpu::CpuBackend;
-use relu_iht::data::Data;
-use relu_iht::operator::{Generators, Operator, Support};
+use relu_iht::problem::data::Data;
+use relu_iht::problem::operator::{Generators, Operator, Support};
 use std::sync::Arc;
 
 #[test]

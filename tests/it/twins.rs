@@ -6,9 +6,9 @@ use relu_iht::cpu::masked_gradient::{self, GradientBlock};
 use relu_iht::cpu::support_forward::{RowBlock, SupportLayout};
 use relu_iht::cpu::vector_model::{self, TileLayout};
 use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk};
-use relu_iht::operator::{Operator, Support};
-use relu_iht::topk::{reference_top, TopS};
-use relu_iht::vector::{Blocks, Loss, VectorStep};
+use relu_iht::problem::model::{Blocks, Loss, VectorStep};
+use relu_iht::problem::operator::{Operator, Support};
+use relu_iht::problem::topk::{reference_top, TopS};
 
 /// The GPU layout of a support: columns, run starts, run of each entry, masks (u32 words).
 pub struct Layout {
@@ -344,7 +344,7 @@ fn vector_model_twins_compose_to_the_cpu_engine_step() {
                 );
                 // The forward pass alone agrees with the step's residual inputs.
                 let yhat = vector_model::forward(&op, &b, k);
-                let (_, l2) = relu_iht::vector::residual(&yhat, &y, k, loss);
+                let (_, l2) = relu_iht::problem::model::residual(&yhat, &y, k, loss);
                 assert!(
                     (l2 - engine.loss).abs() <= 1e-9 * (1.0 + l2),
                     "{what}: forward"

@@ -4,9 +4,10 @@
 use super::common::*;
 use super::mnist::write_fixture;
 use relu_iht::cpu::CpuBackend;
-use relu_iht::data::Data;
-use relu_iht::operator::Mode;
-use relu_iht::vector::{argmax_rows, residual, CountSketch, Loss, Select, VectorConfig, VectorIht};
+use relu_iht::problem::data::Data;
+use relu_iht::problem::model::{argmax_rows, residual, Loss, Select};
+use relu_iht::problem::operator::Mode;
+use relu_iht::solver::vector::{CountSketch, VectorConfig, VectorIht};
 use std::sync::Arc;
 
 #[test]

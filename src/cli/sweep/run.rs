@@ -88,64 +88,47 @@ pub fn run(a: &SweepArgs) -> Result<()> {
                                         })
                                     })
                                     .collect();
-                            match method {
-                                Method::Iht => {
-                                    for s in missing {
-                                        let mut args = base.clone();
-                                        args.extend(["--s".to_string(), s.to_string()]);
-                                        jobs.push((
-                                            method,
-                                            tn.to_string(),
-                                            args,
-                                            1,
-                                            Some(diverged(method, tn, layers, n, m, s, seed)),
-                                        ));
-                                    }
-                                }
-                                // A planted cell is its own problem (s planted weights): one
-                                // IMP run per cell, its budget the cell's s.
-                                Method::Imp if matches!(p.task, Task::Planted | Task::PlantedK) => {
-                                    for s in missing {
-                                        let mut args = base.clone();
-                                        args.extend([
-                                            "--s".to_string(),
-                                            s.to_string(),
-                                            "--method".to_string(),
-                                            "imp".to_string(),
-                                        ]);
+                            // A planted cell is its own problem (s planted weights): IMP too
+                            // runs once per cell there, its budget the cell's s.
+                            let per_cell = method == Method::Iht
+                                || matches!(p.task, Task::Planted | Task::PlantedK);
+                            if per_cell {
+                                for s in missing {
+                                    let mut args = base.clone();
+                                    args.extend(["--s".to_string(), s.to_string()]);
+                                    if method == Method::Imp {
+                                        args.extend(["--method".to_string(), "imp".to_string()]);
                                         if a.imp_retrain {
                                             args.push("--imp-retrain".to_string());
                                         }
-                                        jobs.push((
-                                            method,
-                                            tn.to_string(),
-                                            args,
-                                            1,
-                                            Some(diverged(method, tn, layers, n, m, s, seed)),
-                                        ));
                                     }
+                                    jobs.push((
+                                        method,
+                                        tn.to_string(),
+                                        args,
+                                        1,
+                                        Some(diverged(method, tn, layers, n, m, s, seed)),
+                                    ));
                                 }
-                                Method::Imp if !missing.is_empty() => {
-                                    let mut args = base.clone();
-                                    let mut list: Vec<String> =
-                                        missing.iter().map(|s| s.to_string()).collect();
-                                    if a.figure == Some(Figure::Memory) {
-                                        // Memory is the dense model's: one round (the first
-                                        // round meets any budget above the weight count).
-                                        list = vec![u32::MAX.to_string()];
-                                    }
-                                    args.extend([
-                                        "--method".to_string(),
-                                        "imp".to_string(),
-                                        "--imp-budgets".to_string(),
-                                        list.join(","),
-                                    ]);
-                                    if a.imp_retrain {
-                                        args.push("--imp-retrain".to_string());
-                                    }
-                                    jobs.push((method, tn.to_string(), args, missing.len(), None));
+                            } else if !missing.is_empty() {
+                                let mut args = base.clone();
+                                let mut list: Vec<String> =
+                                    missing.iter().map(|s| s.to_string()).collect();
+                                if a.figure == Some(Figure::Memory) {
+                                    // Memory is the dense model's: one round (the first
+                                    // round meets any budget above the weight count).
+                                    list = vec![u32::MAX.to_string()];
                                 }
-                                Method::Imp => {}
+                                args.extend([
+                                    "--method".to_string(),
+                                    "imp".to_string(),
+                                    "--imp-budgets".to_string(),
+                                    list.join(","),
+                                ]);
+                                if a.imp_retrain {
+                                    args.push("--imp-retrain".to_string());
+                                }
+                                jobs.push((method, tn.to_string(), args, missing.len(), None));
                             }
                         }
                     }

@@ -7,7 +7,7 @@
 //! distinct indices, so the selected set is unique: merging partial sets in any order (per thread,
 //! per tile, CPU or GPU) gives the same answer. Exact zeros are never selected.
 
-use crate::sparse::SparseVec;
+use crate::problem::sparse::SparseVec;
 use std::cmp::Ordering;
 
 /// `Less` when `a` ranks before (is better than) `b`.

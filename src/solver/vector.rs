@@ -10,35 +10,15 @@
 //! ([`Backend::vector_step`]); selection runs on the host.
 
 use crate::backend::Backend;
-use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::operator::{Generators, Mode, Operator};
-use crate::rng::{self, Stream};
-use crate::sparse::SparseVec;
-use crate::topk::TopS;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use crate::problem::data::Data;
+use crate::problem::model::{Blocks, Loss, Select, VectorStep};
+use crate::problem::operator::{Generators, Mode, Operator};
+use crate::problem::rng::{self, Stream};
+use crate::problem::sparse::SparseVec;
+use crate::problem::topk::TopS;
+use crate::solver::schedule::{self, Schedule};
 use std::sync::Arc;
-
-/// Training loss.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Loss {
-    /// `(1/2n)‖Ŷ − Y‖²`.
-    Mse,
-    /// Softmax cross-entropy against one-hot rows of Y.
-    CrossEntropy,
-}
-
-/// How the s kept entries are chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Select {
-    /// Largest count-sketch estimates of the cumulative updates (the paper's code).
-    Sketch,
-    /// Largest magnitudes.
-    Magnitude,
-}
 
 /// Settings of a vector-output solve.
 #[derive(Clone, Debug)]
@@ -58,7 +38,7 @@ pub struct VectorConfig {
 impl VectorConfig {
     /// The scalar solver's budget, schedule, seed and mode with the vector model's own choices.
     pub fn from_iht(
-        c: &crate::iht::IhtConfig,
+        c: &crate::solver::scalar::IhtConfig,
         loss: Loss,
         select: Select,
         step: Option<f32>,
@@ -73,6 +53,11 @@ impl VectorConfig {
             select,
             step,
         }
+    }
+
+    /// Steps a run over `n` rows takes (`epochs` times the batches per epoch).
+    pub fn total_steps(&self, n: usize) -> usize {
+        self.epochs * schedule::batches_per_epoch(n, self.batch_size)
     }
 
     /// SPEC §3: 0.001 for cross-entropy; else 2 when `s < 6·m^0.536`, 0.005 otherwise.
@@ -135,46 +120,6 @@ impl CountSketch {
     }
 }
 
-/// The vector-output model's weights of a set of neurons, dense per neuron.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Blocks {
-    /// The neurons, sorted.
-    pub live: Vec<u32>,
-    /// `w1[jj·d + i]`, `w2[jj·k + c]` for neuron `live[jj]`.
-    pub w1: Vec<f32>,
-    pub w2: Vec<f32>,
-}
-
-impl Blocks {
-    /// Checks the block lengths against `live`, d and k.
-    pub fn check(&self, d: usize, k: usize) -> Result<()> {
-        Error::check_len("W1 blocks (t·d)", self.live.len() * d, self.w1.len())?;
-        Error::check_len("W2 blocks (t·k)", self.live.len() * k, self.w2.len())
-    }
-
-    /// Checks that `self` covers the same neurons as `other`, with valid lengths.
-    pub fn check_same_neurons(&self, other: &Blocks, d: usize, k: usize) -> Result<()> {
-        self.check(d, k)?;
-        if self.live != other.live {
-            return Err(Error::invalid(
-                "blocks",
-                self.live.len(),
-                "the gradient blocks must cover the forward blocks' neurons",
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// What one step's chain rule returns: the batch loss at the current weights and the candidates
-/// `W − α G` (same layout as [`Blocks`]).
-#[derive(Clone, Debug)]
-pub struct VectorStep {
-    pub loss: f64,
-    pub w1: Vec<f32>,
-    pub w2: Vec<f32>,
-}
-
 /// The vector-output IHT solver on backend `B`.
 pub struct VectorIht<B: Backend> {
     backend: B,
@@ -186,7 +131,7 @@ pub struct VectorIht<B: Backend> {
     x: SparseVec,
     sketch: Option<CountSketch>,
     t: usize,
-    perm: Vec<usize>,
+    schedule: Schedule,
 }
 
 impl<B: Backend> VectorIht<B> {
@@ -204,39 +149,25 @@ impl<B: Backend> VectorIht<B> {
             return Err(Error::invalid("k", k, "need at least one output"));
         }
         Error::check_len("targets (n·k)", n * k, targets.len())?;
-        crate::data::check_finite("targets", &targets)?;
-        let len = (m * d + m * k) as u128;
-        if m == 0 {
-            return Err(Error::invalid("m", m, "need at least one neuron"));
-        }
-        if len >= u32::MAX as u128 {
-            return Err(Error::TooLarge(len));
-        }
-        if config.s == 0 || config.s as u128 > len {
+        crate::problem::data::check_finite("targets", &targets)?;
+        let len = schedule::check_width(m, (m * d + m * k) as u128)?;
+        if config.s == 0 || config.s as u64 > len {
             return Err(Error::invalid(
                 "s",
                 config.s,
                 format!("must be in 1..={len} (m·d + m·k)"),
             ));
         }
-        if config.epochs == 0 {
-            return Err(Error::invalid(
-                "epochs",
-                config.epochs,
-                "must be at least 1",
-            ));
-        }
-        if let Some(b) = config.batch_size {
-            if b == 0 || b > n {
-                return Err(Error::invalid(
-                    "batch-size",
-                    b,
-                    format!("must be in 1..={n}"),
-                ));
-            }
-        }
-        let sketch = (config.select == Select::Sketch)
-            .then(|| CountSketch::new(config.s, len as u64, config.seed));
+        schedule::check_schedule("epochs", config.epochs, config.batch_size, n)?;
+        let sketch =
+            (config.select == Select::Sketch).then(|| CountSketch::new(config.s, len, config.seed));
+        let schedule = Schedule::new(
+            n,
+            config.epochs,
+            config.batch_size,
+            config.seed,
+            config.mode,
+        );
         Ok(Self {
             backend,
             data,
@@ -244,10 +175,10 @@ impl<B: Backend> VectorIht<B> {
             k,
             m,
             config,
-            x: SparseVec::zeros(len as u64),
+            x: SparseVec::zeros(len),
             sketch,
             t: 0,
-            perm: Vec::new(),
+            schedule,
         })
     }
 
@@ -279,36 +210,24 @@ impl<B: Backend> VectorIht<B> {
         )
     }
 
+    /// Batches per epoch (1 in full batch).
     pub fn batches_per_epoch(&self) -> usize {
-        self.config
-            .batch_size
-            .map_or(1, |b| self.data.n().div_ceil(b))
+        self.schedule.batches_per_epoch()
     }
 
+    /// Total steps the run will take.
     pub fn total_steps(&self) -> usize {
-        self.config.epochs * self.batches_per_epoch()
+        self.schedule.total_steps()
     }
 
     /// Generators at step `t` (SPEC §1 schedule on W1).
     fn generators_at(&self, t: usize) -> Generators {
-        match self.config.mode {
-            Mode::SequentialConvex if t > self.batches_per_epoch() => {
-                Generators::Weights(self.w1())
-            }
-            _ => Generators::Random {
-                seed: self.config.seed,
-            },
-        }
+        self.schedule.generators_at(t, || self.w1())
     }
 
     /// The generators that define the fitted model's prediction.
     pub fn prediction_generators(&self) -> Generators {
-        match self.config.mode {
-            Mode::SequentialConvex => Generators::Weights(self.w1()),
-            Mode::Convex => Generators::Random {
-                seed: self.config.seed,
-            },
-        }
+        self.schedule.model_generators(|| self.w1())
     }
 
     fn blocks(&self, live: Vec<u32>, init: bool) -> Blocks {
@@ -365,18 +284,9 @@ impl<B: Backend> VectorIht<B> {
 
     /// The batch of step `t`.
     fn batch(&mut self, t: usize) -> (Arc<Data>, Vec<f32>) {
-        let Some(bs) = self.config.batch_size else {
+        let Some(rows) = self.schedule.rows_at(t) else {
             return (self.data.clone(), self.targets.clone());
         };
-        let nb = self.batches_per_epoch();
-        if t % nb == 0 {
-            let key = rng::key(self.config.seed, Stream::Shuffle) ^ (t / nb) as u64;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(key);
-            self.perm = (0..self.data.n()).collect();
-            self.perm.shuffle(&mut rng);
-        }
-        let kb = t % nb;
-        let rows = &self.perm[kb * bs..((kb + 1) * bs).min(self.data.n())];
         let y = rows
             .iter()
             .flat_map(|&r| self.targets[r * self.k..(r + 1) * self.k].to_vec())
@@ -480,48 +390,4 @@ impl<B: Backend> VectorIht<B> {
         }
         Ok(())
     }
-}
-
-/// `(R, loss)`: MSE `R = (Ŷ − Y)/n`, loss `‖Ŷ − Y‖²/2n`; cross-entropy `R = (softmax(Ŷ) − Y)/n`
-/// with the max subtracted per row, loss the mean cross-entropy.
-pub fn residual(yhat: &[f32], y: &[f32], k: usize, loss: Loss) -> (Vec<f32>, f64) {
-    let n = (y.len() / k).max(1);
-    let mut r = vec![0.0f32; y.len()];
-    let mut total = 0.0f64;
-    for ((rr, yh), yy) in r.chunks_mut(k).zip(yhat.chunks(k)).zip(y.chunks(k)) {
-        match loss {
-            Loss::Mse => {
-                for c in 0..k {
-                    let e = yh[c] - yy[c];
-                    rr[c] = e / n as f32;
-                    total += 0.5 * (e as f64) * (e as f64);
-                }
-            }
-            Loss::CrossEntropy => {
-                let max = yh.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-                let exps: Vec<f64> = yh.iter().map(|&v| ((v - max) as f64).exp()).collect();
-                let sum: f64 = exps.iter().sum();
-                for c in 0..k {
-                    let p = exps[c] / sum;
-                    rr[c] = ((p - yy[c] as f64) / n as f64) as f32;
-                    if yy[c] > 0.0 {
-                        total -= yy[c] as f64 * p.max(1e-300).ln();
-                    }
-                }
-            }
-        }
-    }
-    (r, total / n as f64)
-}
-
-/// Index of the largest output per row.
-pub fn argmax_rows(yhat: &[f32], k: usize) -> Vec<usize> {
-    yhat.chunks(k)
-        .map(|row| {
-            row.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map_or(0, |p| p.0)
-        })
-        .collect()
 }

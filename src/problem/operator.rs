@@ -8,10 +8,10 @@
 //! This file holds the description (data, width, generators) and the plain, dense reference
 //! formulas used by the tests; backends do the real work on a [`Support`] in O(n·|T|).
 
-use crate::data::Data;
 use crate::error::{Error, Result};
-use crate::rng::{self, Stream};
-use crate::sparse::SparseVec;
+use crate::problem::data::Data;
+use crate::problem::rng::{self, Stream};
+use crate::problem::sparse::SparseVec;
 use multiversion::multiversion;
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@
 //! Files are written atomically: a temporary file beside the target, then a rename.
 
 use crate::error::{Error, Result};
-use crate::iht::StepRecord;
-use crate::sparse::SparseVec;
+use crate::problem::sparse::SparseVec;
+use crate::solver::scalar::StepRecord;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -131,6 +131,12 @@ pub fn check_finite(what: &'static str, v: &[f32]) -> Result<()> {
     }
 }
 
+/// `‖v‖²` with every square and sum in f64, in index order: deterministic, independent of any
+/// engine or thread count (the solvers' relative residuals are reported against it).
+pub fn sum_squares(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64 * x as f64).sum()
+}
+
 /// Where the solver's rows come from: a data set held in memory, or rows generated on demand
 /// (e.g. Fourier features of pixel coordinates), so that memory is bounded by one batch.
 pub trait RowSource: Send + Sync {

@@ -14,15 +14,13 @@
 //! in minibatch mode), then `h_j := w_j` before every step.
 
 use crate::backend::Backend;
-use crate::checkpoint::Checkpoint;
-use crate::data::{Data, InMemory, RowSource};
 use crate::error::{Error, Result};
-use crate::operator::{Generators, Mode, Operator};
-use crate::rng::{self, Stream};
-use crate::sparse::SparseVec;
-use crate::topk;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use crate::problem::data::{sum_squares, Data, InMemory, RowSource};
+use crate::problem::operator::{Generators, Mode, Operator};
+use crate::problem::sparse::SparseVec;
+use crate::problem::topk;
+use crate::solver::checkpoint::Checkpoint;
+use crate::solver::schedule::{self, Schedule};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,18 +82,7 @@ impl IhtConfig {
                 format!("exceeds the number of weights m·d = {cols}"),
             ));
         }
-        if self.steps == 0 {
-            return Err(Error::invalid("steps", self.steps, "must be at least 1"));
-        }
-        if let Some(b) = self.batch_size {
-            if b == 0 || b > n {
-                return Err(Error::invalid(
-                    "batch-size",
-                    b,
-                    format!("must be in 1..={n}"),
-                ));
-            }
-        }
+        schedule::check_schedule("steps", self.steps, self.batch_size, n)?;
         if !(self.inflate >= 1.0 && self.inflate.is_finite()) {
             return Err(Error::invalid(
                 "inflate",
@@ -111,6 +98,12 @@ impl IhtConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Steps a run over `n` rows takes: `steps` in full batch, `steps` epochs of
+    /// `ceil(n / batch_size)` batches otherwise.
+    pub fn total_steps(&self, n: usize) -> usize {
+        self.steps * schedule::batches_per_epoch(n, self.batch_size)
     }
 }
 
@@ -158,10 +151,7 @@ impl Recovery {
     /// The generators that define the recovered model's prediction: `h = w` (sequential-convex:
     /// `Σ_j relu(X w_j)`) or the fixed random ones (convex).
     pub fn generators(&self) -> Generators {
-        match self.mode {
-            Mode::SequentialConvex => Generators::Weights(self.x.clone()),
-            Mode::Convex => Generators::Random { seed: self.seed },
-        }
+        schedule::model_generators(self.mode, self.seed, || self.x.clone())
     }
 }
 
@@ -175,8 +165,7 @@ pub struct Iht<B: Backend> {
     x: SparseVec,
     t: usize,
     history: Vec<StepRecord>,
-    perm: Vec<usize>,
-    perm_epoch: Option<usize>,
+    schedule: Schedule,
     checkpoint: Option<(PathBuf, usize, String)>,
 }
 
@@ -196,14 +185,7 @@ impl<B: Backend> Iht<B> {
         m: usize,
         config: IhtConfig,
     ) -> Result<Self> {
-        let cols = m as u128 * source.d() as u128;
-        if m == 0 {
-            return Err(Error::invalid("m", m, "need at least one neuron"));
-        }
-        if cols >= u32::MAX as u128 {
-            return Err(Error::TooLarge(cols));
-        }
-        let cols = cols as u64;
+        let cols = schedule::check_width(m, m as u128 * source.d() as u128)?;
         config.validate(source.n(), cols)?;
         if source.whole().is_none() {
             if config.batch_size.is_none() {
@@ -223,6 +205,13 @@ impl<B: Backend> Iht<B> {
         }
         let keep = config.s_tilde(cols);
         let x = SparseVec::zeros(cols);
+        let schedule = Schedule::new(
+            source.n(),
+            config.steps,
+            config.batch_size,
+            config.seed,
+            config.mode,
+        );
         Ok(Self {
             backend,
             source,
@@ -232,8 +221,7 @@ impl<B: Backend> Iht<B> {
             x,
             t: 0,
             history: Vec::new(),
-            perm: Vec::new(),
-            perm_epoch: None,
+            schedule,
             checkpoint: None,
         })
     }
@@ -299,48 +287,26 @@ impl<B: Backend> Iht<B> {
 
     /// Batches per epoch (1 in full batch).
     pub fn batches_per_epoch(&self) -> usize {
-        self.config
-            .batch_size
-            .map_or(1, |b| self.source.n().div_ceil(b))
+        self.schedule.batches_per_epoch()
     }
 
     /// Total steps the run will take.
     pub fn total_steps(&self) -> usize {
-        self.config.steps * self.batches_per_epoch()
+        self.schedule.total_steps()
     }
 
     /// Generators for global step `t` (SPEC §1 schedule).
     fn generators_at(&self, t: usize) -> Generators {
-        match self.config.mode {
-            Mode::Convex => Generators::Random {
-                seed: self.config.seed,
-            },
-            Mode::SequentialConvex if t <= self.batches_per_epoch() => Generators::Random {
-                seed: self.config.seed,
-            },
-            Mode::SequentialConvex => Generators::Weights(self.x.clone()),
-        }
+        self.schedule.generators_at(t, || self.x.clone())
     }
 
-    /// The data of global step `t`: everything in full batch, else the rows of batch `t % nb` of
-    /// epoch `t / nb`'s shuffle.
+    /// The data of global step `t`: everything in full batch, else the rows of the schedule's
+    /// batch.
     fn batch_at(&mut self, t: usize) -> Result<Arc<Data>> {
-        let n = self.source.n();
-        let Some(b) = self.config.batch_size else {
-            return Ok(self.source.whole().expect("checked in from_source"));
-        };
-        let nb = self.batches_per_epoch();
-        let epoch = t / nb;
-        if self.perm_epoch != Some(epoch) {
-            let key = rng::key(self.config.seed, Stream::Shuffle) ^ epoch as u64;
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(key);
-            self.perm = (0..n).collect();
-            self.perm.shuffle(&mut rng);
-            self.perm_epoch = Some(epoch);
+        match self.schedule.rows_at(t) {
+            None => Ok(self.source.whole().expect("checked in from_source")),
+            Some(rows) => Ok(Arc::new(self.source.rows(rows)?)),
         }
-        let k = t % nb;
-        let rows = &self.perm[k * b..((k + 1) * b).min(n)];
-        Ok(Arc::new(self.source.rows(rows)?))
     }
 
     /// One IHT step on the next batch.
@@ -357,7 +323,7 @@ impl<B: Backend> Iht<B> {
             .backend
             .support_phase(&op, &grad.z0, grad.mu, self.config.inner_steps)?;
         self.x = SparseVec::from_sorted(op.cols(), grad.z0.indices().to_vec(), phase.z);
-        let yy: f64 = op.data().y().iter().map(|&v| v as f64 * v as f64).sum();
+        let yy = sum_squares(op.data().y());
         let f = phase.f;
         let rec = StepRecord {
             step: t,

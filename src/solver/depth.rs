@@ -6,12 +6,12 @@
 //! its W1 part (the hidden units `relu(X W1ᵀ)` under its generators) and drops its W2 part.
 
 use crate::backend::Backend;
-use crate::data::{Data, InMemory, RowSource};
 use crate::error::{Error, Result};
-use crate::iht::{Iht, IhtConfig, Recovery, StepRecord};
-use crate::operator::{Generators, Operator};
-use crate::sparse::SparseVec;
-use crate::vector::{VectorConfig, VectorIht};
+use crate::problem::data::{Data, InMemory, RowSource};
+use crate::problem::operator::{Generators, Operator};
+use crate::problem::sparse::SparseVec;
+use crate::solver::scalar::{Iht, IhtConfig, Recovery, StepRecord};
+use crate::solver::vector::{VectorConfig, VectorIht};
 use std::sync::Arc;
 
 /// The hidden units `h_j(x) = 1{x·g_j > 0} · x·w_j` of a fitted layer (`m` of them), as rows.
@@ -104,6 +104,10 @@ impl Deep {
     pub fn seconds(&self) -> f64 {
         self.layers.iter().map(|r| r.seconds).sum()
     }
+    /// Neurons holding weights in the last layer (whose inputs are `last_inputs`).
+    pub fn neurons(&self) -> usize {
+        self.last().x.neurons(self.last_inputs.d()).len()
+    }
     /// The last layer.
     pub fn last(&self) -> &Recovery {
         self.layers.last().expect("at least one layer")
@@ -129,7 +133,14 @@ impl Deep {
     ) -> Result<Vec<f32>> {
         let inputs = self.inputs_of(source, m)?;
         let rec = self.last();
-        crate::iht::predict_rows(be, inputs.as_ref(), m, &rec.generators(), &rec.x, chunk)
+        crate::solver::scalar::predict_rows(
+            be,
+            inputs.as_ref(),
+            m,
+            &rec.generators(),
+            &rec.x,
+            chunk,
+        )
     }
 }
 

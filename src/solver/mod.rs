@@ -1,0 +1,13 @@
+//! The solvers, written once against [`crate::backend::Backend`]: scalar-output IHT
+//! ([`scalar`]), the vector-output model ([`vector`]), greedy depth ([`depth`]), checkpoints of a
+//! scalar solve ([`checkpoint`]), and the validation, generator schedule and minibatch shuffles
+//! they share ([`schedule`]). No solver names an engine: the caller hands one in.
+
+pub mod checkpoint;
+pub mod depth;
+pub mod scalar;
+pub mod schedule;
+pub mod vector;
+
+pub use scalar::{Iht, IhtConfig, Recovery, StepRecord};
+pub use vector::{VectorConfig, VectorIht};
