@@ -165,7 +165,7 @@ fn measure<B: Backend>(a: &BenchArgs, mut be: B, n: usize, m: usize, s: usize) -
     // (3) A whole solve of the planted problem.
     let (solve_secs, steps, psnr, peak_device) = if a.steps > 0 {
         let mut solver = relu_iht::Iht::new(be, op, IhtConfig::new(s, a.steps))?;
-        let rec = solver.solve(|_| {})?;
+        let rec = solver.solve()?;
         let mut be = solver.into_backend();
         let scores = planted::score(&problem, &rec, &mut be)?;
         (rec.seconds, rec.steps, scores.psnr, be.peak_device_bytes())
