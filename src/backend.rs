@@ -1,4 +1,4 @@
-//! The few operations the solver needs, implemented once per engine (CPU now, WebGPU next).
+//! The few operations the solver needs, implemented once per engine (the CPU and WebGPU engines).
 //!
 //! The split follows what must live where: n-sized vectors (residuals, `A_T g`) are the backend's
 //! own [`Backend::Vector`] and may stay on a device; support-sized vectors (`z`, `g_T`) and scalars
