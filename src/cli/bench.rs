@@ -216,7 +216,7 @@ fn measure<B: Backend + SupportOps>(
             per_step.push(solver.backend().counters().since(&before));
         }
         let secs = t0.elapsed().as_secs_f64();
-        let rec = solver.solve(|_| {})?;
+        let rec = solver.solve()?;
         let mut be = solver.into_backend();
         let scores = planted::score(&problem, &rec, &mut be)?;
         let counts = StepCounts::of(&per_step);

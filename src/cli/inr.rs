@@ -114,6 +114,9 @@ fn fit<B: Backend>(
         let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
         (deep, pred)
     } else {
+        // The bar outlives the solver that borrows it through the step callback.
+        let bar = report::progress(config.total_steps(n), a.solver.quiet);
+        let mut on_step = report::layer_step(&bar);
         let mut solver = Iht::from_source(backend, rows.clone(), m, config.clone())?;
         if let Some(path) = &a.solver.checkpoint {
             let fingerprint = format!(
@@ -125,9 +128,7 @@ fn fit<B: Backend>(
             }
             solver.checkpoint_every(path, a.solver.checkpoint_every, &fingerprint)?;
         }
-        let bar = report::progress(solver.total_steps(), a.solver.quiet);
-        let mut on_step = report::layer_step(&bar);
-        let rec = solver.solve(|st| on_step(0, st))?;
+        let rec = solver.on_step(|st| on_step(0, st)).solve()?;
         bar.finish_and_clear();
         let mut be = solver.into_backend();
         let deep = Deep {

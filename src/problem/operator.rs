@@ -39,6 +39,80 @@ impl Generators {
     pub fn random_key(seed: u64) -> u64 {
         rng::key(seed, Stream::Generators)
     }
+
+    /// Pre-activations `z = X h_j` of `data` over rows `r0..r0+out.len()`, accumulated in f32 in
+    /// column order (for `h = w` a sparse product, the hot case).
+    pub fn preactivation(&self, data: &Data, j: u32, r0: usize, out: &mut [f32]) {
+        out.fill(0.0);
+        let d = data.d();
+        let rows = r0..r0 + out.len();
+        match self {
+            Generators::Random { seed } => {
+                let key = Generators::random_key(*seed);
+                for i in 0..d {
+                    let h = rng::gauss(key, j as u64, i as u64);
+                    axpy(h, &data.column(i)[rows.clone()], out);
+                }
+            }
+            Generators::Weights(w) => {
+                let lo = j * d as u32;
+                let r = w.range(lo, lo + d as u32);
+                sparse_columns(data, lo, &w.indices()[r.clone()], &w.values()[r], rows, out);
+            }
+        }
+    }
+}
+
+/// The model output `A x = Σ_j D_j X x_j` on `data` for a sparse `x` (length a multiple of d, the
+/// neurons' weights one after the other), on the host and without any engine: for each neuron
+/// holding weights, `z = X x_j` by a sparse column sum, kept where its generator gives
+/// `X h_j > 0`. With `h = x` (the sequential-convex model) this is `Σ_j relu(X x_j)`. Work
+/// O(n·nnz(x)), plus O(n·d) per live neuron for random generators; memory O(n).
+///
+/// The sums run in f32 in column order, so the result agrees with an engine's product to
+/// rounding, not bit for bit.
+pub fn apply_sparse(data: &Data, gens: &Generators, x: &SparseVec) -> Result<Vec<f32>> {
+    let (n, d) = (data.n(), data.d());
+    if x.len() % d as u64 != 0 {
+        return Err(Error::invalid(
+            "d",
+            d,
+            format!("does not divide the {} weights of the model", x.len()),
+        ));
+    }
+    if let Generators::Weights(w) = gens {
+        Error::check_len("generator weights", x.len() as usize, w.len() as usize)?;
+    }
+    // The sequential-convex model masks each neuron by its own pre-activation.
+    let own_masks = matches!(gens, Generators::Weights(w) if w == x);
+    let mut out = vec![0.0f32; n];
+    let mut z = vec![0.0f32; n];
+    let mut h = vec![0.0f32; if own_masks { 0 } else { n }];
+    for j in x.neurons(d) {
+        let lo = j * d as u32;
+        let r = x.range(lo, lo + d as u32);
+        z.fill(0.0);
+        sparse_columns(
+            data,
+            lo,
+            &x.indices()[r.clone()],
+            &x.values()[r],
+            0..n,
+            &mut z,
+        );
+        let mask = if own_masks {
+            &z
+        } else {
+            gens.preactivation(data, j, 0, &mut h);
+            &h
+        };
+        for ((o, &zr), &hr) in out.iter_mut().zip(&z).zip(mask) {
+            if hr > 0.0 {
+                *o += zr;
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `A` for one data set, width `m` and generators.
@@ -124,30 +198,14 @@ impl Operator {
     /// Pre-activations `z = X h_j` over rows `r0..r0+out.len()`, accumulated in f32 in column
     /// order (for `h = w` a sparse product, the hot case).
     pub fn preactivation(&self, j: u32, r0: usize, out: &mut [f32]) {
-        out.fill(0.0);
-        let d = self.d();
-        let rows = r0..r0 + out.len();
-        match &self.gens {
-            Generators::Random { seed } => {
-                let key = Generators::random_key(*seed);
-                for i in 0..d {
-                    let h = rng::gauss(key, j as u64, i as u64);
-                    axpy(h, &self.data.column(i)[rows.clone()], out);
-                }
-            }
-            Generators::Weights(w) => {
-                let lo = j * d as u32;
-                let r = w.range(lo, lo + d as u32);
-                sparse_columns(
-                    &self.data,
-                    lo,
-                    &w.indices()[r.clone()],
-                    &w.values()[r],
-                    rows,
-                    out,
-                );
-            }
-        }
+        self.gens.preactivation(&self.data, j, r0, out);
+    }
+
+    /// The model output `A x` for a sparse `x` of length `m·d`, on the host (see
+    /// [`apply_sparse`]).
+    pub fn apply_sparse(&self, x: &SparseVec) -> Result<Vec<f32>> {
+        Error::check_len("weights (m·d)", self.cols() as usize, x.len() as usize)?;
+        apply_sparse(&self.data, &self.gens, x)
     }
 
     /// The dense generator vector `h_j` (length d).

@@ -163,7 +163,7 @@ pub fn fit_layers<B: Backend>(
             ..config.clone()
         };
         let mut solver = Iht::from_source(backend, src.clone(), m, cfg)?;
-        let rec = solver.solve(|st| on_step(l, st))?;
+        let rec = solver.on_step(|st| on_step(l, st)).solve()?;
         backend = solver.into_backend();
         if l + 1 < layers {
             src = Arc::new(Hidden::new(src, m, rec.x.clone(), rec.generators())?);

@@ -16,7 +16,7 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::problem::data::{sum_squares, Data, InMemory, RowSource};
-use crate::problem::operator::{Generators, Mode, Operator};
+use crate::problem::operator::{self, Generators, Mode, Operator};
 use crate::problem::sparse::SparseVec;
 use crate::problem::topk;
 use crate::solver::checkpoint::Checkpoint;
@@ -143,8 +143,12 @@ pub struct Recovery {
     pub peak_host_bytes: u64,
     /// Peak bytes the backend held on its device (0 on the CPU).
     pub peak_device_bytes: u64,
+    /// Whether the run stopped early because the `tol` test was met before its last step (false
+    /// when it ran every step, including when the test is met only at the last one).
+    pub converged: bool,
     mode: Mode,
     seed: u64,
+    m: usize,
 }
 
 impl Recovery {
@@ -153,10 +157,28 @@ impl Recovery {
     pub fn generators(&self) -> Generators {
         schedule::model_generators(self.mode, self.seed, || self.x.clone())
     }
+
+    /// Neurons of the fitted model.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// The recovered model's output on the rows of `data` (which must have the fit's input
+    /// dimension), computed on the host without any engine ([`operator::apply_sparse`]): agrees
+    /// with an engine's prediction to rounding.
+    pub fn predict(&self, data: &Data) -> Result<Vec<f32>> {
+        let d = (self.x.len() / self.m as u64) as usize;
+        Error::check_len("data columns (the fit's d)", d, data.d())?;
+        operator::apply_sparse(data, &self.generators(), &self.x)
+    }
 }
 
-/// The IHT solver over a backend.
-pub struct Iht<B: Backend> {
+/// Called after every step of a solve.
+type OnStep<'a> = Box<dyn FnMut(&StepRecord) + 'a>;
+
+/// The IHT solver over a backend; `'a` bounds what a progress callback ([`Iht::on_step`]) may
+/// borrow.
+pub struct Iht<'a, B: Backend> {
     backend: B,
     source: Arc<dyn RowSource>,
     m: usize,
@@ -167,9 +189,11 @@ pub struct Iht<B: Backend> {
     history: Vec<StepRecord>,
     schedule: Schedule,
     checkpoint: Option<(PathBuf, usize, String)>,
+    on_step: Option<OnStep<'a>>,
+    converged: bool,
 }
 
-impl<B: Backend> Iht<B> {
+impl<'a, B: Backend> Iht<'a, B> {
     /// Sets up a solve of `op` (whose data and width are used; its generators are replaced by the
     /// schedule's) with a validated config.
     pub fn new(backend: B, op: Operator, config: IhtConfig) -> Result<Self> {
@@ -223,6 +247,8 @@ impl<B: Backend> Iht<B> {
             history: Vec::new(),
             schedule,
             checkpoint: None,
+            on_step: None,
+            converged: false,
         })
     }
 
@@ -339,13 +365,23 @@ impl<B: Backend> Iht<B> {
         Ok(rec)
     }
 
-    /// Runs every step (or until the tolerance is met), calling `on_step` after each.
-    pub fn run(&mut self, mut on_step: impl FnMut(&StepRecord)) -> Result<()> {
+    /// Calls `f` after every step of [`run`](Self::run) and [`solve`](Self::solve) (progress
+    /// reporting), replacing any earlier callback.
+    pub fn on_step(&mut self, f: impl FnMut(&StepRecord) + 'a) -> &mut Self {
+        self.on_step = Some(Box::new(f));
+        self
+    }
+
+    /// Runs every step (or until the tolerance is met), calling the [`on_step`](Self::on_step)
+    /// callback after each.
+    pub fn run(&mut self) -> Result<()> {
         let total = self.total_steps();
         while self.t < total {
             let before = self.x.clone();
             let rec = self.step()?;
-            on_step(&rec);
+            if let Some(on_step) = &mut self.on_step {
+                on_step(&rec);
+            }
             if let Some((path, every, fingerprint)) = &self.checkpoint {
                 if self.t % every == 0 || self.t == total {
                     Checkpoint::new(fingerprint, self.t, &self.x, &self.history).save(path)?;
@@ -354,6 +390,7 @@ impl<B: Backend> Iht<B> {
             if self.config.tol > 0.0 && self.config.batch_size.is_none() {
                 let change = self.x.distance(&before) / self.x.norm().max(f64::MIN_POSITIVE);
                 if rec.rel_residual < self.config.tol || change < self.config.tol {
+                    self.converged = self.t < total;
                     break;
                 }
             }
@@ -363,9 +400,9 @@ impl<B: Backend> Iht<B> {
 
     /// Runs, prunes an inflated support back to s, refines on the support if asked, and returns
     /// the recovery.
-    pub fn solve(&mut self, on_step: impl FnMut(&StepRecord)) -> Result<Recovery> {
+    pub fn solve(&mut self) -> Result<Recovery> {
         let start = Instant::now();
-        self.run(on_step)?;
+        self.run()?;
         if self.x.nnz() > self.config.s {
             self.x = topk::prune(&self.x, self.config.s);
         }
@@ -382,8 +419,10 @@ impl<B: Backend> Iht<B> {
             seconds: start.elapsed().as_secs_f64(),
             peak_host_bytes: crate::mem::peak_host_bytes(),
             peak_device_bytes: self.backend.peak_device_bytes(),
+            converged: self.converged,
             mode: self.config.mode,
             seed: self.config.seed,
+            m: self.m,
         })
     }
 }

@@ -162,7 +162,7 @@ pub fn run<B: Backend>(
         Generators::Random { seed: config.seed },
     )?;
     let mut solver = scalar::Iht::new(backend, op, config.clone())?;
-    let rec = solver.solve(on_step)?;
+    let rec = solver.on_step(on_step).solve()?;
     let mut backend = solver.into_backend();
     let scores = score(&planted, &rec, &mut backend)?;
     Ok((planted, rec, scores))

@@ -1,10 +1,13 @@
 //! The solver: exact recovery where the theory promises it, determinism, the generator schedule,
-//! minibatches, inflation and refinement.
+//! minibatches, inflation and refinement, the optional progress callback, early stopping, and the
+//! recovery's own prediction on the host.
 
+use super::common::assert_close;
 use relu_iht::cpu::CpuBackend;
 use relu_iht::problem::operator::Mode;
-use relu_iht::solver::scalar::IhtConfig;
+use relu_iht::solver::scalar::{self, IhtConfig};
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
+use relu_iht::{Data, Error, Generators, Iht, Operator};
 
 fn spec(seed: u64, teacher: Teacher) -> PlantedSpec {
     PlantedSpec {
@@ -108,6 +111,7 @@ fn relu_teacher_fits_well_and_runs_are_bitwise_reproducible() {
     let (_, b, sb) = run();
     assert_eq!(a.x, b.x, "same inputs and seed must give the same weights");
     assert_eq!(sa, sb);
+    assert!(!a.converged, "no tolerance: every step runs");
     assert!(sa.psnr > 25.0, "psnr {}", sa.psnr);
     // The schedule: random generators for steps 0 and 1, h = w afterwards.
     let random: Vec<bool> = a.history.iter().map(|h| h.random_h).collect();
@@ -172,7 +176,75 @@ fn tolerance_stops_early() {
     )
     .unwrap();
     assert!(rec.steps < 50, "took {} steps", rec.steps);
+    assert!(rec.converged, "stopped early, so converged");
     assert!(scores.rel_error < 1e-3, "rel_error {}", scores.rel_error);
+    // Without a tolerance every step runs and the run does not report convergence.
+    config.tol = 0.0;
+    let (_, full, _) = planted::run(
+        &spec(4, Teacher::Convex),
+        &config,
+        CpuBackend::new(),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(full.steps, 50);
+    assert!(!full.converged);
+}
+
+#[test]
+fn progress_is_optional_and_follows_every_step() {
+    let problem = planted::generate(&spec(6, Teacher::Relu), &mut CpuBackend::new()).unwrap();
+    let op = Operator::new(problem.data.clone(), 10, Generators::Random { seed: 0 }).unwrap();
+    let quiet = Iht::new(CpuBackend::new(), op.clone(), IhtConfig::new(30, 5))
+        .unwrap()
+        .solve()
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut solver = Iht::new(CpuBackend::new(), op, IhtConfig::new(30, 5)).unwrap();
+    let followed = solver.on_step(|st| seen.push(st.step)).solve().unwrap();
+    drop(solver);
+    assert_eq!(seen, [0, 1, 2, 3, 4]);
+    assert_eq!(quiet.x, followed.x, "a callback does not change the result");
+}
+
+#[test]
+fn recovery_predicts_on_the_host_as_the_engine_does() {
+    for (teacher, mode) in [
+        (Teacher::Relu, Mode::SequentialConvex),
+        (Teacher::Convex, Mode::Convex),
+    ] {
+        let mut config = IhtConfig::new(30, 15);
+        config.mode = mode;
+        let (problem, rec, _) =
+            planted::run(&spec(5, teacher), &config, CpuBackend::new(), |_| {}).unwrap();
+        assert_eq!(rec.m(), 10);
+        let op = Operator::new(problem.data.clone(), 10, rec.generators()).unwrap();
+        let engine = scalar::predict(&mut CpuBackend::new(), &op, &rec.x).unwrap();
+        let host = rec.predict(&problem.data).unwrap();
+        // The same ≤ 30 f32 products per row, summed in another order: a bound of 1e-5 on the
+        // sum of their magnitudes (|x| times the largest |X|) leaves ~100 ulps of headroom.
+        let max_x = problem
+            .data
+            .xt()
+            .iter()
+            .fold(0.0f64, |a, &v| a.max(v.abs() as f64));
+        let scale = rec.x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * max_x;
+        let want: Vec<f64> = engine.iter().map(|&v| v as f64).collect();
+        assert_close(&format!("{mode:?} prediction"), &host, &want, 1e-5, scale);
+    }
+    // Data of another input dimension is refused with a typed error, not a panic.
+    let (_, rec, _) = planted::run(
+        &spec(5, Teacher::Relu),
+        &IhtConfig::new(30, 2),
+        CpuBackend::new(),
+        |_| {},
+    )
+    .unwrap();
+    let other = Data::from_rows(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![0.0; 2]).unwrap();
+    match rec.predict(&other) {
+        Err(Error::ShapeMismatch { expected, got, .. }) => assert_eq!((expected, got), (20, 3)),
+        other => panic!("expected a shape mismatch, got {other:?}"),
+    }
 }
 
 #[test]

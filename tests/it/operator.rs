@@ -49,6 +49,37 @@ fn support_products_match_dense_formula() {
 }
 
 #[test]
+fn host_model_output_matches_dense_formula() {
+    // `Operator::apply_sparse` (on the host, no engine) against the dense formula, with random
+    // generators, other weights as generators, and the sequential-convex case h = x.
+    let mut rng = rng(7);
+    for &(n, d, m) in SHAPES {
+        let data = data(&mut rng, n, d);
+        let x = sparse(&mut rng, m * d, (m * d).div_ceil(2));
+        let mut ops = operators(&mut rng, data.clone(), m);
+        ops.push(Operator::new(data, m, Generators::Weights(x.clone())).unwrap());
+        let wrong = relu_iht::SparseVec::zeros((m * d + 1) as u64);
+        for op in ops {
+            assert!(matches!(
+                op.apply_sparse(&wrong),
+                Err(relu_iht::Error::ShapeMismatch { .. })
+            ));
+            let got = op.apply_sparse(&x).unwrap();
+            let want = op.dense_forward(&x.to_dense());
+            // f32 column sums of ≤ d terms of size ≤ 1.21 against f64 sums, as above.
+            let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
+            assert_close(
+                &format!("A x on the host n={n} d={d} m={m}"),
+                &got,
+                &want,
+                1e-5,
+                scale,
+            );
+        }
+    }
+}
+
+#[test]
 fn dot_test_blocked_and_unblocked() {
     // ⟨A u, v⟩ = ⟨u, Aᵀ v⟩, through the chunked support products (blocked) and the dense
     // formula (unblocked), on every shape and both generator modes.
