@@ -102,10 +102,12 @@ pub struct SolverArgs {
     /// Stop early once the relative residual or relative change of the weights is below this.
     #[arg(long, default_value_t = 0.0)]
     pub tol: f64,
-    /// Support inflation: keep ceil(inflate·s) weights while iterating, prune to s at the end.
+    /// Support inflation: keep ceil(inflate·s) weights while iterating, prune to s and re-fit at
+    /// the end; kept only when it beats the plain run (which is run too).
     #[arg(long, default_value_t = 1.0)]
     pub inflate: f64,
-    /// Least-squares (CGLS) iterations on the final support (0 = off).
+    /// Least-squares (CGLS) iterations on the final support (0 = off); kept only where it lowers
+    /// the training MSE of the returned network.
     #[arg(long, default_value_t = 0)]
     pub refine: usize,
     /// Hidden layers, fitted greedily one after the other with s / layers weights each.

@@ -116,8 +116,19 @@ impl RunRecord {
         (n, d, m, s): (usize, usize, usize, usize),
         seed: u64,
         deep: &Deep,
-        extra: serde_json::Value,
+        mut extra: serde_json::Value,
     ) -> Self {
+        // The returned network's training MSE, and what the options beyond the paper did to it.
+        let polish = &deep.last().polish;
+        if let Some(obj) = extra.as_object_mut() {
+            obj.insert("training_mse".into(), polish.objective.into());
+            if polish.refit.is_some() || polish.inflate.is_some() || polish.refine.is_some() {
+                obj.insert(
+                    "options".into(),
+                    serde_json::to_value(polish).unwrap_or_default(),
+                );
+            }
+        }
         Self {
             task,
             method: "iht",

@@ -20,6 +20,7 @@ use crate::problem::operator::{self, Generators, Mode, Operator};
 use crate::problem::sparse::SparseVec;
 use crate::problem::topk;
 use crate::solver::checkpoint::Checkpoint;
+use crate::solver::polish::{OptionOutcome, Polish, Polisher, REFIT_ITERS};
 use crate::solver::schedule::{self, Schedule};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -146,6 +147,8 @@ pub struct Recovery {
     /// Whether the run stopped early because the `tol` test was met before its last step (false
     /// when it ran every step, including when the test is met only at the last one).
     pub converged: bool,
+    /// Training MSE of the returned network and what each option beyond the paper did to it.
+    pub polish: Polish,
     mode: Mode,
     seed: u64,
     m: usize,
@@ -398,20 +401,71 @@ impl<'a, B: Backend> Iht<'a, B> {
         Ok(())
     }
 
-    /// Runs, prunes an inflated support back to s, refines on the support if asked, and returns
-    /// the recovery.
+    /// Runs, prunes an inflated support back to s, and returns the recovery. The options beyond
+    /// the paper may only improve the training fit of the returned network (see [`polish`]):
+    /// - `inflate > 1`: the pruned iterate is re-fitted on its support (when the data is in
+    ///   memory), then compared with the plain run at budget s (run here too, without progress
+    ///   callbacks or checkpoints), and the better is kept;
+    /// - `refine > 0`: least squares on the final support, kept where it lowers the objective.
+    ///
+    /// [`polish`]: crate::solver::polish
     pub fn solve(&mut self) -> Result<Recovery> {
         let start = Instant::now();
         self.run()?;
-        if self.x.nnz() > self.config.s {
-            self.x = topk::prune(&self.x, self.config.s);
+        let s = self.config.s;
+        let inflated = self.keep > s;
+        if self.x.nnz() > s {
+            self.x = topk::prune(&self.x, s);
+        }
+        let source = self.source.clone();
+        let p = Polisher {
+            source: &source,
+            m: self.m,
+            mode: self.config.mode,
+            seed: self.config.seed,
+        };
+        let mut polish = Polish::default();
+        let whole = source.whole().is_some();
+        let mut f = p.objective(&mut self.backend, &self.x)?;
+        if inflated && whole && !self.x.is_empty() {
+            let iters = match self.config.refine {
+                0 => REFIT_ITERS,
+                r => r,
+            };
+            let (x, fx, outcome) = p.refine(&mut self.backend, &self.x, f, iters)?;
+            (self.x, f, polish.refit) = (x, fx, Some(outcome));
+        }
+        if inflated {
+            let cols = self.x.len();
+            let kept = (
+                std::mem::replace(&mut self.x, SparseVec::zeros(cols)),
+                std::mem::take(&mut self.history),
+                self.t,
+                self.converged,
+            );
+            let (on_step, checkpoint) = (self.on_step.take(), self.checkpoint.take());
+            (self.keep, self.t, self.converged) = (s, 0, false);
+            let plain = self.run();
+            (self.on_step, self.checkpoint) = (on_step, checkpoint);
+            plain?;
+            let f_plain = p.objective(&mut self.backend, &self.x)?;
+            let better = f < f_plain;
+            polish.inflate = Some(OptionOutcome {
+                before: f_plain,
+                after: f,
+                kept: better,
+            });
+            if better {
+                (self.x, self.history, self.t, self.converged) = kept;
+            } else {
+                f = f_plain;
+            }
         }
         if self.config.refine > 0 && !self.x.is_empty() {
-            let gens = self.generators_at(self.t);
-            let whole = self.source.whole().expect("checked in from_source");
-            let op = Operator::new(whole, self.m, gens)?;
-            self.x = self.backend.refine(&op, &self.x, self.config.refine)?;
+            let (x, fx, outcome) = p.refine(&mut self.backend, &self.x, f, self.config.refine)?;
+            (self.x, f, polish.refine) = (x, fx, Some(outcome));
         }
+        polish.objective = f;
         Ok(Recovery {
             x: self.x.clone(),
             steps: self.t,
@@ -420,6 +474,7 @@ impl<'a, B: Backend> Iht<'a, B> {
             peak_host_bytes: crate::mem::peak_host_bytes(),
             peak_device_bytes: self.backend.peak_device_bytes(),
             converged: self.converged,
+            polish,
             mode: self.config.mode,
             seed: self.config.seed,
             m: self.m,

@@ -11,6 +11,7 @@ mod imp;
 mod inr;
 mod mnist;
 mod operator;
+mod options;
 mod plot;
 mod shaders;
 mod sweep;
