@@ -23,7 +23,8 @@
 //   4 storage  b       the direction (trials: q = A_T g; update: g or q)
 //   5 storage  c       the reset value (z0 or r0)
 // Dispatch: norm and trials (groups, 1, 1); finish and decide (1, 1, 1);
-//           update (ceil(len / 64), 1, 1). All workgroups have 64 invocations.
+//           update (min(W, 65535), ceil(W / 65535), 1), W = ceil(len / 64). All workgroups have
+//           64 invocations.
 // The CPU twin is `cpu::armijo`.
 
 struct Params {
@@ -199,8 +200,8 @@ fn decide(@builtin(local_invocation_index) lane: u32) {
 }
 
 @compute @workgroup_size(64)
-fn update(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
+fn update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = (wg.y * 65535u + wg.x) * 64u + lid;
     let action = state.action;
     if (i >= params.len || action == 0u) {
         return;

@@ -30,7 +30,8 @@
 //   8 storage  val      scatter: its values
 //   9 storage  pos      scatter: the live position of each entry's neuron
 //  10 storage  xout     scatter: the dense tile written
-// Dispatch: main (ceil(d / 64), ceil(tile / 64), 1); scatter (ceil(nnz / 64), 1, 1).
+// Dispatch: main (ceil(d / 64), ceil(tile / 64), 1); scatter (min(W, 65535), ceil(W / 65535), 1),
+// W = ceil(nnz / 64).
 
 struct Params {
     rows: u32,
@@ -139,8 +140,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
 }
 
 @compute @workgroup_size(64)
-fn scatter(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let p = gid.x;
+fn scatter(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let p = (wg.y * 65535u + wg.x) * 64u + lid;
     if (p >= params.rows) {
         return;
     }

@@ -9,8 +9,8 @@
 //   1 storage  a
 //   2 storage  b
 //   3 storage  part (partials; unused by axpy)
-// Dispatch: partials (ceil(len / per_group), 1, 1); axpy (ceil(len / 64), 1, 1) with workgroups
-// of 64. The CPU twin is `cpu::reduce::twin_partials`.
+// Dispatch: partials (ceil(len / per_group), 1, 1); axpy (min(W, 65535), ceil(W / 65535), 1),
+// W = ceil(len / 64), with workgroups of 64. The CPU twin is `cpu::reduce::twin_partials`.
 
 struct Params {
     len: u32,
@@ -56,8 +56,8 @@ fn partials(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 }
 
 @compute @workgroup_size(64)
-fn axpy(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
+fn axpy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wg.y * 65535u + wg.x) * 64u + lid;
     if (r < params.len) {
         a[r] = a[r] - params.mu * b[r];
     }

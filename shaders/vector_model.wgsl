@@ -23,8 +23,9 @@
 //   5 storage  out     Ŷ then R
 //   6 storage  y       targets, column-major                                     (residual)
 //   7 storage  lossv   per-row loss                                              (residual)
-// Dispatch: hidden (ceil(rows / 64), ceil(tile / 4)); output, residual (ceil(n / 64));
-//           backprop (ceil(n / 64), tile).
+// Dispatch: hidden (ceil(rows / 64), ceil(tile / 4)); output, residual (rows grid of n);
+//           backprop (rows grid of n, tile in z). A rows grid of W = ceil(n / 64) workgroups is
+//           (min(W, 65535), ceil(W / 65535)).
 
 struct Params {
     rows: u32,
@@ -92,9 +93,15 @@ fn hidden(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// The invocation's row for the row-wise entries: workgroups laid out in 2-D (x up to 65 535), so
+// any n fits the grid.
+fn row_of(wg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.y * 65535u + wg.x) * 64u + lid;
+}
+
 @compute @workgroup_size(64)
-fn output(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let g = gid.x;
+fn output(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = row_of(wg, lid);
     if (g >= params.n) {
         return;
     }
@@ -111,8 +118,8 @@ fn output(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(64)
-fn residual(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let g = gid.x;
+fn residual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = row_of(wg, lid);
     if (g >= params.n) {
         return;
     }
@@ -147,9 +154,9 @@ fn residual(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 @compute @workgroup_size(64)
-fn backprop(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let g = gid.x;
-    let jj = gid.y;
+fn backprop(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let g = row_of(wg, lid);
+    let jj = wg.z;
     if (g >= params.n || jj >= params.tile) {
         return;
     }

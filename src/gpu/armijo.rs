@@ -2,7 +2,7 @@
 //! Armijo trials of an inner step in one pass, acceptance and reset, the updates of z and r —
 //! with the state in one device buffer (`shaders/armijo.wgsl`; CPU twin `cpu::armijo`).
 
-use super::buffers::{DeviceBuffer, Recorder};
+use super::buffers::{rows_grid, DeviceBuffer, Recorder};
 
 /// Trials per inner step.
 pub const TRIALS: usize = 11;
@@ -127,10 +127,5 @@ pub fn update(
         what: 0,
         _pad: 0,
     };
-    rec.dispatch(
-        "armijo.update",
-        &p,
-        &[state, a, b, c],
-        (p.len.div_ceil(64), 1, 1),
-    );
+    rec.dispatch("armijo.update", &p, &[state, a, b, c], rows_grid(len));
 }

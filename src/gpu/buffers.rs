@@ -198,6 +198,14 @@ impl GpuContext {
     }
 }
 
+/// The grid of an element-wise entry over `len` elements, 64 per workgroup: ceil(len / 64)
+/// workgroups laid out in 2-D so that no dimension exceeds 65 535 (the shader's element is
+/// `(wg.y · 65535 + wg.x) · 64 + lid`).
+pub fn rows_grid(len: usize) -> (u32, u32, u32) {
+    let w = len.div_ceil(64).max(1);
+    (w.min(65_535) as u32, w.div_ceil(65_535) as u32, 1)
+}
+
 /// Slots per arena chunk: 256 dispatches' parameters in one 64 KiB uniform buffer.
 const SLOTS_PER_CHUNK: u64 = 256;
 /// Most cached bind groups before the cache starts over (a run needs a few dozen).
@@ -319,14 +327,39 @@ impl GpuContext {
 /// The commands of one submission: dispatches, copies and clears in order, their parameters
 /// gathered in the arena and written with one queued write per chunk just before the submit
 /// (queued writes land before the submission that follows them, after every earlier one).
+///
+/// A recorder holds validation and out-of-memory error scopes from its start to its submission:
+/// what the device rejects in between (a dispatch, a buffer, a binding) comes back from
+/// [`submit`](Self::submit) or [`read`](Self::read) as an error value, as does anything the
+/// device reported outside a scope or a lost device; nothing panics.
 pub struct Recorder<'c> {
     ctx: &'c GpuContext,
     enc: wgpu::CommandEncoder,
     params: Vec<u8>,
+    /// (validation, out of memory): the inner scope first, so that dropping the pair (on an error
+    /// path before the submit) pops them in reverse order of their pushes.
+    scopes: Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>,
+    /// The first error of a submission flushed mid-way ([`flush`](Self::flush)).
+    failed: Option<Error>,
+}
+
+/// Pushes the out-of-memory scope, then the validation scope; returns (validation, oom).
+fn push_scopes(device: &wgpu::Device) -> (wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard) {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    (validation, oom)
+}
+
+fn gpu_error(what: &'static str, e: impl std::fmt::Display) -> Error {
+    Error::Gpu {
+        what,
+        message: e.to_string().lines().next().unwrap_or("").to_string(),
+    }
 }
 
 impl<'c> Recorder<'c> {
     pub fn new(ctx: &'c GpuContext) -> Self {
+        let scopes = Some(push_scopes(&ctx.device));
         let enc = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -336,6 +369,8 @@ impl<'c> Recorder<'c> {
             ctx,
             enc,
             params: Vec::new(),
+            scopes,
+            failed: None,
         }
     }
 
@@ -394,24 +429,59 @@ impl<'c> Recorder<'c> {
         }
     }
 
-    fn finish(self) {
-        let _one_at_a_time = self
-            .ctx
-            .binder
-            .submit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let chunk_bytes = (SLOTS_PER_CHUNK * PARAM_SLOT) as usize;
-        for (c, bytes) in self.params.chunks(chunk_bytes).enumerate() {
-            self.ctx.queue.write_buffer(&self.ctx.chunk(c), 0, bytes);
+    /// Writes the parameters, submits, and closes the error scopes (innermost first).
+    fn finish_in_place(&mut self) -> Result<()> {
+        {
+            let _one_at_a_time = self
+                .ctx
+                .binder
+                .submit
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let chunk_bytes = (SLOTS_PER_CHUNK * PARAM_SLOT) as usize;
+            for (c, bytes) in self.params.chunks(chunk_bytes).enumerate() {
+                self.ctx.queue.write_buffer(&self.ctx.chunk(c), 0, bytes);
+            }
+            let enc = std::mem::replace(
+                &mut self.enc,
+                self.ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("relu-iht"),
+                    }),
+            );
+            self.ctx.queue.submit(Some(enc.finish()));
+            self.params.clear();
         }
-        self.ctx.queue.submit(Some(self.enc.finish()));
         self.ctx.stats.submits.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.failed.take();
+        if let Some((validation, oom)) = self.scopes.take() {
+            for scope in [validation, oom] {
+                if let Some(e) = pollster::block_on(scope.pop()) {
+                    first.get_or_insert(gpu_error("device", e));
+                }
+            }
+        }
+        if let Some(e) = self.ctx.device_error() {
+            first.get_or_insert(gpu_error("device", e));
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Submits what was recorded so far and goes on recording into a fresh submission (when a
+    /// buffer the recorded commands read is about to be rewritten from the host). An error is kept
+    /// for the final [`submit`](Self::submit) or [`read`](Self::read).
+    pub fn flush(&mut self) {
+        let result = self.finish_in_place();
+        self.scopes = Some(push_scopes(&self.ctx.device));
+        if let Err(e) = result {
+            self.failed.get_or_insert(e);
+        }
     }
 
     /// Submits what was recorded.
-    pub fn submit(self) {
-        self.finish()
+    pub fn submit(mut self) -> Result<()> {
+        self.finish_in_place()
     }
 
     /// Appends copies of `regions` (buffer, byte offset, bytes; multiples of 4) into one staging
@@ -420,7 +490,7 @@ impl<'c> Recorder<'c> {
     pub fn read(mut self, regions: &[(&DeviceBuffer, u64, u64)]) -> Result<Vec<u8>> {
         let total: u64 = regions.iter().map(|r| r.2).sum();
         if total == 0 {
-            self.finish();
+            self.finish_in_place()?;
             return Ok(Vec::new());
         }
         let ctx = self.ctx;
@@ -441,7 +511,7 @@ impl<'c> Recorder<'c> {
                 .copy_buffer_to_buffer(&src.buf, at, &staging.buf, to, bytes);
             to += bytes;
         }
-        self.finish();
+        self.finish_in_place()?;
         ctx.stats.readbacks.fetch_add(1, Ordering::Relaxed);
         ctx.stats.readback_bytes.fetch_add(total, Ordering::Relaxed);
         let slice = staging.buf.slice(..total);
@@ -451,10 +521,10 @@ impl<'c> Recorder<'c> {
         });
         ctx.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu {
-                what: "poll",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| gpu_error("poll", e))?;
+        if let Some(e) = ctx.device_error() {
+            return Err(gpu_error("device", e));
+        }
         rx.recv()
             .map_err(|e| Error::Gpu {
                 what: "readback",

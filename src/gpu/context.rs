@@ -53,6 +53,8 @@ pub struct GpuContext {
     pub(crate) stats: Stats,
     pub(crate) binder: Binder,
     pub kernels: Kernels,
+    /// The first error the device reported outside an error scope, or its loss.
+    reported: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// The instance: `WGPU_BACKEND` when set (e.g. `vulkan`, `gl`), else the primary backends
@@ -112,7 +114,30 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|e| Error::NoAdapter(format!("{}: device request failed: {e}", summary.name)))?;
-        let kernels = Kernels::new(&device)?;
+        // Errors outside an error scope and a lost device are kept for the next recorder to
+        // return, instead of the default handler's panic.
+        let reported: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        let slot = reported.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut first) = slot.lock() {
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let slot = reported.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut first) = slot.lock() {
+                first.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+            }
+        });
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let kernels = Kernels::new(&device);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu {
+                what: "pipelines",
+                message: e.to_string(),
+            });
+        }
+        let kernels = kernels?;
         Ok(Self {
             device,
             queue,
@@ -122,7 +147,13 @@ impl GpuContext {
             stats: Stats::default(),
             binder: Binder::default(),
             kernels,
+            reported,
         })
+    }
+
+    /// The first error the device reported outside an error scope (or its loss), taken.
+    pub fn device_error(&self) -> Option<String> {
+        self.reported.lock().ok()?.take()
     }
 
     /// Peak bytes of device buffers this context has held at once.

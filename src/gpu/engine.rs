@@ -200,7 +200,7 @@ impl Backend for GpuBackend {
             if host_h {
                 if c > 0 {
                     // The chunk buffer is rewritten: what used it must be submitted first.
-                    std::mem::replace(&mut rec, Recorder::new(&ctx)).submit();
+                    rec.flush();
                 }
                 ctx.write(ws.get("chunk_h"), 0, &Self::generators(op, chunk_live));
             }

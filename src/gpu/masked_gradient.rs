@@ -2,7 +2,7 @@
 //! the candidate step `x − μ G`, and `scatter`, which lays the sparse iterate's entries of a tile
 //! out densely (`shaders/masked_gradient.wgsl`; CPU twin `cpu::masked_gradient::twin`).
 
-use super::buffers::{DeviceBuffer, Recorder};
+use super::buffers::{rows_grid, DeviceBuffer, Recorder};
 
 /// Mirrors `Params` of `shaders/masked_gradient.wgsl`.
 #[repr(C)]
@@ -81,6 +81,6 @@ pub fn scatter(
         "masked_gradient.scatter",
         &p,
         &[idx, val, pos, xout],
-        ((nnz as u32).div_ceil(64), 1, 1),
+        rows_grid(nnz),
     );
 }

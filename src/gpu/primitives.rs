@@ -36,7 +36,7 @@ impl GpuBackend {
         let mut rec = Recorder::new(&ctx);
         self.ws
             .record_forward(&mut rec, op, &t, self.ws.get("p_z"), &out, sub_y);
-        rec.submit();
+        rec.submit()?;
         Ok(GpuVector {
             buf: out,
             len: op.n(),
@@ -48,12 +48,14 @@ impl GpuBackend {
         if a.len == 0 {
             return Ok(0.0);
         }
-        let groups = a.len.div_ceil(PER_GROUP);
+        // At least PER_GROUP elements a workgroup, more when the grid would exceed 65 535.
+        let per_group = PER_GROUP.max(a.len.div_ceil(65_535).next_multiple_of(64));
+        let groups = a.len.div_ceil(per_group);
         let part = self.ctx.storage("relu-iht.partials", (groups * 4) as u64);
         let p = reduce::Params {
             len: a.len as u32,
             mode: b.is_some() as u32,
-            per_group: PER_GROUP as u32,
+            per_group: per_group as u32,
             mu: mu as f32,
         };
         let mut rec = Recorder::new(&self.ctx);
@@ -93,7 +95,7 @@ impl SupportOps for GpuBackend {
         let ctx = self.ctx.clone();
         let mut rec = Recorder::new(&ctx);
         self.ws.record_masks(&mut rec, op, &t);
-        rec.submit();
+        rec.submit()?;
         self.prepared = Some(t);
         Ok(())
     }
@@ -141,7 +143,7 @@ impl SupportOps for GpuBackend {
         };
         let mut rec = Recorder::new(&self.ctx);
         reduce::axpy(&mut rec, &p, &r.buf, &q.buf);
-        rec.submit();
+        rec.submit()?;
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! (`shaders/reduce.wgsl`; CPU twin `cpu::reduce::twin_partials`). The solver's phases use the
 //! double-f32 sums of `armijo` instead.
 
-use super::buffers::{DeviceBuffer, Recorder};
+use super::buffers::{rows_grid, DeviceBuffer, Recorder};
 
 /// Mirrors `Params` of `shaders/reduce.wgsl`.
 #[repr(C)]
@@ -26,11 +26,11 @@ pub fn partials(
     b: &DeviceBuffer,
     part: &DeviceBuffer,
 ) {
-    let groups = (p.len as usize).div_ceil(PER_GROUP) as u32;
+    let groups = (p.len as usize).div_ceil(p.per_group.max(1) as usize) as u32;
     rec.dispatch("reduce.partials", p, &[a, b, part], (groups, 1, 1));
 }
 
 /// Records `a ← a − μ b`.
 pub fn axpy(rec: &mut Recorder<'_>, p: &Params, a: &DeviceBuffer, b: &DeviceBuffer) {
-    rec.dispatch("reduce.axpy", p, &[a, b], (p.len.div_ceil(64), 1, 1));
+    rec.dispatch("reduce.axpy", p, &[a, b], rows_grid(p.len as usize));
 }

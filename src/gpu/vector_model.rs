@@ -4,7 +4,7 @@
 //! n × tile buffer of hidden values; tiles are sized from the engine's memory budget, and X streams
 //! by row blocks when it does not fit. Only the loss per row and the candidates come back.
 
-use super::buffers::{DeviceBuffer, Recorder};
+use super::buffers::{rows_grid, DeviceBuffer, Recorder};
 use super::engine::GpuBackend;
 use super::masked_gradient::{self, GradientBufs};
 use super::relu_mask;
@@ -136,8 +136,8 @@ impl GpuBackend {
                 ..vector_params(n, d, k, range.len())
             };
             let bind = [&bufs.w2, &bufs.hq, out];
-            rec.dispatch("vector_model.output", &vp, &bind, (groups64(n), 1, 1));
-            rec.submit();
+            rec.dispatch("vector_model.output", &vp, &bind, rows_grid(n));
+            rec.submit()?;
         }
         Ok((tile, (tile >= t).then_some(bufs)))
     }
@@ -209,7 +209,7 @@ pub fn step(
     };
     let mut rec = Recorder::new(&ctx);
     let bind = [&out, &y, &lossv];
-    rec.dispatch("vector_model.residual", &vp, &bind, (groups64(n), 1, 1));
+    rec.dispatch("vector_model.residual", &vp, &bind, rows_grid(n));
     let total: f64 = rec
         .read_one::<f32>(&lossv, 0, n)?
         .iter()
@@ -260,7 +260,7 @@ pub fn step(
         masked_gradient::encode(&mut rec, &gp, &gb);
         let vp = vector_params(n, d, k, tt);
         let bind = [&bufs.w2, &bufs.bits, &q, &out];
-        let groups = (groups64(n), tt as u32, 1);
+        let groups = (rows_grid(n).0, rows_grid(n).1, tt as u32);
         rec.dispatch("vector_model.backprop", &vp, &bind, groups);
         be.ws.each_block(&mut rec, op, |rec, xv, rows, blk| {
             let gp = masked_gradient::Params {

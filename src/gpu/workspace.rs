@@ -177,7 +177,7 @@ impl Workspace {
         let block = self.get("x_block");
         let data = op.data();
         for (k, rows) in blocks.iter().enumerate() {
-            std::mem::replace(rec, Recorder::new(rec.ctx())).submit();
+            rec.flush();
             let mut host = Vec::with_capacity(rows.len() * op.d());
             for i in 0..op.d() {
                 host.extend_from_slice(&data.column(i)[rows.clone()]);

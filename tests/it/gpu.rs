@@ -752,7 +752,7 @@ fn vector_model_kernels_match_twins() {
                     "vector_model.backprop",
                     &base,
                     &bind.map(|b| b.1),
-                    (groups64(n), t as u32, 1),
+                    (groups64(n), 1, t as u32),
                 );
                 let got = enc.read_one::<f32>(&q, 0, n * t).unwrap();
                 let mut want = vec![0.0f32; n * t];
@@ -963,4 +963,70 @@ fn vector_solve_on_gpu_matches_cpu() {
 /// Workgroups of 64 for `len` invocations.
 fn groups64(len: usize) -> u32 {
     len.div_ceil(64) as u32
+}
+
+#[test]
+fn element_wise_kernels_cover_more_rows_than_one_grid_dimension() {
+    // 65 535 workgroups of 64 cover 4 194 240 elements; one more row needs the 2-D layout.
+    let Some(ctx) = gpu() else { return };
+    let n = 65_535 * 64 + 77;
+    let mut rng = rng(36);
+    let a = nonzero(&mut rng, n);
+    let b = nonzero(&mut rng, n);
+    let (ab, bb) = (ctx.storage_init("a", &a), ctx.storage_init("b", &b));
+    let p = ReduceParams {
+        len: n as u32,
+        mode: 0,
+        per_group: 0,
+        mu: 0.5,
+    };
+    let mut rec = Recorder::new(&ctx);
+    relu_iht::gpu::reduce::axpy(&mut rec, &p, &ab, &bb);
+    let got = rec.read_one::<f32>(&ab, 0, n).unwrap();
+    let bad = (0..n)
+        .filter(|&i| got[i] != a[i] - 0.5 * b[i])
+        .take(3)
+        .collect::<Vec<_>>();
+    assert!(bad.is_empty(), "axpy differs at {bad:?} of {n}");
+    // The same through the Armijo update (accepted step: a − μ b with μ from the state).
+    let ab = ctx.storage_init("a", &a);
+    let state = ctx.storage_init(
+        "state",
+        &[armijo::State {
+            action: 1,
+            ..armijo::State::with_mu(0.25)
+        }],
+    );
+    let mut rec = Recorder::new(&ctx);
+    armijo::update(&mut rec, &state, &ab, &bb, &bb, n);
+    let got = rec.read_one::<f32>(&ab, 0, n).unwrap();
+    assert!((0..n).all(|i| got[i] == (-0.25f32).mul_add(b[i], a[i])));
+}
+
+#[test]
+fn a_rejected_dispatch_is_an_error_value_not_a_panic() {
+    let Some(ctx) = gpu() else { return };
+    let a = ctx.storage_init("a", &[1.0f32; 64]);
+    let b = ctx.storage_init("b", &[1.0f32; 64]);
+    let p = ReduceParams {
+        len: 64,
+        mode: 0,
+        per_group: 0,
+        mu: 1.0,
+    };
+    // More workgroups than the adapter allows in one dimension: the device rejects the dispatch.
+    let too_many = ctx.limits.max_compute_workgroups_per_dimension + 1;
+    let mut rec = Recorder::new(&ctx);
+    rec.dispatch("reduce.axpy", &p, &[&a, &b], (too_many, 1, 1));
+    let err = rec
+        .submit()
+        .expect_err("the device must reject the dispatch");
+    assert!(
+        err.to_string().contains("65535") || !err.to_string().is_empty(),
+        "{err}"
+    );
+    // The context stays usable.
+    let mut rec = Recorder::new(&ctx);
+    relu_iht::gpu::reduce::axpy(&mut rec, &p, &a, &b);
+    assert_eq!(rec.read_one::<f32>(&a, 0, 1).unwrap(), vec![0.0]);
 }
