@@ -86,6 +86,7 @@
 //! lacks (a stopping tolerance, support inflation, a final least-squares refinement), and
 //! [`GpuBackend`] runs the same solve on a GPU.
 
+pub mod atomic;
 pub mod backend;
 pub mod cpu;
 pub mod error;

@@ -152,6 +152,18 @@ pub struct SolverArgs {
 impl SolverArgs {
     /// The solver config (validated later against the problem size).
     /// The width, or the task's default.
+    /// Refuses checkpoint flags on a task that does not write checkpoints (they would be silent
+    /// no-ops).
+    pub fn refuse_checkpoint(&self, task: &str) -> anyhow::Result<()> {
+        if let Some(path) = &self.checkpoint {
+            anyhow::bail!(
+                "invalid --checkpoint = {} for {task}: checkpoints cover inr fits in this build",
+                path.display()
+            );
+        }
+        Ok(())
+    }
+
     pub fn m_or(&self, default: usize) -> usize {
         self.m.unwrap_or(default)
     }
@@ -159,6 +171,12 @@ impl SolverArgs {
     /// The solver config with the task's default steps and budget (validated later against the
     /// problem size).
     pub fn to_config(&self, default_steps: usize, default_s: usize) -> anyhow::Result<IhtConfig> {
+        if let (Some(steps), Some(_)) = (self.steps, self.epochs) {
+            anyhow::bail!("invalid --steps = {steps} with --epochs: --epochs replaces --steps");
+        }
+        if self.checkpoint_every == 0 {
+            anyhow::bail!("invalid --checkpoint-every = 0: must be at least 1");
+        }
         let steps = self.steps.unwrap_or(default_steps);
         if self.layers == 0 {
             anyhow::bail!("invalid --layers = 0: must be at least 1");

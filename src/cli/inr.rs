@@ -22,8 +22,19 @@ const MAX_FEATURE_BYTES: u64 = 1 << 30;
 
 pub fn run(a: &InrArgs) -> Result<()> {
     let config = a.solver.to_config(100, 2000)?;
-    if a.solver.checkpoint_every == 0 {
-        bail!("invalid --checkpoint-every = 0: must be at least 1");
+    // Every output path is checked before any work: its folder exists, it is not a folder, and
+    // the reconstruction does not overwrite the checkpoint.
+    relu_iht::atomic::check_writable("--out", &a.out)?;
+    if let Some(ck) = &a.solver.checkpoint {
+        relu_iht::atomic::check_writable("--checkpoint", ck)?;
+        let same = ck == &a.out
+            || (ck.canonicalize().ok()).is_some_and(|c| a.out.canonicalize().ok() == Some(c));
+        if same {
+            bail!(
+                "invalid --checkpoint = {}: the same file as --out",
+                ck.display()
+            );
+        }
     }
     if a.max_side == 0 {
         bail!("invalid --max-side = 0: must be at least 1");

@@ -25,6 +25,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
         }
     }
     let config = a.solver.to_config(15, 200)?;
+    a.solver.refuse_checkpoint("mnist")?;
     if a.classes == ClassesChoice::All {
         return all_classes(a, &config);
     }

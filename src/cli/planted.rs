@@ -15,6 +15,7 @@ use serde_json::json;
 pub fn run(a: &PlantedArgs) -> Result<()> {
     let spec = a.to_spec()?;
     let config = a.solver.to_config(15, 200)?;
+    a.solver.refuse_checkpoint("planted")?;
     if a.k == 0 {
         anyhow::bail!("invalid --k = 0: need at least one output");
     }

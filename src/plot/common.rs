@@ -61,39 +61,25 @@ pub(super) fn check_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Encodes into `.<name>.<pid>-<n>.tmp` beside `path`, then renames over `path`; on any failure
-/// the temporary file is removed, so neither a partial PNG nor litter is left behind.
+/// Encodes the PNG in memory and writes it atomically ([`crate::atomic`]): neither a partial PNG
+/// nor litter is left behind.
 pub(super) fn write_png_atomic(
     path: &Path,
     width: u32,
     height: u32,
     pixels: Vec<u8>,
 ) -> Result<()> {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    // Unique per process and call, so concurrent writers of one figure never share a temp file.
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{name}.{}-{call}.tmp", std::process::id()));
     let img = image::RgbImage::from_raw(width, height, pixels).ok_or_else(|| Error::Format {
         path: path.display().to_string(),
         why: "pixel buffer does not match the image size".to_string(),
     })?;
-    let result = match img.save_with_format(&tmp, image::ImageFormat::Png) {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(io),
-        Err(image::ImageError::IoError(source)) => Err(io(source)),
-        Err(e) => Err(Error::Format {
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .map_err(|e| Error::Format {
             path: path.display().to_string(),
-            why: format!("cannot write PNG: {e}"),
-        }),
-    };
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+            why: format!("cannot encode PNG: {e}"),
+        })?;
+    crate::atomic::write(path, &png.into_inner())
 }
 
 pub(super) fn text_style(size: f64, color: RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {

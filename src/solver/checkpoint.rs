@@ -2,7 +2,8 @@
 //! of the problem and settings that a resume must match. Everything else the solver uses is
 //! derived from these (generators from the iterate and the step, batches from the seed and the
 //! epoch), so a resumed solve continues bit for bit as the uninterrupted one on the same backend.
-//! Files are written atomically: a temporary file beside the target, then a rename.
+//! Files are written atomically ([`crate::atomic`]): a temporary file created exclusively beside
+//! the target, then a rename; nothing is left behind on failure.
 
 use crate::error::{Error, Result};
 use crate::problem::sparse::SparseVec;
@@ -62,17 +63,11 @@ impl Checkpoint {
 
     /// Writes atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let io = |source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let tmp = path.with_extension("tmp");
         let text = serde_json::to_vec(self).map_err(|e| Error::Format {
             path: path.display().to_string(),
             why: e.to_string(),
         })?;
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::atomic::write(path, &text)
     }
 
     /// Reads a checkpoint and checks it belongs to the run described by `fingerprint`.

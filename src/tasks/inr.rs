@@ -151,8 +151,8 @@ impl Image {
         }
     }
 
-    /// Writes a PNG atomically (a temporary file in the same folder, then a rename), so an
-    /// interrupted run leaves no half-written image.
+    /// Writes a PNG atomically ([`crate::atomic`]), so an interrupted run leaves no half-written
+    /// image and no temporary file.
     pub fn save_png(&self, path: &Path) -> Result<()> {
         let bytes: Vec<u8> = self
             .pixels
@@ -160,24 +160,14 @@ impl Image {
             .map(|v| (v * 255.0).round() as u8)
             .collect();
         let (w, h) = (self.width as u32, self.height as u32);
-        let tmp = path.with_extension("png.tmp");
-        let io = |source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let result = if self.channels == 1 {
-            image::GrayImage::from_raw(w, h, bytes)
-                .map(|i| i.save_with_format(&tmp, image::ImageFormat::Png))
+        let encoded = if self.channels == 1 {
+            image::GrayImage::from_raw(w, h, bytes).map(|i| encode_png(&i))
         } else {
-            image::RgbImage::from_raw(w, h, bytes)
-                .map(|i| i.save_with_format(&tmp, image::ImageFormat::Png))
+            image::RgbImage::from_raw(w, h, bytes).map(|i| encode_png(&i))
         };
-        match result {
-            Some(Ok(())) => std::fs::rename(&tmp, path).map_err(io),
-            Some(Err(e)) => {
-                let _ = std::fs::remove_file(&tmp);
-                Err(bad(path, format!("cannot write PNG: {e}")))
-            }
+        match encoded {
+            Some(Ok(png)) => crate::atomic::write(path, &png),
+            Some(Err(e)) => Err(bad(path, format!("cannot encode PNG: {e}"))),
             None => Err(bad(path, "pixel buffer does not match the image size")),
         }
     }
@@ -317,4 +307,16 @@ impl RowSource for FeatureRows {
         let y = rows.iter().map(|&r| self.targets[r]).collect();
         Data::from_columns(rows.len(), self.d(), self.features.embed(&coords), y)
     }
+}
+
+/// PNG bytes of an image.
+fn encode_png<P, C>(img: &image::ImageBuffer<P, C>) -> image::ImageResult<Vec<u8>>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+    C: std::ops::Deref<Target = [P::Subpixel]>,
+{
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)?;
+    Ok(out.into_inner())
 }

@@ -238,3 +238,121 @@ fn devices_lists_adapters() {
         );
     }
 }
+
+/// A fresh folder under the system's temporary folder.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("relu-iht-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn assert_one_line_exit_2(out: &Output, names: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains(names), "{err} should name {names}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn flags_that_would_do_nothing_are_refused() {
+    let ck = scratch("noop").join("ck.json");
+    let ck = ck.to_str().unwrap();
+    for (args, names) in [
+        (vec!["--checkpoint", ck], "--checkpoint"),
+        (
+            vec!["--checkpoint", ck, "--checkpoint-every", "0"],
+            "--checkpoint-every",
+        ),
+        (
+            vec!["--steps", "3", "--epochs", "2", "--batch-size", "100"],
+            "--steps",
+        ),
+    ] {
+        let out = relu_iht(&[SMALL, &["--backend", "cpu"], &args].concat());
+        assert_one_line_exit_2(&out, names);
+    }
+    assert!(!std::path::Path::new(ck).exists(), "no checkpoint written");
+}
+
+#[test]
+fn outputs_are_checked_before_work_and_written_without_following_links() {
+    let dir = scratch("out");
+    let inr = |extra: &[&str]| {
+        relu_iht(
+            &[
+                &[
+                    "inr",
+                    "--image",
+                    "assets/camera.png",
+                    "--max-side",
+                    "12",
+                    "--features",
+                    "40",
+                    "--m",
+                    "4",
+                    "--s",
+                    "16",
+                    "--steps",
+                    "2",
+                    "--backend",
+                    "cpu",
+                    "-q",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let out_dir = dir.to_str().unwrap().to_string();
+    let missing = dir.join("missing").join("x.png");
+    let target = dir.join("r.png");
+    let (missing, target_s) = (missing.to_str().unwrap(), target.to_str().unwrap());
+    assert_one_line_exit_2(&inr(&["--out", &out_dir]), "--out");
+    assert_one_line_exit_2(&inr(&["--out", missing]), "--out");
+    assert_one_line_exit_2(
+        &inr(&["--out", target_s, "--checkpoint", target_s]),
+        "--checkpoint",
+    );
+    // A link planted where a predictable temporary name used to be is left alone, and the
+    // output is written.
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("r.png.tmp")).unwrap();
+    let out = inr(&["--out", target_s]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"keep me");
+    assert!(target.is_file());
+    let litter: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp") && n != "r.png.tmp")
+        .collect();
+    assert!(litter.is_empty(), "temporary files left: {litter:?}");
+}
+
+#[test]
+fn an_atomic_write_that_fails_leaves_nothing_behind() {
+    let dir = scratch("atomic");
+    let target = dir.join("a-folder");
+    std::fs::create_dir(&target).unwrap();
+    // Renaming a file over a folder fails: the error names the path, the temporary file goes.
+    let err = relu_iht::atomic::write(&target, b"bytes").unwrap_err();
+    assert!(err.to_string().contains("a-folder"), "{err}");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("a-folder")]);
+    // And a plain write replaces the content whole.
+    let file = dir.join("f.txt");
+    relu_iht::atomic::write(&file, b"one").unwrap();
+    relu_iht::atomic::write(&file, b"two").unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), b"two");
+}

@@ -4,7 +4,7 @@
 use super::args::{Method, Task};
 use super::plan::{metric_of, teacher_name, Plan};
 use super::store::Row;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use relu_iht::plot::{curves_png, heatmap_png, Curves, Heatmap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -155,8 +155,6 @@ pub(super) fn memory_table(rows: &[Row], path: &Path) -> Result<Vec<PathBuf>> {
         };
         text.push_str(&format!("| {m} | {ih} | {ia} | {ph} | {pa} | {ratio} |\n"));
     }
-    let tmp = path.with_extension("md.tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)?;
+    relu_iht::atomic::write(path, text.as_bytes())?;
     Ok(vec![path.to_path_buf()])
 }
