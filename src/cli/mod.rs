@@ -42,19 +42,45 @@ fn devices(a: &args::DevicesArgs) -> Result<()> {
     Ok(())
 }
 
+/// Clap's message on one line, like every other error, keeping its substance (the missing
+/// argument's name, the near-miss tip, the possible values) and dropping the usage and the
+/// pointer to --help.
+fn one_line(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")
+        {
+            continue;
+        }
+        let line = line.trim_start_matches("error: ");
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    if out.is_empty() {
+        "invalid arguments".into()
+    } else {
+        out
+    }
+}
+
 /// Parses the process arguments and runs the chosen subcommand.
 pub fn main() -> Result<()> {
     let cli = match args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
-            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            // Help, version, and no arguments at all: clap prints them (the last with exit 2).
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
                 e.exit();
             }
-            // One line, like every other error: clap's first line without its "error: " prefix.
-            let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            anyhow::bail!("{}", first.trim_start_matches("error: "));
+            anyhow::bail!("{}", one_line(&e.render().to_string()));
         }
     };
     if let Some(threads) = cli.threads {

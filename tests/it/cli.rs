@@ -356,3 +356,21 @@ fn an_atomic_write_that_fails_leaves_nothing_behind() {
     relu_iht::atomic::write(&file, b"two").unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), b"two");
 }
+
+#[test]
+fn argument_errors_keep_their_substance_on_one_line() {
+    for (args, names) in [
+        (vec!["planted", "--epochs", "3"], "--batch-size"),
+        (vec!["planted", "--stpes", "3"], "'--steps'"),
+        (
+            vec!["planted", "--backend", "gpx"],
+            "possible values: auto, gpu, cpu",
+        ),
+    ] {
+        assert_one_line_exit_2(&relu_iht(&args), names);
+    }
+    // No arguments: the usage, and exit 2.
+    let out = relu_iht(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage:"));
+}
