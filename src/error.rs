@@ -28,7 +28,9 @@ pub enum Error {
         value: f32,
     },
     /// The index space `m·d` does not fit the 32-bit indices the engine uses.
-    #[error("model too large: m·d = {0} exceeds 2^32 − 1 weights")]
+    #[error(
+        "model too large: m·d = {0} weights; the engine indexes fewer than 2^32 − 1 = 4294967295"
+    )]
     TooLarge(u128),
     /// No GPU adapter could be opened; the text lists what was found.
     #[error("no usable GPU adapter: {0}")]

@@ -12,3 +12,37 @@ pub fn peak_host_bytes() -> u64 {
         0
     }
 }
+
+/// Bytes of memory the system can still give (`MemAvailable` of `/proc/meminfo`), `None` where
+/// that is not known.
+pub fn available_host_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses, before anything is allocated, a size whose working set (`bytes`, an estimate of the
+/// largest buffers it needs) exceeds the memory the system has available.
+pub fn check_fits(
+    name: &'static str,
+    value: impl std::fmt::Display,
+    bytes: u128,
+) -> crate::Result<()> {
+    let Some(avail) = available_host_bytes() else {
+        return Ok(());
+    };
+    if bytes > avail as u128 {
+        let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+        return Err(crate::Error::invalid(
+            name,
+            value,
+            format!(
+                "needs about {:.1} GiB of memory, more than the {:.1} GiB available",
+                gib(bytes),
+                gib(avail as u128)
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -28,10 +28,21 @@ macro_rules! with_engine {
     };
 }
 
+/// The smallest `--device-memory` accepted (64 KiB: one 64-row block and a one-neuron tile of
+/// the bundled tasks fit; the n-vectors and the support come on top, as the README says).
+const MIN_DEVICE_MEMORY: u64 = 64 << 10;
+
 /// Resolves `--backend`: `gpu` opens any adapter (a software one included) or fails listing what
 /// was found; `auto` takes a hardware GPU if there is one, else the CPU. Says which on stderr
 /// unless `quiet`.
 pub fn open(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> Result<Engine> {
+    // The budget bounds the data's footprint and the tiles; below the floor it could only be
+    // exceeded.
+    if let Some(b) = device_memory.filter(|&b| b < MIN_DEVICE_MEMORY) {
+        anyhow::bail!(
+            "invalid --device-memory = {b}: below the GPU engine's smallest working set ({MIN_DEVICE_MEMORY} bytes)"
+        );
+    }
     let say = |what: String| {
         if !quiet {
             eprintln!("backend: {what}");

@@ -72,16 +72,26 @@ pub fn run(a: &InrArgs) -> Result<()> {
             }
         },
     };
-    let ff = FourierFeatures::new(a.features, image.coord_dims(), sigma, config.seed)?;
-    let n = image.len();
-    let bytes = n as u64 * ff.dim() as u64 * 4;
-    if bytes > MAX_FEATURE_BYTES && config.batch_size.is_none() {
+    // Sizes first, before the frequencies or any feature is generated.
+    let (n, dim) = (image.len(), a.features);
+    let bytes = n as u128 * dim as u128 * 4;
+    if bytes > MAX_FEATURE_BYTES as u128 && config.batch_size.is_none() {
         bail!(
-            "invalid image size {} × {} × {}: its {} features per sample would take {bytes} bytes; pass --batch-size (features are then generated per batch) or lower --max-side",
-            image.width, image.height, image.channels, ff.dim()
+            "invalid image size {} × {} × {}: its {dim} features per sample would take {bytes} bytes; pass --batch-size (features are then generated per batch) or lower --max-side",
+            image.width, image.height, image.channels
         );
     }
-    config.validate(n, (a.solver.m_or(200) * ff.dim()) as u64)?;
+    let cols = a.solver.m_or(200) as u128 * dim as u128;
+    if cols >= u32::MAX as u128 {
+        return Err(relu_iht::Error::TooLarge(cols).into());
+    }
+    config.validate(n, cols as u64)?;
+    // The frequencies (features × coordinates), and the features of a batch (all of them in full
+    // batch) with a working copy.
+    let rows = config.batch_size.unwrap_or(n) as u128;
+    let bytes = 4 * dim as u128 * (image.coord_dims() as u128 + 2 * rows);
+    relu_iht::mem::check_fits("features", a.features, bytes)?;
+    let ff = FourierFeatures::new(a.features, image.coord_dims(), sigma, config.seed)?;
     if a.out
         .extension()
         .is_none_or(|e| !e.eq_ignore_ascii_case("png"))

@@ -26,6 +26,12 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     }
     let config = a.solver.to_config(15, 200)?;
     a.solver.refuse_checkpoint("mnist")?;
+    if let Some(alpha) = a.step_size {
+        // SPEC §3's steps are 0.001 to 2; far beyond, the fixed-step fit cannot converge.
+        if !(alpha > 0.0 && alpha <= 100.0) {
+            bail!("invalid --step-size = {alpha}: must be a number in (0, 100]");
+        }
+    }
     if a.classes == ClassesChoice::All {
         return all_classes(a, &config);
     }

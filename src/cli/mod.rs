@@ -87,6 +87,14 @@ pub fn main() -> Result<()> {
         if threads == 0 {
             anyhow::bail!("invalid --threads = 0: must be at least 1");
         }
+        // Far more threads than cores only costs their start-up (and memory).
+        let cores = std::thread::available_parallelism().map_or(8, |c| c.get());
+        let most = 16 * cores.max(1);
+        if threads > most {
+            anyhow::bail!(
+                "invalid --threads = {threads}: at most {most} (16 per core on this machine's {cores})"
+            );
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build_global()?;

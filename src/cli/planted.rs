@@ -20,6 +20,9 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
         anyhow::bail!("invalid --k = 0: need at least one output");
     }
     if a.k > 1 {
+        // Targets n × k, Ŷ and the residual of the same size, on top of X.
+        let bytes = 12 * spec.n as u128 * a.k as u128 + 8 * spec.n as u128 * spec.d as u128;
+        relu_iht::mem::check_fits("k", a.k, bytes)?;
         return vector(a, &spec, &config);
     }
     config.validate(spec.n, (spec.m * spec.d) as u64)?;

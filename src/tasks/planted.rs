@@ -65,7 +65,9 @@ impl PlantedSpec {
                 "too large",
             ));
         }
-        Ok(())
+        // X (f32, column-major) and a working copy of it while it is generated, the targets.
+        let bytes = 8 * self.n as u128 * self.d as u128 + 16 * self.n as u128;
+        crate::mem::check_fits("n", self.n, bytes)
     }
 }
 

@@ -374,3 +374,99 @@ fn argument_errors_keep_their_substance_on_one_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage:"));
 }
+
+#[test]
+fn impossible_sizes_and_values_are_refused_before_work() {
+    for (args, names) in [
+        (
+            vec![
+                "planted",
+                "--backend",
+                "cpu",
+                "--n",
+                "1000000000000",
+                "--d",
+                "10",
+                "--m",
+                "10",
+                "--s",
+                "5",
+            ],
+            "n = 1000000000000",
+        ),
+        (
+            vec![
+                "planted",
+                "--backend",
+                "cpu",
+                "--n",
+                "300",
+                "--d",
+                "10",
+                "--m",
+                "10",
+                "--s",
+                "20",
+                "--k",
+                "100000000",
+            ],
+            "k = 100000000",
+        ),
+        (
+            vec![
+                "inr",
+                "--backend",
+                "cpu",
+                "--features",
+                "100000000000",
+                "--m",
+                "1",
+                "--s",
+                "5",
+                "--max-side",
+                "8",
+            ],
+            "100000000000",
+        ),
+        (
+            vec![
+                "inr",
+                "--backend",
+                "cpu",
+                "--features",
+                "1000000000",
+                "--m",
+                "1",
+                "--s",
+                "5",
+                "--max-side",
+                "8",
+                "--batch-size",
+                "50",
+            ],
+            "features = 1000000000",
+        ),
+        (
+            vec!["mnist", "--classes", "all", "--step-size=-1"],
+            "--step-size",
+        ),
+        (
+            vec!["mnist", "--classes", "all", "--step-size", "nan"],
+            "--step-size",
+        ),
+        (vec!["--threads", "100000", "planted"], "--threads"),
+        (
+            vec!["planted", "--backend", "gpu", "--device-memory", "1"],
+            "--device-memory",
+        ),
+    ] {
+        let start = std::time::Instant::now();
+        assert_one_line_exit_2(&relu_iht(&args), names);
+        // Refused up front: no generation, loading or solving first (generous for a slow CI).
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "{args:?} took {:?}",
+            start.elapsed()
+        );
+    }
+}
