@@ -272,16 +272,35 @@ impl<'a, B: Backend> Iht<'a, B> {
     /// Continues from a checkpoint of the same run; returns the step it resumes at.
     pub fn resume(&mut self, path: &Path, fingerprint: &str) -> Result<usize> {
         let ck = Checkpoint::load(path, fingerprint)?;
-        let x = ck.x()?;
+        let bad = |why: String| Error::Format {
+            path: path.display().to_string(),
+            why,
+        };
+        // The iterate as this run writes it: strictly increasing indices, finite values, at most
+        // the working budget s̃ of them.
+        if let Some(w) = ck.idx.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(bad(format!(
+                "iterate indices not strictly increasing ({} then {})",
+                w[0], w[1]
+            )));
+        }
+        if let Some((k, v)) = ck.val.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(bad(format!("non-finite iterate value {v} at entry {k}")));
+        }
+        if ck.idx.len() > self.keep {
+            return Err(bad(format!(
+                "{} iterate entries for a budget of {}",
+                ck.idx.len(),
+                self.keep
+            )));
+        }
+        let x = ck.x().map_err(|e| bad(e.to_string()))?;
         if x.len() != self.x.len() || ck.t > self.total_steps() {
-            return Err(Error::Format {
-                path: path.display().to_string(),
-                why: format!(
-                    "checkpoint at step {} of length {} does not fit this run",
-                    ck.t,
-                    x.len()
-                ),
-            });
+            return Err(bad(format!(
+                "checkpoint at step {} of length {} does not fit this run",
+                ck.t,
+                x.len()
+            )));
         }
         self.x = x;
         self.t = ck.t;

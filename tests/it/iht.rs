@@ -279,3 +279,59 @@ fn invalid_configs_are_rejected() {
         assert!(err.contains(needle), "expected '{needle}' in '{err}'");
     }
 }
+
+#[test]
+fn a_tampered_checkpoint_is_refused_naming_the_file() {
+    use relu_iht::solver::checkpoint::Checkpoint;
+    let problem = planted::generate(&spec(3, Teacher::Relu), &mut CpuBackend::new()).unwrap();
+    let make = || {
+        let op = relu_iht::Operator::new(
+            problem.data.clone(),
+            problem.spec.m,
+            relu_iht::Generators::Random { seed: 0 },
+        )
+        .unwrap();
+        relu_iht::Iht::new(CpuBackend::new(), op, IhtConfig::new(30, 4)).unwrap()
+    };
+    let mut solver = make();
+    solver.step().unwrap();
+    solver.step().unwrap();
+    let dir = std::env::temp_dir().join(format!("relu-iht-ck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = Checkpoint::new("run", 2, solver.x(), &[]);
+    type Tamper = fn(&mut Checkpoint);
+    let cases: [(&str, Tamper, &str); 2] = [
+        ("unsorted", |c| c.idx.swap(0, 1), "strictly increasing"),
+        (
+            "too-many",
+            |c| {
+                let last = *c.idx.last().unwrap();
+                for k in 1..=40 {
+                    c.idx.push(last + k);
+                    c.val.push(1.0);
+                }
+            },
+            "budget",
+        ),
+    ];
+    for (name, tamper, says) in cases {
+        let mut ck = good.clone();
+        tamper(&mut ck);
+        let path = dir.join(format!("{name}.json"));
+        ck.save(&path).unwrap();
+        let err = make().resume(&path, "run").unwrap_err().to_string();
+        assert!(err.contains(name) && err.contains(says), "{name}: {err}");
+    }
+    // A value beyond f32 (1e300 in the file) reads as infinity and is refused.
+    let path = dir.join("huge.json");
+    good.save(&path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let at = text.find("\"val\":[").unwrap() + "\"val\":[".len();
+    let end = at + text[at..].find([',', ']']).unwrap();
+    std::fs::write(&path, format!("{}1e300{}", &text[..at], &text[end..])).unwrap();
+    let err = make().resume(&path, "run").unwrap_err().to_string();
+    assert!(err.contains("huge") && err.contains("non-finite"), "{err}");
+    let path = dir.join("good.json");
+    good.save(&path).unwrap();
+    assert_eq!(make().resume(&path, "run").unwrap(), 2);
+}
