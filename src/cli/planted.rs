@@ -71,6 +71,7 @@ fn solve<B: Backend>(
             "psnr": scores.psnr,
             "rel_error": scores.rel_error,
             "weight_error": scores.weight_error,
+            "weight_matching": scores.weight_matching,
         }),
     );
     if a.solver.json {

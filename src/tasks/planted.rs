@@ -132,6 +132,8 @@ pub struct Scores {
     pub psnr: f64,
     pub rel_error: f64,
     pub weight_error: f64,
+    /// How recovered neurons were matched to planted ones for `weight_error`.
+    pub weight_matching: metrics::Matching,
 }
 
 /// Evaluates `rec` on the training points and against the planted weights.
@@ -139,14 +141,18 @@ pub fn score<B: Backend>(planted: &Planted, rec: &Recovery, backend: &mut B) -> 
     let op = Operator::new(planted.data.clone(), planted.spec.m, rec.generators())?;
     let yhat = scalar::predict(backend, &op, &rec.x)?;
     let y = planted.data.y();
-    let weight_error = match planted.spec.teacher {
-        Teacher::Convex => metrics::weight_error_direct(&rec.x, &planted.truth),
+    let (weight_error, weight_matching) = match planted.spec.teacher {
+        Teacher::Convex => (
+            metrics::weight_error_direct(&rec.x, &planted.truth),
+            metrics::Matching::Direct,
+        ),
         Teacher::Relu => metrics::weight_error_matched(&rec.x, &planted.truth, planted.spec.d),
     };
     Ok(Scores {
         psnr: metrics::psnr(y, &yhat),
         rel_error: metrics::rel_error(y, &yhat),
         weight_error,
+        weight_matching,
     })
 }
 
@@ -319,6 +325,7 @@ pub fn run_deep<B: Backend>(
         psnr: metrics::psnr(y, &yhat),
         rel_error: metrics::rel_error(y, &yhat),
         weight_error: f64::NAN,
+        weight_matching: metrics::Matching::Direct,
     };
     Ok((data, deep, scores))
 }
