@@ -69,7 +69,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Checks, before any work, that `path` can be written: its folder exists and it is not a folder.
 pub fn check_writable(what: &'static str, path: &Path) -> Result<()> {
-    if path.is_dir() {
+    if path.is_dir() || path.as_os_str().to_string_lossy().ends_with('/') {
         return Err(Error::invalid(what, path.display(), "is a directory"));
     }
     let dir = match path.parent() {

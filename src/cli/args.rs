@@ -124,7 +124,7 @@ pub struct SolverArgs {
     #[arg(long)]
     pub imp_retrain: bool,
     /// IMP: Adam's learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, value_parser = finite_f32)]
     pub lr: f32,
     /// Compute engine.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -295,7 +295,7 @@ pub struct MnistArgs {
     #[arg(long, value_enum, default_value_t = SelectChoice::Sketch)]
     pub select: SelectChoice,
     /// Fixed step size of the 10-class model (default: SPEC §3's rule).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f32)]
     pub step_size: Option<f32>,
     #[command(flatten)]
     pub solver: SolverArgs,
@@ -319,7 +319,7 @@ pub struct InrArgs {
     #[arg(long, default_value_t = 1500)]
     pub features: usize,
     /// Standard deviation of the Fourier frequencies (default: 2 for an MNIST digit, 5 for photos).
-    #[arg(long)]
+    #[arg(long, value_parser = finite_f32)]
     pub sigma: Option<f32>,
     /// Divide pixel coordinates by the longer side (in [0, 1)) instead of the paper's raw indices;
     /// then σ sets the frequencies per image rather than per pixel (try --sigma 10 to 30).
@@ -410,4 +410,14 @@ impl From<LossChoice> for relu_iht::problem::model::Loss {
             LossChoice::Mse => Self::Mse,
         }
     }
+}
+
+/// A finite number that fits an f32, refused as typed otherwise (so `1e300` is not reported as
+/// `inf` later).
+fn finite_f32(text: &str) -> Result<f32, String> {
+    let v: f64 = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if !v.is_finite() || v.abs() > f32::MAX as f64 {
+        return Err(format!("{text} is not a finite 32-bit number"));
+    }
+    Ok(v as f32)
 }

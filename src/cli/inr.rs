@@ -5,7 +5,7 @@ use super::args::{InrArgs, MethodChoice};
 use super::engine;
 use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use relu_iht::problem::data::RowSource;
 use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
@@ -161,9 +161,7 @@ fn fit<B: Backend>(
     };
     let recon = image.with_pixels(&pred);
     let psnr = inr::psnr(&image.pixels, &recon.pixels);
-    recon
-        .save_png(&a.out)
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    recon.save_png(&a.out)?;
     let record = RunRecord::scalar_iht(
         "inr",
         name,
@@ -238,9 +236,7 @@ fn imp_fit(
             _ => false,
         };
         if write {
-            recon
-                .save_png(&a.out)
-                .with_context(|| format!("writing {}", a.out.display()))?;
+            recon.save_png(&a.out)?;
         }
         Ok((json!({"psnr": psnr}), format!("PSNR {psnr:.2} dB")))
     })
