@@ -45,7 +45,7 @@ fn devices(a: &args::DevicesArgs) -> Result<()> {
 /// Clap's message on one line, like every other error, keeping its substance (the missing
 /// argument's name, the near-miss tip, the possible values) and dropping the usage and the
 /// pointer to --help.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let mut out = String::new();
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")

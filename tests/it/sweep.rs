@@ -172,6 +172,51 @@ fn sweep_writes_a_resumable_csv_and_heatmaps() {
         again.iter().map(cell).collect::<Vec<_>>(),
         want.iter().map(cell).collect::<Vec<_>>()
     );
+    // A torn last line (a run killed mid-append) is dropped with a warning and its cell reruns.
+    let full = std::fs::read_to_string(&csv).unwrap();
+    let torn = &full[..full.trim_end().len() - 5];
+    std::fs::write(&csv, torn).unwrap();
+    let out = relu_iht(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("torn last line") && err.contains("1 runs (1 cells) to do"),
+        "{err}"
+    );
+    assert_eq!(csv_rows(&csv).len(), rows.len());
+    // An empty CSV is a fresh start (header included), not a failure after the whole grid.
+    std::fs::write(&csv, "").unwrap();
+    let out = relu_iht(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(csv_rows(&csv).len(), rows.len());
+    // A bad extra flag fails once, before any run, and leaves no folder of its own making.
+    let fresh = dir.join("fresh");
+    let bad = [
+        "sweep",
+        "--task",
+        "planted",
+        "--m",
+        "1",
+        "--s",
+        "2",
+        "--seeds",
+        "0",
+        "--out",
+        fresh.to_str().unwrap(),
+        "--",
+        "--nope",
+        "3",
+    ];
+    let out = relu_iht(&bad);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--nope"), "{err}");
+    assert!(!fresh.exists(), "no empty results folder left");
     // A malformed CSV is a one-line error.
     std::fs::write(&csv, "task,method\nplanted,nonsense\n").unwrap();
     let out = relu_iht(&args);

@@ -11,6 +11,16 @@ use std::collections::BTreeSet;
 type Job = (Method, String, Vec<String>, usize, Option<Row>);
 
 pub fn run(a: &SweepArgs) -> Result<()> {
+    let created = !a.out.exists();
+    let result = run_in(a);
+    // A sweep that failed leaves no empty results folder of its own making behind.
+    if result.is_err() && created {
+        let _ = std::fs::remove_dir(&a.out);
+    }
+    result
+}
+
+fn run_in(a: &SweepArgs) -> Result<()> {
     let p = plan(a)?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create --out {}", a.out.display()))?;
@@ -137,6 +147,18 @@ pub fn run(a: &SweepArgs) -> Result<()> {
         }
     }
     if !a.plot_only && !jobs.is_empty() {
+        // Every run's arguments (the extra flags after -- included) parse before the first runs:
+        // a bad flag fails once, up front, not once per cell.
+        for (_, _, args, _, _) in &jobs {
+            let argv = std::iter::once("relu-iht".to_string()).chain(args.iter().cloned());
+            if let Err(e) = <super::super::args::Cli as clap::Parser>::try_parse_from(argv) {
+                bail!(
+                    "invalid sweep run `relu-iht {}`: {}",
+                    args.join(" "),
+                    super::super::one_line(&e.render().to_string())
+                );
+            }
+        }
         let cells: usize = jobs.iter().map(|j| j.3).sum();
         eprintln!(
             "sweep {}: {} runs ({cells} cells) to do, {} already in {}",

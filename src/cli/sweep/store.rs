@@ -49,22 +49,58 @@ impl Row {
     }
 }
 
-/// Reads the rows already in `path` (none when it does not exist).
+/// Reads the rows already in `path` (none when it does not exist or is empty). A torn last line
+/// (a run killed mid-append) is dropped with a warning and cut from the file, so its cell reruns
+/// and later appends start on a fresh line; any other row that does not parse (a foreign file) is
+/// an error naming the file and the line, before any run starts.
 pub(super) fn read_rows(path: &Path) -> Result<Vec<Row>> {
     if !path.exists() {
         return Ok(Vec::new());
     }
-    let mut rd =
-        csv::Reader::from_path(path).with_context(|| format!("invalid CSV {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let complete = if text.ends_with('\n') {
+        text.len()
+    } else {
+        text.rfind('\n').map_or(0, |i| i + 1)
+    };
+    if complete < text.len() || text.trim().is_empty() {
+        if !text.trim().is_empty() {
+            eprintln!(
+                "sweep: dropping the torn last line of {} (its cell reruns)",
+                path.display()
+            );
+        }
+        let keep = if text.trim().is_empty() { 0 } else { complete };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(keep as u64))
+            .with_context(|| format!("cannot repair {}", path.display()))?;
+    }
+    let text = &text[..complete];
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut rd = csv::Reader::from_reader(text.as_bytes());
     rd.deserialize()
-        .map(|r| r.with_context(|| format!("invalid CSV {}: a row does not parse", path.display())))
+        .enumerate()
+        .map(|(k, r)| {
+            r.with_context(|| {
+                format!(
+                    "invalid CSV {}: line {} is not a sweep row",
+                    path.display(),
+                    k + 2
+                )
+            })
+        })
         .collect()
 }
 
 /// Appends rows to the CSV (header when new), flushed per call: a killed sweep keeps every
 /// finished run.
 pub(super) fn append_rows(path: &Path, rows: &[Row]) -> Result<()> {
-    let new = !path.exists();
+    let new = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -74,7 +110,12 @@ pub(super) fn append_rows(path: &Path, rows: &[Row]) -> Result<()> {
     for r in rows {
         w.serialize(r)?;
     }
-    w.flush()?;
+    // On the disk, not only in the page cache: a crash keeps every finished run.
+    let file = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    file.sync_data()
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
