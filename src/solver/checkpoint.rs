@@ -72,15 +72,20 @@ impl Checkpoint {
 
     /// Reads a checkpoint and checks it belongs to the run described by `fingerprint`.
     pub fn load(path: &Path, fingerprint: &str) -> Result<Self> {
-        let bad = |why: String| Error::Format {
-            path: path.display().to_string(),
-            why,
-        };
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             path: path.display().to_string(),
             source,
         })?;
-        let ck: Checkpoint = serde_json::from_slice(&bytes)
+        Self::parse(&bytes, path, fingerprint)
+    }
+
+    /// Parses checkpoint bytes (read from `path`, named in errors) of the run `fingerprint`.
+    pub fn parse(bytes: &[u8], path: &Path, fingerprint: &str) -> Result<Self> {
+        let bad = |why: String| Error::Format {
+            path: path.display().to_string(),
+            why,
+        };
+        let ck: Checkpoint = serde_json::from_slice(bytes)
             .map_err(|e| bad(format!("not a relu-iht checkpoint: {e}")))?;
         if ck.version != VERSION {
             return Err(bad(format!(

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod deep;
 mod engines;
+mod fuzz;
 mod gpu;
 mod gradient;
 mod iht;
