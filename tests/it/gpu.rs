@@ -1030,3 +1030,27 @@ fn a_rejected_dispatch_is_an_error_value_not_a_panic() {
     relu_iht::gpu::reduce::axpy(&mut rec, &p, &a, &b);
     assert_eq!(rec.read_one::<f32>(&a, 0, 1).unwrap(), vec![0.0]);
 }
+
+#[test]
+fn a_lost_device_is_an_error_value_not_a_panic() {
+    // Its own device (the shared one must survive): destroyed, then asked to work.
+    if gpu().is_none() {
+        return;
+    }
+    let ctx = GpuContext::new(false).unwrap();
+    let a = ctx.storage_init("a", &[1.0f32; 64]);
+    let b = ctx.storage_init("b", &[2.0f32; 64]);
+    ctx.device.destroy();
+    let p = ReduceParams {
+        len: 64,
+        mode: 0,
+        per_group: 0,
+        mu: 1.0,
+    };
+    let mut rec = Recorder::new(&ctx);
+    relu_iht::gpu::reduce::axpy(&mut rec, &p, &a, &b);
+    let err = rec
+        .read_one::<f32>(&a, 0, 64)
+        .expect_err("a destroyed device cannot compute");
+    assert!(!err.to_string().is_empty());
+}
