@@ -176,6 +176,7 @@ fn fit<B: Backend>(
             "sigma": sigma,
             "unit_coords": a.unit_coords,
             "psnr": psnr,
+            "exact_fit": psnr == f64::INFINITY,
             "batch_size": config.batch_size,
             "resumed_at_step": resumed_at,
             "out": a.out.display().to_string(),
@@ -238,6 +239,9 @@ fn imp_fit(
         if write {
             recon.save_png(&a.out)?;
         }
-        Ok((json!({"psnr": psnr}), format!("PSNR {psnr:.2} dB")))
+        Ok((
+            json!({"psnr": psnr, "exact_fit": psnr == f64::INFINITY}),
+            format!("PSNR {psnr:.2} dB"),
+        ))
     })
 }

@@ -69,6 +69,7 @@ fn solve<B: Backend>(
             "neurons": neurons,
             "peak_solve_host_bytes": rec.peak_host_bytes,
             "psnr": scores.psnr,
+            "exact_fit": scores.psnr == f64::INFINITY,
             "rel_error": scores.rel_error,
             "weight_error": scores.weight_error,
             "weight_matching": scores.weight_matching,
@@ -185,6 +186,7 @@ fn vector(a: &PlantedArgs, spec: &PlantedSpec, config: &IhtConfig) -> Result<()>
             "step_size": vc.step_size(m),
             "batch_size": vc.batch_size,
             "psnr": psnr,
+            "exact_fit": psnr == f64::INFINITY,
             "rel_error": rel,
             "weight_error": null,
         }),
@@ -224,7 +226,7 @@ fn imp_fit(
         let yhat = model.predict(data)?;
         let (psnr, rel) = (metrics::psnr(y, &yhat), metrics::rel_error(y, &yhat));
         Ok((
-            json!({"psnr": psnr, "rel_error": rel}),
+            json!({"psnr": psnr, "exact_fit": psnr == f64::INFINITY, "rel_error": rel}),
             format!("PSNR {psnr:.2} dB, relative error {rel:.3e}"),
         ))
     })
