@@ -69,6 +69,24 @@ impl GpuBackend {
         neurons.iter().flat_map(|&j| op.generator(j)).collect()
     }
 
+    /// The buffers both phases of a step use: n-vectors (r, r₀, A_T g), support-sized vectors
+    /// (g, z, z₀) for supports of up to `cap` entries, the partial sums and the state.
+    fn ensure_step_buffers(&mut self, n: usize, cap: usize) -> Result<()> {
+        for (name, bytes) in [
+            ("r", n * 4),
+            ("r0", n * 4),
+            ("q", n * 4),
+            ("g", cap * 4),
+            ("z", cap * 4),
+            ("z0", cap * 4),
+            ("part", armijo::MAX_GROUPS * armijo::TRIALS * 8),
+            ("state", STATE_BYTES as usize),
+        ] {
+            self.ws.ensure(name, bytes as u64)?;
+        }
+        Ok(())
+    }
+
     /// Uploads the sparse iterate for the gradient pass: indices, values and the live position
     /// of each entry's neuron (`u32::MAX` for a neuron that is not live).
     fn upload_iterate(&mut self, x: &SparseVec, live: &[u32], d: usize, cap: usize) -> Result<()> {
@@ -121,13 +139,8 @@ impl Backend for GpuBackend {
         }
         // Step 1 on the old support.
         let s = self.ws.upload_support(op, x.indices(), cap)?;
+        self.ensure_step_buffers(n, cap)?;
         for (name, bytes) in [
-            ("r", n * 4),
-            ("q", n * 4),
-            ("g", cap * 4),
-            ("z", cap * 4),
-            ("part", armijo::MAX_GROUPS * armijo::TRIALS * 8),
-            ("state", STATE_BYTES as usize),
             ("tile_x", tile * d * 4),
             ("tile_h", tile * d * 4),
             ("tile_g", tile * d * 4),
@@ -338,18 +351,7 @@ impl Backend for GpuBackend {
         let n = op.n();
         let cap = self.keep_hint.max(z0.nnz());
         let t = self.ws.upload_support(op, z0.indices(), cap)?;
-        for (name, bytes) in [
-            ("r", n * 4),
-            ("r0", n * 4),
-            ("q", n * 4),
-            ("g", cap * 4),
-            ("z", cap * 4),
-            ("z0", cap * 4),
-            ("part", armijo::MAX_GROUPS * armijo::TRIALS * 8),
-            ("state", STATE_BYTES as usize),
-        ] {
-            self.ws.ensure(name, bytes as u64)?;
-        }
+        self.ensure_step_buffers(n, cap)?;
         self.ws.put("z0", z0.values())?;
         self.ws.put("state", &[State::with_mu(mu as f32)])?;
         let ctx = self.ctx.clone();
