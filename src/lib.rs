@@ -92,6 +92,7 @@ pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod imp;
+pub mod io;
 pub mod mem;
 pub mod plot;
 pub mod problem;

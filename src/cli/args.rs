@@ -32,6 +32,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// List the GPU adapters wgpu can see, with their limits.
     Devices(DevicesArgs),
+    /// Fit your own data (X and y as .npy arrays, or a CSV table with a target column).
+    Fit(FitArgs),
+    /// Predict with a saved model on new inputs (.npy or CSV in, .npy or CSV out).
+    Predict(PredictArgs),
+    /// Render a saved INR model as an image at any size.
+    Render(RenderArgs),
     /// Run a grid of (m, s, seed) for a task and method (the paper's figures, resumable) and
     /// draw its heatmaps, or the exact-recovery phase transition with --vary n.
     Sweep(super::sweep::SweepArgs),
@@ -141,6 +147,9 @@ pub struct SolverArgs {
     /// Device memory budget in bytes for the GPU engine (data beyond it is streamed by blocks).
     #[arg(long, value_parser = parse_bytes)]
     pub device_memory: Option<u64>,
+    /// Save the fitted network as a safetensors file (PyTorch's nn.Sequential layout).
+    #[arg(long)]
+    pub save: Option<std::path::PathBuf>,
     /// Print one JSON object per run on stdout instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -161,6 +170,30 @@ impl SolverArgs {
                 path.display()
             );
         }
+        Ok(())
+    }
+
+    /// Checks `--save` before any work: IHT only, a `.safetensors` name, a writable place.
+    pub fn check_save(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.save else {
+            return Ok(());
+        };
+        if self.method == MethodChoice::Imp {
+            anyhow::bail!(
+                "invalid --save = {} with --method imp: the model file holds IHT fits",
+                path.display()
+            );
+        }
+        if path
+            .extension()
+            .is_none_or(|e| !e.eq_ignore_ascii_case("safetensors"))
+        {
+            anyhow::bail!(
+                "invalid --save = {}: the model is written as safetensors (use a .safetensors name)",
+                path.display()
+            );
+        }
+        relu_iht::atomic::check_writable("--save", path)?;
         Ok(())
     }
 
@@ -333,6 +366,75 @@ pub struct InrArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct FitArgs {
+    /// Inputs: a .npy array of shape (n, d) (float or integer, C or Fortran order), or a CSV table
+    /// with a header line (all columns but --target are features).
+    #[arg(long)]
+    pub x: std::path::PathBuf,
+    /// Targets: a .npy array of shape (n,) or (n, k), or a CSV whose columns are the targets.
+    #[arg(long, conflicts_with = "target")]
+    pub y: Option<std::path::PathBuf>,
+    /// The CSV column of X (and of --x-test) that holds the targets.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Test inputs, scored after the fit (same format as --x).
+    #[arg(long)]
+    pub x_test: Option<std::path::PathBuf>,
+    /// Test targets (with --x-test; a CSV test set takes them from its --target column).
+    #[arg(long, requires = "x_test")]
+    pub y_test: Option<std::path::PathBuf>,
+    /// Treat integer targets as class labels: the vector-output model with one output per class,
+    /// argmax prediction, accuracy.
+    #[arg(long)]
+    pub classes: bool,
+    /// Loss of the classifier.
+    #[arg(long, value_enum, default_value_t = LossChoice::CrossEntropy)]
+    pub loss: LossChoice,
+    /// How the vector-output model (classes, or targets of several columns) keeps its s weights.
+    #[arg(long, value_enum, default_value_t = SelectChoice::Sketch)]
+    pub select: SelectChoice,
+    /// Fixed step size of the vector-output model (default: SPEC §3's rule).
+    #[arg(long, value_parser = finite_f32)]
+    pub step_size: Option<f32>,
+    #[command(flatten)]
+    pub solver: SolverArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PredictArgs {
+    /// A model file written by --save.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Inputs: a .npy array of shape (n, d), or a CSV table with a header (a model fitted on CSV
+    /// columns takes them by name).
+    #[arg(long)]
+    pub x: std::path::PathBuf,
+    /// Where to write the predictions: .npy, or .csv.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Print one JSON object on stdout instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RenderArgs {
+    /// An INR model file written by `inr --save`.
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+    /// Output size, WIDTHxHEIGHT (e.g. 1024x1024), or one number for the longer side (the
+    /// fitted aspect ratio kept); default: the fitted size.
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Where to write the image (PNG).
+    #[arg(long, default_value = "render.png")]
+    pub out: std::path::PathBuf,
+    /// Print one JSON object on stdout instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
     /// Training points (comma-separated list for a sweep).
     #[arg(long, value_delimiter = ',', default_value = "50000")]
@@ -368,6 +470,17 @@ pub struct DevicesArgs {
     /// One JSON object per adapter.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--step-size` of the vector-output model: SPEC §3's steps are 0.001 to 2; far beyond, the
+/// fixed-step fit cannot converge.
+pub fn check_step_size(step: Option<f32>) -> anyhow::Result<()> {
+    if let Some(alpha) = step {
+        if !(alpha > 0.0 && alpha <= 100.0) {
+            anyhow::bail!("invalid --step-size = {alpha}: must be a number in (0, 100]");
+        }
+    }
+    Ok(())
 }
 
 /// Bytes with an optional K/M/G suffix (powers of 1024).

@@ -5,7 +5,9 @@ use super::args::{InrArgs, MethodChoice};
 use super::engine;
 use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
+use super::save;
 use anyhow::{bail, Result};
+use relu_iht::io::model_file::Kind;
 use relu_iht::problem::data::RowSource;
 use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
@@ -22,6 +24,7 @@ const MAX_FEATURE_BYTES: u64 = 1 << 30;
 
 pub fn run(a: &InrArgs) -> Result<()> {
     let config = a.solver.to_config(100, 2000)?;
+    a.solver.check_save()?;
     // Every output path is checked before any work: its folder exists, it is not a folder, and
     // the reconstruction does not overwrite the checkpoint.
     relu_iht::atomic::check_writable("--out", &a.out)?;
@@ -106,9 +109,10 @@ pub fn run(a: &InrArgs) -> Result<()> {
     }
     // With minibatches the features of each batch are generated on demand (memory bounded by the
     // batch); in full batch they are formed once.
+    let meta = inr::inr_meta(&image, &ff, sigma, a.unit_coords);
     let rows = inr::feature_rows(&image, ff, a.unit_coords, config.batch_size.is_some())?;
     let engine = engine::for_run(&a.solver)?;
-    crate::with_engine!(engine, b => fit(a, &config, &image, rows, sigma, &label, b))
+    crate::with_engine!(engine, b => fit(a, &config, &image, rows, (sigma, meta), &label, b))
 }
 
 fn fit<B: Backend>(
@@ -116,7 +120,7 @@ fn fit<B: Backend>(
     config: &IhtConfig,
     image: &Image,
     rows: Arc<dyn RowSource>,
-    sigma: f32,
+    (sigma, inr_meta): (f32, relu_iht::io::model_file::InrMeta),
     label: &str,
     backend: B,
 ) -> Result<()> {
@@ -162,7 +166,7 @@ fn fit<B: Backend>(
     let recon = image.with_pixels(&pred);
     let psnr = inr::psnr(&image.pixels, &recon.pixels);
     recon.save_png(&a.out)?;
-    let record = RunRecord::scalar_iht(
+    let mut record = RunRecord::scalar_iht(
         "inr",
         name,
         (n, d, m, config.s),
@@ -183,6 +187,9 @@ fn fit<B: Backend>(
             "neurons": deep.neurons(),
         }),
     );
+    let mut meta = save::meta("inr", Kind::Inr, &a.solver, config, m);
+    meta.inr = Some(inr_meta);
+    save::save(&a.solver, deep.network(d)?, meta, &mut record)?;
     if a.solver.json {
         return record.print();
     }

@@ -5,7 +5,9 @@ use super::args::{ClassesChoice, MethodChoice, MnistArgs};
 use super::engine;
 use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
+use super::save;
 use anyhow::{bail, Result};
+use relu_iht::io::model_file::Kind;
 use relu_iht::mem::peak_host_bytes;
 use relu_iht::problem::data::{Data, InMemory, RowSource};
 use relu_iht::problem::model::Loss;
@@ -26,12 +28,8 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     }
     let config = a.solver.to_config(15, 200)?;
     a.solver.refuse_checkpoint("mnist")?;
-    if let Some(alpha) = a.step_size {
-        // SPEC §3's steps are 0.001 to 2; far beyond, the fixed-step fit cannot converge.
-        if !(alpha > 0.0 && alpha <= 100.0) {
-            bail!("invalid --step-size = {alpha}: must be a number in (0, 100]");
-        }
-    }
+    super::args::check_step_size(a.step_size)?;
+    a.solver.check_save()?;
     if a.classes == ClassesChoice::All {
         return all_classes(a, &config);
     }
@@ -92,7 +90,7 @@ fn fit<B: Backend>(
     };
     let test_acc = accuracy(Arc::new(InMemory(test_data.clone())), sets.1)?;
     let train_acc = accuracy(train_rows, sets.0)?;
-    let record = RunRecord::scalar_iht(
+    let mut record = RunRecord::scalar_iht(
         "mnist",
         name,
         (train_data.n(), train_data.d(), m, config.s),
@@ -109,6 +107,8 @@ fn fit<B: Backend>(
             "neurons": deep.neurons(),
         }),
     );
+    let meta = save::meta("mnist", Kind::Regressor, &a.solver, config, m);
+    save::save(&a.solver, deep.network(train_data.d())?, meta, &mut record)?;
     if a.solver.json {
         return record.print();
     }
@@ -190,7 +190,7 @@ fn all_classes_fit<B: Backend>(
         ))
     };
     let (test_acc, train_acc) = (accuracy(&test_data, test)?, accuracy(&train_data, train)?);
-    let record = RunRecord {
+    let mut record = RunRecord {
         task: "mnist",
         method: "iht",
         backend: model.last.backend().name(),
@@ -219,6 +219,9 @@ fn all_classes_fit<B: Backend>(
             "test_n": test_data.n(),
         }),
     };
+    let mut meta = save::meta("mnist", Kind::Classifier, &a.solver, config, m);
+    meta.classes = Some((0..k as i64).collect());
+    save::save(&a.solver, model.network()?, meta, &mut record)?;
     if a.solver.json {
         return record.print();
     }

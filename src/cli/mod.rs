@@ -6,11 +6,14 @@
 pub mod args;
 pub mod bench;
 pub mod engine;
+pub mod fit;
 pub mod imp;
 pub mod inr;
 pub mod mnist;
 pub mod planted;
+pub mod predict;
 pub mod report;
+pub mod save;
 pub mod sweep;
 
 use anyhow::Result;
@@ -106,5 +109,8 @@ pub fn main() -> Result<()> {
         args::Command::Bench(a) => bench::run(&a),
         args::Command::Devices(a) => devices(&a),
         args::Command::Sweep(a) => sweep::run(&a),
+        args::Command::Fit(a) => fit::run(&a),
+        args::Command::Predict(a) => predict::predict(&a),
+        args::Command::Render(a) => predict::render(&a),
     }
 }

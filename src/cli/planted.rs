@@ -4,7 +4,9 @@ use super::args::{MethodChoice, PlantedArgs};
 use super::engine;
 use super::imp::{self, ImpRun};
 use super::report::{self, RunRecord};
+use super::save;
 use anyhow::Result;
+use relu_iht::io::model_file::Kind;
 use relu_iht::mem::peak_host_bytes;
 use relu_iht::problem::model::Loss;
 use relu_iht::tasks::metrics;
@@ -16,6 +18,7 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
     let spec = a.to_spec()?;
     let config = a.solver.to_config(15, 200)?;
     a.solver.refuse_checkpoint("planted")?;
+    a.solver.check_save()?;
     if a.k == 0 {
         anyhow::bail!("invalid --k = 0: need at least one output");
     }
@@ -53,7 +56,7 @@ fn solve<B: Backend>(
     bar.finish_and_clear();
     let rec = deep.last();
     let neurons = deep.neurons();
-    let record = RunRecord::scalar_iht(
+    let mut record = RunRecord::scalar_iht(
         "planted",
         name,
         (spec.n, spec.d, spec.m, spec.s),
@@ -75,6 +78,8 @@ fn solve<B: Backend>(
             "weight_matching": scores.weight_matching,
         }),
     );
+    let meta = save::meta("planted", Kind::Regressor, &a.solver, &config, spec.m);
+    save::save(&a.solver, deep.network(spec.d)?, meta, &mut record)?;
     if a.solver.json {
         return record.print();
     }
@@ -155,15 +160,16 @@ fn vector(a: &PlantedArgs, spec: &PlantedSpec, config: &IhtConfig) -> Result<()>
     let vc = VectorConfig::from_iht(config, Loss::Mse, a.select.into(), None);
     let layers = a.solver.layers;
     let engine = engine::for_run(&a.solver)?;
-    let (yhat, seconds, nnz, steps, backend, peak_device) = crate::with_engine!(engine, b => {
+    let (yhat, seconds, nnz, steps, backend, peak_device, network) = crate::with_engine!(engine, b => {
         let (mut model, seconds, _) =
             report::fit_vector(b, data.clone(), y.clone(), k, m, &vc, layers, a.solver.quiet)?;
         let yhat = model.predict(data)?;
+        let network = model.network()?;
         let be = model.last.backend();
-        (yhat, seconds, model.nnz(), model.steps(), be.name(), be.peak_device_bytes())
+        (yhat, seconds, model.nnz(), model.steps(), be.name(), be.peak_device_bytes(), network)
     });
     let (psnr, rel) = (metrics::psnr(&y, &yhat), metrics::rel_error(&y, &yhat));
-    let record = RunRecord {
+    let mut record = RunRecord {
         task: "planted",
         method: "iht",
         backend,
@@ -191,6 +197,8 @@ fn vector(a: &PlantedArgs, spec: &PlantedSpec, config: &IhtConfig) -> Result<()>
             "weight_error": null,
         }),
     };
+    let meta = save::meta("planted", Kind::Regressor, &a.solver, config, m);
+    save::save(&a.solver, network, meta, &mut record)?;
     if a.solver.json {
         return record.print();
     }

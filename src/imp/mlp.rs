@@ -10,9 +10,9 @@
 use super::config::SALT;
 use crate::error::{Error, Result};
 use crate::problem::data::Data;
+use crate::problem::dense::{matmul, View};
 use crate::problem::model::{residual, Loss};
 use crate::problem::rng::{self, Stream};
-use gemm::{gemm, Parallelism};
 use std::ops::Range;
 
 /// Rows per block when predicting on a whole data set: bounds activation memory.
@@ -146,76 +146,6 @@ impl Mlp {
         let value =
             acts.loss_and_gradient(self, View::inputs(data, 0), targets, n, loss, &mut grad);
         Ok((value, grad))
-    }
-}
-
-/// A strided matrix inside a slice: element (r, c) at `data[r·rs + c·cs]`.
-#[derive(Clone, Copy)]
-pub(super) struct View<'a> {
-    data: &'a [f32],
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a> View<'a> {
-    /// Row-major with `cols` columns.
-    fn rows(data: &'a [f32], cols: usize) -> Self {
-        Self {
-            data,
-            rs: cols,
-            cs: 1,
-        }
-    }
-    /// Column-major with columns `stride` apart.
-    pub(super) fn cols(data: &'a [f32], stride: usize) -> Self {
-        Self {
-            data,
-            rs: 1,
-            cs: stride,
-        }
-    }
-    /// The rows from `r0` on of a data set's X, read in place.
-    pub(super) fn inputs(data: &'a Data, r0: usize) -> Self {
-        Self::cols(&data.xt()[r0..], data.n())
-    }
-    /// Whether every element of a `rows × cols` block lies inside the slice.
-    fn holds(&self, rows: usize, cols: usize) -> bool {
-        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
-    }
-}
-
-/// `dst = lhs · rhs` with dst m × n row-major, lhs m × k, rhs k × n. Checks that every element lies
-/// inside its slice, so the GEMM call is sound.
-fn matmul((m, n, k): (usize, usize, usize), dst: &mut [f32], lhs: View, rhs: View) {
-    assert!(m * n <= dst.len(), "matmul: dst out of bounds");
-    assert!(
-        lhs.holds(m, k) && rhs.holds(k, n),
-        "matmul: operand out of bounds"
-    );
-    // SAFETY: the asserts above keep every addressed element inside its slice; dst is a unique
-    // borrow, so it aliases neither operand.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::Rayon(0),
-        );
     }
 }
 

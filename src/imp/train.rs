@@ -6,9 +6,10 @@
 //! shuffles are a pure function of `(seed, round, epoch)`.
 
 use super::config::{ImpConfig, SALT};
-use super::mlp::{Acts, Mlp, View};
+use super::mlp::{Acts, Mlp};
 use crate::error::{Error, Result};
 use crate::problem::data::{check_finite, Data};
+use crate::problem::dense::View;
 use crate::problem::rng::{self, Stream};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

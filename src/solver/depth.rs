@@ -8,6 +8,7 @@
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::problem::data::{Data, InMemory, RowSource};
+use crate::problem::network::{hidden_layer, Layer, Network};
 use crate::problem::operator::{Generators, Operator};
 use crate::problem::sparse::SparseVec;
 use crate::solver::scalar::{Iht, IhtConfig, Recovery, StepRecord};
@@ -113,6 +114,29 @@ impl Deep {
         self.layers.last().expect("at least one layer")
     }
 
+    /// The fitted function as dense layers over the live neurons (`d`: the first layer's
+    /// inputs), ending in an output layer of ones: what the model file stores.
+    pub fn network(&self, d: usize) -> Result<Network> {
+        let mut hidden = Vec::with_capacity(self.layers.len());
+        let (mut d_in, mut live): (usize, Option<Vec<u32>>) = (d, None);
+        for rec in &self.layers {
+            let (layer, next) =
+                hidden_layer(&rec.x, &rec.generators(), rec.m(), d_in, live.as_deref())?;
+            hidden.push(layer);
+            (d_in, live) = (rec.m(), Some(next));
+        }
+        let width = live.map_or(0, |l| l.len());
+        Ok(Network {
+            hidden,
+            output: Layer {
+                out: 1,
+                inp: width,
+                weight: vec![1.0; width],
+                gate: None,
+            },
+        })
+    }
+
     /// The last layer's inputs for other rows (e.g. a test set): `source` through every layer
     /// but the last.
     pub fn inputs_of(&self, source: Arc<dyn RowSource>, m: usize) -> Result<Arc<dyn RowSource>> {
@@ -203,6 +227,38 @@ impl<B: Backend> VectorDeep<B> {
     pub fn predict(&mut self, data: Arc<Data>) -> Result<Vec<f32>> {
         let inputs = self.inputs_of(data)?;
         self.last.predict(inputs)
+    }
+
+    /// The fitted function as dense layers over the live neurons, ending in W2 (`k × m_live`):
+    /// what the model file stores.
+    pub fn network(&self) -> Result<Network> {
+        let (k, m, d_last) = self.last.shape();
+        let mut hidden = Vec::with_capacity(self.hidden.len() + 1);
+        let mut d_in = if self.hidden.is_empty() { d_last } else { 0 };
+        let mut live: Option<Vec<u32>> = None;
+        for (l, (w, gens)) in self.hidden.iter().enumerate() {
+            if l == 0 {
+                d_in = w.len() as usize / m;
+            }
+            let (layer, next) = hidden_layer(w, gens, m, d_in, live.as_deref())?;
+            hidden.push(layer);
+            (d_in, live) = (m, Some(next));
+        }
+        let (layer, last_live) = hidden_layer(
+            &self.last.w1(),
+            &self.last.prediction_generators(),
+            m,
+            d_in,
+            live.as_deref(),
+        )?;
+        hidden.push(layer);
+        let output = Layer {
+            out: k,
+            inp: last_live.len(),
+            weight: self.last.w2_dense(&last_live),
+            gate: None,
+        };
+        Ok(Network { hidden, output })
     }
 
     /// Nonzeros kept over all layers (earlier layers count their W1 part only).

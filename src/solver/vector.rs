@@ -186,6 +186,27 @@ impl<B: Backend> VectorIht<B> {
         &self.x
     }
 
+    /// Outputs, neurons and input dimension of the model.
+    pub fn shape(&self) -> (usize, usize, usize) {
+        (self.k, self.m, self.data.d())
+    }
+
+    /// The W2 part as a dense `k × live.len()` matrix over the neurons `live` (row-major, PyTorch's
+    /// `Linear(m_live, k).weight`).
+    pub fn w2_dense(&self, live: &[u32]) -> Vec<f32> {
+        let (k, md) = (self.k, self.md());
+        let mut out = vec![0.0f32; k * live.len()];
+        for (&c, &v) in self.x.indices().iter().zip(self.x.values()) {
+            if c >= md {
+                let e = (c - md) as usize;
+                if let Ok(jj) = live.binary_search(&((e / k) as u32)) {
+                    out[(e % k) * live.len() + jj] = v;
+                }
+            }
+        }
+        out
+    }
+
     /// The engine (its name, its peak device bytes).
     pub fn backend(&self) -> &B {
         &self.backend

@@ -9,7 +9,10 @@
 //! thousand samples; larger ones are downscaled (`max_side`).
 
 use crate::error::{Error, Result};
+use crate::io::model_file::InrMeta;
 use crate::problem::data::{Data, InMemory, RowSource};
+use crate::problem::dense::View;
+use crate::problem::network::Network;
 use crate::problem::rng::{self, Stream};
 use rayon::prelude::*;
 use std::path::Path;
@@ -124,11 +127,7 @@ impl Image {
     /// paper's convention), or with `unit` the indices divided by the longer side (in [0, 1)).
     pub fn coords(&self, unit: bool) -> Vec<f32> {
         let k = self.coord_dims();
-        let scale = if unit {
-            1.0 / self.width.max(self.height) as f32
-        } else {
-            1.0
-        };
+        let scale = coord_scale(self.width, self.height, unit);
         let mut out = Vec::with_capacity(self.len() * k);
         for r in 0..self.height {
             for c in 0..self.width {
@@ -319,4 +318,94 @@ where
     let mut out = std::io::Cursor::new(Vec::new());
     img.write_to(&mut out, image::ImageFormat::Png)?;
     Ok(out.into_inner())
+}
+
+/// What a model file records of an INR fit: the frequencies, σ, the coordinate scaling (the
+/// factor pixel indices are multiplied by) and the image's size.
+pub fn inr_meta(image: &Image, features: &FourierFeatures, sigma: f32, unit: bool) -> InrMeta {
+    InrMeta {
+        b: features.b.clone(),
+        half: features.half,
+        coords: features.k,
+        sigma,
+        coord_scale: coord_scale(image.width, image.height, unit),
+        width: image.width,
+        height: image.height,
+        channels: image.channels,
+    }
+}
+
+/// The factor pixel indices are multiplied by: 1 for raw indices, 1 / longer side for unit
+/// coordinates (as [`Image::coords`]).
+fn coord_scale(width: usize, height: usize, unit: bool) -> f32 {
+    if unit {
+        1.0 / width.max(height) as f32
+    } else {
+        1.0
+    }
+}
+
+/// Samples per block of [`render`]: bounds the features held at once (4096 × features floats).
+const RENDER_SAMPLES: usize = 4096;
+
+/// Renders a saved INR at `width × height`: output pixel (r, c) is evaluated at the fitted image's
+/// coordinates (r·H/height, c·W/width), so the fitted size reproduces the fit and other sizes
+/// resample the same function. Streams blocks of samples (memory: the image and one block).
+pub fn render(network: &Network, inr: &InrMeta, width: usize, height: usize) -> Result<Image> {
+    if width == 0 || height == 0 {
+        return Err(Error::invalid(
+            "size",
+            format!("{width}x{height}"),
+            "both sides must be at least 1",
+        ));
+    }
+    let channels = inr.channels;
+    let n = (width as u128) * (height as u128) * channels as u128;
+    crate::mem::check_fits(
+        "size",
+        format!("{width}x{height}"),
+        n * 4 + (RENDER_SAMPLES * 2 * inr.half * 4) as u128,
+    )?;
+    if n > u32::MAX as u128 {
+        return Err(Error::invalid(
+            "size",
+            format!("{width}x{height}"),
+            "more than 2^32 samples",
+        ));
+    }
+    let features = FourierFeatures {
+        b: inr.b.clone(),
+        half: inr.half,
+        k: inr.coords,
+    };
+    let (sy, sx) = (
+        inr.height as f32 / height as f32,
+        inr.width as f32 / width as f32,
+    );
+    let same = (width, height) == (inr.width, inr.height);
+    let n = n as usize;
+    let mut pixels = vec![0.0f32; n];
+    let mut coords = Vec::with_capacity(RENDER_SAMPLES * inr.coords);
+    for (block, out) in pixels.chunks_mut(RENDER_SAMPLES).enumerate() {
+        coords.clear();
+        for e in block * RENDER_SAMPLES..block * RENDER_SAMPLES + out.len() {
+            let (p, ch) = (e / channels, e % channels);
+            let (r, c) = ((p / width) as f32, (p % width) as f32);
+            // At the fitted size the coordinates are the fit's own, bit for bit.
+            let (r, c) = if same { (r, c) } else { (r * sy, c * sx) };
+            coords.extend_from_slice(&[r * inr.coord_scale, c * inr.coord_scale]);
+            if inr.coords == 3 {
+                coords.push(ch as f32);
+            }
+        }
+        let xt = features.embed(&coords);
+        let y = network.predict(View::cols(&xt, out.len()), out.len());
+        out.copy_from_slice(&y);
+    }
+    Ok(Image {
+        width,
+        height,
+        channels,
+        pixels: pixels.into_iter().map(|v| v.clamp(0.0, 1.0)).collect(),
+    })
 }

@@ -95,3 +95,34 @@ fn checkpoint_parsing_never_panics() {
     let parsed = fuzz("checkpoint", &bytes, 52, parse);
     assert!(parsed < INPUTS, "{parsed}");
 }
+
+#[test]
+fn npy_reader_never_panics() {
+    let bytes = relu_iht::io::npy::encode(&[3, 2], &[1.0f32, -2.0, 3.5, 0.25, 8.0, 1e-3]).unwrap();
+    let path = Path::new("fuzz.npy");
+    let parse = |b: &[u8]| relu_iht::io::npy::parse_bytes::<f32>(b, path).is_ok();
+    assert!(parse(&bytes));
+    let parsed = fuzz("npy", &bytes, 53, parse);
+    assert!(parsed > 0 && parsed < INPUTS, "{parsed}");
+}
+
+#[test]
+fn csv_reader_never_panics() {
+    let text = b"a,b,target\n1.5,2,3\n-4,5e-3,6\n7,8,9\n";
+    let path = Path::new("fuzz.csv");
+    let parse = |b: &[u8]| relu_iht::io::table::parse(b, path, Some("target"), None).is_ok();
+    assert!(parse(text));
+    let parsed = fuzz("csv", text, 54, parse);
+    assert!(parsed > 0 && parsed < INPUTS, "{parsed}");
+}
+
+#[test]
+fn model_file_reader_never_panics() {
+    use relu_iht::io::model_file::{decode, encode};
+    let model = super::model_file::small_model();
+    let bytes = encode(&model).unwrap();
+    let path = Path::new("fuzz.safetensors");
+    assert_eq!(decode(&bytes, path).unwrap(), model);
+    let parsed = fuzz("model", &bytes, 55, |b| decode(b, path).is_ok());
+    assert!(parsed < INPUTS, "{parsed}");
+}

@@ -11,6 +11,7 @@ mod iht;
 mod imp;
 mod inr;
 mod mnist;
+mod model_file;
 mod operator;
 mod options;
 mod plot;
