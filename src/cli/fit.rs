@@ -327,7 +327,23 @@ fn fit<B: Backend>(
             } else {
                 relu_iht::problem::model::Loss::Mse
             };
-            let vc = VectorConfig::from_iht(config, loss, a.select.into(), a.step_size);
+            let mut vc = VectorConfig::from_iht(config, loss, a.select.into(), a.step_size);
+            // Without --step-size the step is probed: SPEC §3's fixed steps suit MNIST's raw
+            // pixels, not data of any scale.
+            let mut backend = backend;
+            let mut probed = None;
+            if a.step_size.is_none() {
+                let (be, alpha, tried) = relu_iht::solver::vector::choose_step(
+                    backend,
+                    train.data.clone(),
+                    &train.targets,
+                    k,
+                    m,
+                    &vc,
+                )?;
+                (backend, vc.step) = (be, Some(alpha));
+                probed = Some(tried);
+            }
             let (mut model, seconds, last_loss) = report::fit_vector(
                 backend,
                 train.data.clone(),
@@ -345,10 +361,12 @@ fn fit<B: Backend>(
             };
             let network = model.network()?;
             let summary = format!(
-                "{} nonzeros in {} neurons after {} steps in {seconds:.2} s",
+                "{} nonzeros in {} neurons after {} steps in {seconds:.2} s (step size {}{})",
                 model.nnz(),
                 network.output.inp,
-                model.steps()
+                model.steps(),
+                vc.step_size(m),
+                if probed.is_some() { ", probed" } else { "" }
             );
             let record = RunRecord {
                 task: "fit",
@@ -366,7 +384,7 @@ fn fit<B: Backend>(
                 seconds,
                 peak_host_bytes: relu_iht::mem::peak_host_bytes(),
                 peak_device_bytes: model.last.backend().peak_device_bytes(),
-                extra: json!({"mode": config.mode, "loss": vc.loss, "select": vc.select, "step_size": vc.step_size(m), "batch_size": vc.batch_size, "epochs": vc.epochs, "final_batch_loss": last_loss, "train": train_score, "test": test_score}),
+                extra: json!({"mode": config.mode, "loss": vc.loss, "select": vc.select, "step_size": vc.step_size(m), "batch_size": vc.batch_size, "epochs": vc.epochs, "step_probe": probed.as_ref().map(|t| t.iter().map(|&(a, l)| json!({"step_size": a, "loss": if l.is_finite() { Some(l) } else { None }})).collect::<Vec<_>>()), "final_batch_loss": last_loss, "train": train_score, "test": test_score}),
             };
             if let Problem::Classes { classes } = problem {
                 meta.classes = Some(classes.clone());

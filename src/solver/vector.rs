@@ -412,3 +412,98 @@ impl<B: Backend> VectorIht<B> {
         Ok(())
     }
 }
+
+/// Steps of each probe run of [`choose_step`].
+pub const PROBE_STEPS: usize = 8;
+
+/// A fixed step for data of unknown scale, chosen by short runs: for `c` in decades 0.1 … 1000
+/// (then the half-decades beside the best), `α = c / mean ‖x‖²` runs [`PROBE_STEPS`] steps of the
+/// configured schedule from the same start, and the step with the lowest loss after them wins;
+/// a run whose loss rises at any step (in full batch; the start of a divergence) or turns
+/// non-finite loses. Returns the engine back, the step, and every
+/// `(α, loss)` tried. The probes cost `≈ 7 · (PROBE_STEPS + 1)` steps.
+pub fn choose_step<B: Backend>(
+    backend: B,
+    data: Arc<Data>,
+    targets: &[f32],
+    k: usize,
+    m: usize,
+    config: &VectorConfig,
+) -> Result<(B, f32, Vec<(f32, f64)>)> {
+    let n = data.n();
+    let mean_sq = (0..data.d())
+        .map(|i| crate::problem::data::sum_squares(data.column(i)))
+        .sum::<f64>()
+        / n as f64;
+    let scale = if mean_sq > 0.0 { mean_sq } else { 1.0 };
+    // Minibatch losses are of different batches: only a full-batch run is held to descent.
+    let full = config.batch_size.is_none();
+    let mut backend = Some(backend);
+    let mut tried: Vec<(f32, f64)> = Vec::new();
+    let mut probe = |c: f64, tried: &mut Vec<(f32, f64)>| -> Result<()> {
+        let alpha = (c / scale) as f32;
+        if !(alpha.is_finite() && alpha > 0.0) || tried.iter().any(|t| t.0 == alpha) {
+            return Ok(());
+        }
+        let cfg = VectorConfig {
+            step: Some(alpha),
+            ..config.clone()
+        };
+        let be = backend
+            .take()
+            .expect("the engine comes back after every probe");
+        let mut solver = VectorIht::new(be, data.clone(), targets.to_vec(), k, m, cfg)?;
+        let steps = solver.total_steps().min(PROBE_STEPS + 1);
+        let mut loss = f64::INFINITY;
+        for _ in 0..steps {
+            match solver.step() {
+                // A loss that rises is the start of a divergence the short run would hide.
+                Ok(l) if full && l > loss * (1.0 + 1e-9) => {
+                    loss = f64::INFINITY;
+                    break;
+                }
+                Ok(l) => loss = l,
+                Err(Error::Invalid {
+                    name: "step-size", ..
+                }) => {
+                    loss = f64::INFINITY;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        backend = Some(solver.into_backend());
+        tried.push((
+            alpha,
+            if loss.is_finite() {
+                loss
+            } else {
+                f64::INFINITY
+            },
+        ));
+        Ok(())
+    };
+    for e in -1..=3 {
+        probe(10f64.powi(e), &mut tried)?;
+    }
+    let best = |tried: &[(f32, f64)]| {
+        tried
+            .iter()
+            .copied()
+            .min_by(|a, b| a.1.total_cmp(&b.1).then(b.0.total_cmp(&a.0)))
+            .expect("at least one probe")
+    };
+    let c = best(&tried).0 as f64 * scale;
+    for f in [10f64.sqrt(), 1.0 / 10f64.sqrt()] {
+        probe(c * f, &mut tried)?;
+    }
+    let (alpha, loss) = best(&tried);
+    if !loss.is_finite() {
+        return Err(Error::invalid(
+            "step-size",
+            "auto",
+            "every probed step diverged; pass --step-size",
+        ));
+    }
+    Ok((backend.expect("engine back"), alpha, tried))
+}

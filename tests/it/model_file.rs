@@ -736,3 +736,59 @@ fn python_reads_the_model_file_as_the_readme_says() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn probed_step_is_the_best_tried_and_beats_the_mnist_rule_on_unit_scale_data() {
+    let mut rng = rng(90);
+    let (n, d, m, k) = (500, 6, 10, 3);
+    let data = data(&mut rng, n, d);
+    // Classes from the sign pattern of two inputs.
+    let mut targets = vec![0.0f32; n * k];
+    for r in 0..n {
+        let c = (data.at(r, 0) > 0.0) as usize + (data.at(r, 1) > 0.3) as usize;
+        targets[r * k + c] = 1.0;
+    }
+    let config = VectorConfig {
+        s: 40,
+        epochs: 20,
+        batch_size: None,
+        seed: 0,
+        mode: Mode::SequentialConvex,
+        loss: Loss::CrossEntropy,
+        select: relu_iht::problem::model::Select::Magnitude,
+        step: None,
+    };
+    let (be, alpha, tried) = relu_iht::solver::vector::choose_step(
+        CpuBackend::new(),
+        data.clone(),
+        &targets,
+        k,
+        m,
+        &config,
+    )
+    .unwrap();
+    assert!(tried.len() >= 6, "{tried:?}");
+    let best = tried.iter().map(|t| t.1).fold(f64::INFINITY, f64::min);
+    assert!(
+        tried.iter().any(|&(a, l)| a == alpha && l == best),
+        "{alpha} {tried:?}"
+    );
+    let final_loss = |be: CpuBackend, step: f32| {
+        let cfg = VectorConfig {
+            step: Some(step),
+            ..config.clone()
+        };
+        let mut s =
+            relu_iht::solver::vector::VectorIht::new(be, data.clone(), targets.clone(), k, m, cfg)
+                .unwrap();
+        let mut last = f64::NAN;
+        s.run(|_, l| last = l).unwrap();
+        (last, s.into_backend())
+    };
+    let (probed, be) = final_loss(be, alpha);
+    let (rule, _) = final_loss(be, config.step_size(m));
+    assert!(
+        probed < rule,
+        "probed step {alpha}: loss {probed}; SPEC §3's 0.001: {rule}"
+    );
+}
