@@ -413,6 +413,9 @@ impl<B: Backend> VectorIht<B> {
     }
 }
 
+/// Every `(step, loss after the probe)` [`choose_step`] tried (infinite: rejected).
+pub type Probes = Vec<(f32, f64)>;
+
 /// Steps of each probe run of [`choose_step`].
 pub const PROBE_STEPS: usize = 8;
 
@@ -429,7 +432,7 @@ pub fn choose_step<B: Backend>(
     k: usize,
     m: usize,
     config: &VectorConfig,
-) -> Result<(B, f32, Vec<(f32, f64)>)> {
+) -> Result<(B, f32, Probes)> {
     let n = data.n();
     let mean_sq = (0..data.d())
         .map(|i| crate::problem::data::sum_squares(data.column(i)))
