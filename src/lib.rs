@@ -21,8 +21,9 @@
 //! - [`error`], [`mem`]: typed errors ([`Error`], [`Result`]); peak memory.
 //! - [`problem`]: what a fit is about, independent of how it is computed: [`Data`] and row
 //!   sources, the implicit [`Operator`] with its [`Generators`] and [`Mode`], counter-based rng,
-//!   the sparse iterate [`SparseVec`], streaming top-s, tile planning, and the model types the
-//!   engines and solvers share.
+//!   the sparse iterate [`SparseVec`], streaming top-s, tile planning, the model types the
+//!   engines and solvers share, and the fitted network as dense layers
+//!   ([`problem::network::Network`]).
 //! - [`backend`]: the [`Backend`] trait, the solver's phases an engine runs (a scalar step is
 //!   `gradient_phase` then `support_phase`, each decided entirely inside the engine — on a GPU, on
 //!   the device, with two readbacks a step), the rules of those phases written once over the
@@ -31,6 +32,8 @@
 //!   kernel family per file, each GPU kernel with a CPU twin of the same name.
 //! - [`solver`]: scalar IHT ([`Iht`], [`IhtConfig`] → [`Recovery`], [`StepRecord`]), the
 //!   vector-output model, greedy depth, checkpoints, and the schedule they share.
+//! - [`io`]: the user's data in (`.npy` arrays, CSV tables) and the network out (the safetensors
+//!   model file, in PyTorch's `nn.Sequential` layout).
 //! - [`tasks`]: planted recovery, MNIST, INR and their metrics; [`imp`]: the iterative magnitude
 //!   pruning baseline; [`plot`]: heatmaps and curves.
 //!
