@@ -28,7 +28,7 @@ struct Scratch {
     g: Vec<f32>,
 }
 
-/// Tile gradients `G[jj·d + i] = (A_jᵀ r)_i` for the neurons of `tile` (j = tile[jj]).
+/// Tile gradients `G[jj·d + i] = (A_jᵀ r)_i` for the neurons of `tile` (`j = tile[jj]`).
 pub fn tile_gradient(op: &Operator, tile: &[u32], r: &[f32], block: usize, g: &mut [f32]) {
     let mut z = vec![0.0; block * tile.len()];
     let mut h = vec![0.0; op.d() * tile.len()];
