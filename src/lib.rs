@@ -92,6 +92,7 @@
 pub mod atomic;
 pub mod backend;
 pub mod cpu;
+pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod imp;

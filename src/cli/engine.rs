@@ -4,82 +4,45 @@
 
 use super::args::{BackendChoice, SolverArgs};
 use anyhow::{Context, Result};
-use relu_iht::{Backend, CpuBackend, GpuBackend, GpuContext};
-use std::sync::Arc;
+use relu_iht::engine::Choice;
+use relu_iht::CpuBackend;
 
-/// The engine a run uses.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "one engine per run, moved once into the solver; boxing would hide the Backend impl"
-)]
-pub enum Engine {
-    Cpu(CpuBackend),
-    Gpu(GpuBackend),
-}
+pub use relu_iht::engine::Engine;
 
 /// Calls a generic function with whichever backend the engine holds.
 #[macro_export]
 macro_rules! with_engine {
     ($engine:expr, $b:ident => $body:expr) => {
-        match $engine {
-            $crate::cli::engine::Engine::Cpu($b) => $body,
-            $crate::cli::engine::Engine::Gpu($b) => $body,
-        }
+        relu_iht::with_engine!($engine, $b => $body)
     };
 }
 
-/// The smallest `--device-memory` accepted (64 KiB: one 64-row block and a one-neuron tile of
-/// the bundled tasks fit; the n-vectors and the support come on top, as the README says).
-const MIN_DEVICE_MEMORY: u64 = 64 << 10;
-
-/// Resolves `--backend`: `gpu` opens any adapter (a software one included) or fails listing what
-/// was found; `auto` takes a hardware GPU if there is one, else the CPU. Says which on stderr
-/// unless `quiet`.
+/// Resolves `--backend` ([`relu_iht::engine::open`]) and says which engine on stderr unless
+/// `quiet`.
 pub fn open(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> Result<Engine> {
     // The budget bounds the data's footprint and the tiles; below the floor it could only be
     // exceeded.
-    if let Some(b) = device_memory.filter(|&b| b < MIN_DEVICE_MEMORY) {
+    if let Some(b) = device_memory.filter(|&b| b < relu_iht::engine::MIN_DEVICE_MEMORY) {
         anyhow::bail!(
-            "invalid --device-memory = {b}: below the GPU engine's smallest working set ({MIN_DEVICE_MEMORY} bytes)"
+            "invalid --device-memory = {b}: below the GPU engine's smallest working set ({} bytes)",
+            relu_iht::engine::MIN_DEVICE_MEMORY
         );
     }
-    let say = |what: String| {
-        if !quiet {
-            eprintln!("backend: {what}");
-        }
+    let lib = match choice {
+        BackendChoice::Auto => Choice::Auto,
+        BackendChoice::Gpu => Choice::Gpu,
+        BackendChoice::Cpu => Choice::Cpu,
     };
-    let cpu = |why: String| {
-        say(format!(
-            "cpu, {} threads{why}",
-            rayon::current_num_threads()
-        ));
-        Engine::Cpu(CpuBackend::new())
+    let opened = relu_iht::engine::open(lib, device_memory);
+    let (engine, what) = if choice == BackendChoice::Gpu {
+        opened.context("invalid --backend = gpu")?
+    } else {
+        opened?
     };
-    let gpu = |backend: GpuBackend| {
-        say(backend.name());
-        Engine::Gpu(backend)
-    };
-    let open_gpu = |hardware_only: bool| -> relu_iht::Result<GpuBackend> {
-        let ctx = Arc::new(GpuContext::new(hardware_only)?);
-        Ok(GpuBackend::new(ctx, device_memory))
-    };
-    Ok(match choice {
-        BackendChoice::Cpu => cpu(String::new()),
-        BackendChoice::Gpu => gpu(open_gpu(false).context("invalid --backend = gpu")?),
-        // Probe the adapters before opening a device: a software-only machine then pays for
-        // an instance, not for a device and its compiled pipelines.
-        BackendChoice::Auto
-            if !relu_iht::gpu::context::adapters()
-                .iter()
-                .any(|a| a.is_hardware()) =>
-        {
-            cpu(" (no hardware GPU adapter; --backend gpu uses a software one)".into())
-        }
-        BackendChoice::Auto => match open_gpu(true) {
-            Ok(backend) => gpu(backend),
-            Err(why) => cpu(format!(" ({why})")),
-        },
-    })
+    if !quiet {
+        eprintln!("backend: {what}");
+    }
+    Ok(engine)
 }
 
 /// The engine of a task run: `--backend` and `--device-memory`, quiet on stderr with `--quiet`

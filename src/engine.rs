@@ -1,0 +1,99 @@
+//! The engine a fit computes on, resolved once from a choice (`auto`, `gpu`, `cpu`), and the
+//! dispatch from the resolved engine to code generic over [`Backend`](crate::Backend) (the
+//! [`with_engine!`](crate::with_engine) macro). The command line and the Python package open their
+//! engines here.
+//!
+//! `gpu` opens any adapter (a software one such as Lavapipe included) or fails listing what was
+//! found; `auto` takes a hardware GPU when there is one, else the CPU, probing the adapters before
+//! opening a device (a software-only machine pays for an instance, not for a device and its
+//! pipelines).
+
+use crate::cpu::CpuBackend;
+use crate::error::{Error, Result};
+use crate::gpu::{GpuBackend, GpuContext};
+use std::sync::Arc;
+
+/// Which engine to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// A hardware GPU when there is one, else the CPU.
+    Auto,
+    /// The WebGPU engine on any adapter.
+    Gpu,
+    /// The CPU engine.
+    Cpu,
+}
+
+impl std::str::FromStr for Choice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(Choice::Auto),
+            "gpu" => Ok(Choice::Gpu),
+            "cpu" => Ok(Choice::Cpu),
+            _ => Err(Error::invalid("backend", s, "must be auto, gpu or cpu")),
+        }
+    }
+}
+
+/// An opened engine.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one engine per run, moved once into the solver; boxing would hide the Backend impl"
+)]
+pub enum Engine {
+    Cpu(CpuBackend),
+    Gpu(GpuBackend),
+}
+
+/// Calls a generic expression with whichever backend the engine holds.
+#[macro_export]
+macro_rules! with_engine {
+    ($engine:expr, $b:ident => $body:expr) => {
+        match $engine {
+            $crate::engine::Engine::Cpu($b) => $body,
+            $crate::engine::Engine::Gpu($b) => $body,
+        }
+    };
+}
+
+/// The smallest device memory budget accepted (64 KiB: one 64-row block and a one-neuron tile of
+/// the bundled tasks fit; the n-vectors and the support come on top).
+pub const MIN_DEVICE_MEMORY: u64 = 64 << 10;
+
+/// Opens the engine; returns it with one line saying which it is (and why, for `auto`).
+pub fn open(choice: Choice, device_memory: Option<u64>) -> Result<(Engine, String)> {
+    if let Some(b) = device_memory.filter(|&b| b < MIN_DEVICE_MEMORY) {
+        return Err(Error::invalid(
+            "device_memory",
+            b,
+            format!("below the GPU engine's smallest working set ({MIN_DEVICE_MEMORY} bytes)"),
+        ));
+    }
+    let cpu = |why: &str| {
+        (
+            Engine::Cpu(CpuBackend::new()),
+            format!("cpu, {} threads{why}", rayon::current_num_threads()),
+        )
+    };
+    let open_gpu = |hardware_only: bool| -> Result<(Engine, String)> {
+        let backend = GpuBackend::new(Arc::new(GpuContext::new(hardware_only)?), device_memory);
+        let name = crate::Backend::name(&backend);
+        Ok((Engine::Gpu(backend), name))
+    };
+    Ok(match choice {
+        Choice::Cpu => cpu(""),
+        Choice::Gpu => open_gpu(false)?,
+        Choice::Auto
+            if !crate::gpu::context::adapters()
+                .iter()
+                .any(|a| a.is_hardware()) =>
+        {
+            cpu(" (no hardware GPU adapter; --backend gpu uses a software one)")
+        }
+        Choice::Auto => match open_gpu(true) {
+            Ok(opened) => opened,
+            Err(why) => cpu(&format!(" ({why})")),
+        },
+    })
+}
