@@ -7,17 +7,37 @@
 use crate::problem::data::Data;
 use gemm::{gemm, Parallelism};
 
+/// The element types the products take (the GEMM's f32 and f64 kernels).
+pub trait Scalar: Copy + 'static {
+    const ZERO: Self;
+    const ONE: Self;
+}
+
+impl Scalar for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
+impl Scalar for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+}
+
 /// A strided matrix inside a slice: element (r, c) at `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
-pub struct View<'a> {
-    data: &'a [f32],
+pub struct View<'a, T = f32> {
+    data: &'a [T],
     rs: usize,
     cs: usize,
 }
 
-impl<'a> View<'a> {
+impl<'a, T: Copy> View<'a, T> {
+    /// Element (r, c).
+    pub fn at(&self, r: usize, c: usize) -> T {
+        self.data[r * self.rs + c * self.cs]
+    }
     /// Row-major with `cols` columns.
-    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+    pub fn rows(data: &'a [T], cols: usize) -> Self {
         Self {
             data,
             rs: cols,
@@ -25,7 +45,7 @@ impl<'a> View<'a> {
         }
     }
     /// Column-major with columns `stride` apart.
-    pub fn cols(data: &'a [f32], stride: usize) -> Self {
+    pub fn cols(data: &'a [T], stride: usize) -> Self {
         Self {
             data,
             rs: 1,
@@ -33,7 +53,7 @@ impl<'a> View<'a> {
         }
     }
     /// Any strides: element (r, c) at `data[r·rs + c·cs]`.
-    pub fn strided(data: &'a [f32], rs: usize, cs: usize) -> Self {
+    pub fn strided(data: &'a [T], rs: usize, cs: usize) -> Self {
         Self { data, rs, cs }
     }
     /// The same matrix from row `r0` on.
@@ -43,19 +63,27 @@ impl<'a> View<'a> {
             ..self
         }
     }
-    /// The rows from `r0` on of a data set's X, read in place.
-    pub fn inputs(data: &'a Data, r0: usize) -> Self {
-        Self::cols(&data.xt()[r0..], data.n())
-    }
     /// Whether every element of a `rows × cols` block lies inside the slice.
     fn holds(&self, rows: usize, cols: usize) -> bool {
         rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
     }
 }
 
+impl<'a> View<'a, f32> {
+    /// The rows from `r0` on of a data set's X, read in place.
+    pub fn inputs(data: &'a Data, r0: usize) -> Self {
+        Self::cols(&data.xt()[r0..], data.n())
+    }
+}
+
 /// `dst = lhs · rhs` with dst m × n row-major, lhs m × k, rhs k × n. Checks that every element lies
 /// inside its slice, so the GEMM call is sound.
-pub fn matmul((m, n, k): (usize, usize, usize), dst: &mut [f32], lhs: View, rhs: View) {
+pub fn matmul<T: Scalar>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    lhs: View<T>,
+    rhs: View<T>,
+) {
     assert!(m * n <= dst.len(), "matmul: dst out of bounds");
     assert!(
         lhs.holds(m, k) && rhs.holds(k, n),
@@ -78,8 +106,8 @@ pub fn matmul((m, n, k): (usize, usize, usize), dst: &mut [f32], lhs: View, rhs:
             rhs.data.as_ptr(),
             rhs.cs as isize,
             rhs.rs as isize,
-            0.0,
-            1.0,
+            T::ZERO,
+            T::ONE,
             false,
             false,
             false,

@@ -9,6 +9,9 @@
 //! other than its own weights (the convex mode's fixed random masks) computes
 //! `1{x·g_j > 0} · x·w_j` and carries its gates: that is a gated network, not a plain MLP.
 //!
+//! Prediction runs in f64 ([`Network::predict_f64`]), so a row's output does not depend on the
+//! rows predicted with it.
+//!
 //! Invariants: every layer's `weight` (and `gate`) is `out × inp` row-major (PyTorch's
 //! `Linear.weight`), layer `l + 1` reads `layer l`'s `out` units, the output layer is never gated,
 //! and [`Network::validate`] checks all of it plus finiteness, so a loaded file that passes it can
@@ -190,33 +193,59 @@ impl Network {
         Ok(())
     }
 
-    /// Outputs (`n × k` row-major) for `n` rows of inputs `x` (`n × d`, any strides), in blocks
-    /// of rows, in f32 through the GEMM.
+    /// Outputs (`n × k` row-major) for `n` rows of inputs `x` (`n × d`, any strides), rounded
+    /// to f32 from [`Network::predict_f64`].
     pub fn predict(&self, x: View, n: usize) -> Vec<f32> {
+        self.predict_f64(x, n)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect()
+    }
+
+    /// Outputs in f64: every product in f64 through the GEMM, in blocks of rows. A row's output
+    /// does not depend on the other rows of its block beyond f64 rounding (the f32 GEMM's
+    /// kernels sum in an order that depends on the block's height), so predicting a subset of
+    /// rows gives the same values.
+    pub fn predict_f64(&self, x: View, n: usize) -> Vec<f64> {
         let k = self.k();
-        let mut out = vec![0.0f32; n * k];
+        let wide = |v: &[f32]| -> Vec<f64> { v.iter().map(|&a| a as f64).collect() };
+        let weights: Vec<(Vec<f64>, Option<Vec<f64>>)> = self
+            .hidden
+            .iter()
+            .map(|l| (wide(&l.weight), l.gate.as_deref().map(wide)))
+            .collect();
+        let output = wide(&self.output.weight);
+        let mut out = vec![0.0f64; n * k];
         let widest = self.hidden.iter().map(|l| l.out).max().unwrap_or(0);
+        let d = self.d();
+        let mut input = vec![0.0f64; PREDICT_ROWS * d];
         let (mut src, mut next) = (
-            vec![0.0f32; PREDICT_ROWS * widest],
-            vec![0.0f32; PREDICT_ROWS * widest],
+            vec![0.0f64; PREDICT_ROWS * widest],
+            vec![0.0f64; PREDICT_ROWS * widest],
         );
-        let mut gates = vec![0.0f32; PREDICT_ROWS * widest];
+        let mut gates = vec![0.0f64; PREDICT_ROWS * widest];
         for (block, dst) in out.chunks_mut(PREDICT_ROWS * k).enumerate() {
             let rows = dst.len() / k;
+            let r0 = block * PREDICT_ROWS;
+            for r in 0..rows {
+                for i in 0..d {
+                    input[r * d + i] = x.at(r0 + r, i) as f64;
+                }
+            }
             // Width of the units in `src` (None: the input block itself).
             let mut width: Option<usize> = None;
-            for layer in &self.hidden {
-                let input = match width {
-                    None => x.from_row(block * PREDICT_ROWS),
-                    Some(w) => View::rows(&src[..rows * w], w),
+            for (layer, (w, g)) in self.hidden.iter().zip(&weights) {
+                let cur = match width {
+                    None => View::rows(&input[..rows * d], d),
+                    Some(wd) => View::rows(&src[..rows * wd], wd),
                 };
                 let h = &mut next[..rows * layer.out];
-                product(h, input, rows, layer, &layer.weight);
-                match &layer.gate {
+                product(h, cur, rows, layer, w);
+                match g {
                     None => h.iter_mut().for_each(|v| *v = v.max(0.0)),
                     Some(g) => {
                         let gz = &mut gates[..rows * layer.out];
-                        product(gz, input, rows, layer, g);
+                        product(gz, cur, rows, layer, g);
                         for (v, &z) in h.iter_mut().zip(gz.iter()) {
                             if z <= 0.0 {
                                 *v = 0.0;
@@ -227,18 +256,18 @@ impl Network {
                 std::mem::swap(&mut src, &mut next);
                 width = Some(layer.out);
             }
-            let input = match width {
-                None => x.from_row(block * PREDICT_ROWS),
-                Some(w) => View::rows(&src[..rows * w], w),
+            let cur = match width {
+                None => View::rows(&input[..rows * d], d),
+                Some(wd) => View::rows(&src[..rows * wd], wd),
             };
-            product(dst, input, rows, &self.output, &self.output.weight);
+            product(dst, cur, rows, &self.output, &output);
         }
         out
     }
 }
 
 /// `dst = input · Wᵀ` (`rows × out`) for a layer's `out × inp` matrix `w`.
-fn product(dst: &mut [f32], input: View, rows: usize, layer: &Layer, w: &[f32]) {
+fn product(dst: &mut [f64], input: View<f64>, rows: usize, layer: &Layer, w: &[f64]) {
     if layer.inp == 0 || rows == 0 || layer.out == 0 {
         dst.fill(0.0);
         return;

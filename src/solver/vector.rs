@@ -416,14 +416,18 @@ impl<B: Backend> VectorIht<B> {
 /// Every `(step, loss after the probe)` [`choose_step`] tried (infinite: rejected).
 pub type Probes = Vec<(f32, f64)>;
 
+/// A probe's full-batch loss may not climb above this multiple of its lowest.
+const RISE: f64 = 1.1;
+
 /// Steps of each probe run of [`choose_step`].
 pub const PROBE_STEPS: usize = 8;
 
 /// A fixed step for data of unknown scale, chosen by short runs: for `c` in decades 0.1 … 1000
 /// (then the half-decades beside the best), `α = c / mean ‖x‖²` runs [`PROBE_STEPS`] steps of the
 /// configured schedule from the same start, and the step with the lowest loss after them wins;
-/// a run whose loss rises at any step (in full batch; the start of a divergence) or turns
-/// non-finite loses. Returns the engine back, the step, and every
+/// a run whose loss climbs 10 % above its lowest after the first update (in full batch; the
+/// start of a divergence) loses to any that does not, and one whose loss turns non-finite
+/// loses to all. Returns the engine back, the step, and every
 /// `(α, loss)` tried. The probes cost `≈ 7 · (PROBE_STEPS + 1)` steps.
 pub fn choose_step<B: Backend>(
     backend: B,
@@ -443,64 +447,76 @@ pub fn choose_step<B: Backend>(
     let full = config.batch_size.is_none();
     let mut backend = Some(backend);
     let mut tried: Vec<(f32, f64)> = Vec::new();
-    let mut probe = |c: f64, tried: &mut Vec<(f32, f64)>| -> Result<()> {
-        let alpha = (c / scale) as f32;
-        if !(alpha.is_finite() && alpha > 0.0) || tried.iter().any(|t| t.0 == alpha) {
-            return Ok(());
-        }
-        let cfg = VectorConfig {
-            step: Some(alpha),
-            ..config.clone()
-        };
-        let be = backend
-            .take()
-            .expect("the engine comes back after every probe");
-        let mut solver = VectorIht::new(be, data.clone(), targets.to_vec(), k, m, cfg)?;
-        let steps = solver.total_steps().min(PROBE_STEPS + 1);
-        let mut loss = f64::INFINITY;
-        for _ in 0..steps {
-            match solver.step() {
-                // A loss that rises is the start of a divergence the short run would hide.
-                Ok(l) if full && l > loss * (1.0 + 1e-9) => {
-                    loss = f64::INFINITY;
-                    break;
-                }
-                Ok(l) => loss = l,
-                Err(Error::Invalid {
-                    name: "step-size", ..
-                }) => {
-                    loss = f64::INFINITY;
-                    break;
-                }
-                Err(e) => return Err(e),
+    let mut stability: Vec<bool> = Vec::new();
+    let mut probe =
+        |c: f64, tried: &mut Vec<(f32, f64)>, stability: &mut Vec<bool>| -> Result<()> {
+            let alpha = (c / scale) as f32;
+            if !(alpha.is_finite() && alpha > 0.0) || tried.iter().any(|t| t.0 == alpha) {
+                return Ok(());
             }
-        }
-        backend = Some(solver.into_backend());
-        tried.push((
-            alpha,
-            if loss.is_finite() {
+            let cfg = VectorConfig {
+                step: Some(alpha),
+                ..config.clone()
+            };
+            let be = backend
+                .take()
+                .expect("the engine comes back after every probe");
+            let mut solver = VectorIht::new(be, data.clone(), targets.to_vec(), k, m, cfg)?;
+            let steps = solver.total_steps().min(PROBE_STEPS + 1);
+            let (mut loss, mut low, mut stable) = (f64::INFINITY, f64::INFINITY, true);
+            for t in 0..steps {
+                match solver.step() {
+                    Ok(l) => {
+                        // A loss that climbs well above its lowest is the start of a divergence the
+                        // short run would hide (a selection that changes the support may raise it a
+                        // little). The first loss is of the model before its blocks were
+                        // initialized: not counted.
+                        if full && t >= 2 && l > RISE * low {
+                            stable = false;
+                        }
+                        loss = l;
+                        if t >= 1 {
+                            low = low.min(l);
+                        }
+                    }
+                    Err(Error::Invalid {
+                        name: "step-size", ..
+                    }) => {
+                        loss = f64::INFINITY;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            backend = Some(solver.into_backend());
+            let loss = if loss.is_finite() {
                 loss
             } else {
                 f64::INFINITY
-            },
-        ));
-        Ok(())
-    };
+            };
+            tried.push((alpha, loss));
+            stability.push(stable);
+            Ok(())
+        };
     for e in -1..=3 {
-        probe(10f64.powi(e), &mut tried)?;
+        probe(10f64.powi(e), &mut tried, &mut stability)?;
     }
-    let best = |tried: &[(f32, f64)]| {
+    // The lowest loss among the stable probes, else (all climbed) among all.
+    let best = |tried: &[(f32, f64)], stability: &[bool]| {
+        let any_stable = stability.iter().any(|&s| s);
         tried
             .iter()
-            .copied()
+            .zip(stability)
+            .filter(|&(_, &s)| s || !any_stable)
+            .map(|(&t, _)| t)
             .min_by(|a, b| a.1.total_cmp(&b.1).then(b.0.total_cmp(&a.0)))
             .expect("at least one probe")
     };
-    let c = best(&tried).0 as f64 * scale;
+    let c = best(&tried, &stability).0 as f64 * scale;
     for f in [10f64.sqrt(), 1.0 / 10f64.sqrt()] {
-        probe(c * f, &mut tried)?;
+        probe(c * f, &mut tried, &mut stability)?;
     }
-    let (alpha, loss) = best(&tried);
+    let (alpha, loss) = best(&tried, &stability);
     if !loss.is_finite() {
         return Err(Error::invalid(
             "step-size",

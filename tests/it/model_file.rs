@@ -518,7 +518,10 @@ fn fit_refuses_bad_data_with_one_line_and_no_model_file() {
         (vec!["--x", &truncated, "--y", &y], "truncated"),
         (vec!["--x", &text, "--y", &y], "not a .npy file"),
         (vec!["--x", &csv, "--target", "price"], "no column 'price'"),
-        (vec!["--x", &x, "--y", &y, "--classes"], "not an integer class label"),
+        (
+            vec!["--x", &x, "--y", &y, "--classes"],
+            "not an integer class label",
+        ),
         (vec!["--x", &x], "missing targets"),
     ];
     for (args, names) in cases {
