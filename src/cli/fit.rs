@@ -42,6 +42,18 @@ pub fn run(a: &FitArgs) -> Result<()> {
     } else {
         Target::regression(targets.k)
     };
+    let negative = targets.values.iter().filter(|&&v| v < 0.0).count();
+    if target == Target::Scalar
+        && config.mode == relu_iht::Mode::SequentialConvex
+        && negative > 0
+        && !a.solver.quiet
+        && !a.solver.json
+    {
+        eprintln!(
+            "note: {:.0}% of the targets are negative, and the sequential-convex model Σ_j relu(x·w_j) is non-negative: it fits their positive part only (--mode convex, or two target columns for the vector-output model, fit signed targets)",
+            100.0 * negative as f64 / targets.values.len() as f64
+        );
+    }
     let train = to_set(inputs, &targets, &target, y_file)?;
     let test = match &a.x_test {
         None => None,
