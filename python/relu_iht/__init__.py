@@ -210,6 +210,20 @@ class _SparseReLUBase(BaseEstimator):
             mods += [lin, torch.nn.ReLU()]
         return torch.nn.Sequential(*mods[:-1])
 
+    @classmethod
+    def _from_file(cls, path, kind):
+        """An estimator holding the model in ``path`` (which must be a ``kind``), and its
+        metadata."""
+        model = _core.Model.load(str(path))
+        meta = model.meta()
+        if meta["kind"] != kind:
+            raise ValueError(f"{path}: a {meta['kind']} model, not a {kind}")
+        est = cls(n_nonzero=meta["s"], n_neurons=meta["m"], layers=meta["layers"], seed=meta["seed"],
+                  mode="convex" if meta["mode"] == "convex" else "sequential-convex")
+        est._set_model(model, {})
+        est.n_features_in_ = meta["d"]
+        return est, meta
+
     # Pickling goes through the model file's bytes (the compiled model is not picklable).
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -296,14 +310,7 @@ class SparseReLURegressor(RegressorMixin, _SparseReLUBase):
     @classmethod
     def load(cls, path):
         """A regressor from a model file written by ``save`` (or ``relu-iht ... --save``)."""
-        model = _core.Model.load(str(path))
-        meta = model.meta()
-        if meta["kind"] != "regressor":
-            raise ValueError(f"{path}: a {meta['kind']} model, not a regressor")
-        est = cls(n_nonzero=meta["s"], n_neurons=meta["m"], layers=meta["layers"], seed=meta["seed"],
-                  mode="convex" if meta["mode"] == "convex" else "sequential-convex")
-        est._set_model(model, {})
-        est.n_features_in_ = meta["d"]
+        est, meta = cls._from_file(path, "regressor")
         est._y_ndim = 1 if meta["k"] == 1 else 2
         return est
 
@@ -382,14 +389,7 @@ class SparseReLUClassifier(ClassifierMixin, _SparseReLUBase):
     @classmethod
     def load(cls, path):
         """A classifier from a model file written by ``save`` (or ``relu-iht ... --save``)."""
-        model = _core.Model.load(str(path))
-        meta = model.meta()
-        if meta["kind"] != "classifier":
-            raise ValueError(f"{path}: a {meta['kind']} model, not a classifier")
-        est = cls(n_nonzero=meta["s"], n_neurons=meta["m"], layers=meta["layers"], seed=meta["seed"],
-                  mode="convex" if meta["mode"] == "convex" else "sequential-convex")
-        est._set_model(model, {})
-        est.n_features_in_ = meta["d"]
+        est, meta = cls._from_file(path, "classifier")
         est.classes_ = np.asarray(meta["classes"])
         return est
 

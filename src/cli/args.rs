@@ -321,17 +321,25 @@ pub struct MnistArgs {
     /// Test images per digit, taken after the training ones (the paper: 1000).
     #[arg(long, default_value_t = 1000)]
     pub test_per_class: usize,
-    /// Loss of the 10-class model.
-    #[arg(long, value_enum, default_value_t = LossChoice::CrossEntropy)]
-    pub loss: LossChoice,
-    /// How the 10-class model keeps its s weights.
-    #[arg(long, value_enum, default_value_t = SelectChoice::Sketch)]
-    pub select: SelectChoice,
-    /// Fixed step size of the 10-class model (default: SPEC §3's rule).
-    #[arg(long, value_parser = finite_f32)]
-    pub step_size: Option<f32>,
+    #[command(flatten)]
+    pub vector: VectorArgs,
     #[command(flatten)]
     pub solver: SolverArgs,
+}
+
+/// Flags of the vector-output model (10-class MNIST, `fit` with classes or several targets).
+#[derive(Debug, Args, Clone)]
+pub struct VectorArgs {
+    /// Loss of a classifier.
+    #[arg(long, value_enum, default_value_t = LossChoice::CrossEntropy)]
+    pub loss: LossChoice,
+    /// How the vector-output model keeps its s weights.
+    #[arg(long, value_enum, default_value_t = SelectChoice::Sketch)]
+    pub select: SelectChoice,
+    /// Fixed step size of the vector-output model (default: SPEC §3's rule for mnist, probed on
+    /// the data's scale for fit).
+    #[arg(long, value_parser = finite_f32)]
+    pub step_size: Option<f32>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -387,15 +395,8 @@ pub struct FitArgs {
     /// argmax prediction, accuracy.
     #[arg(long)]
     pub classes: bool,
-    /// Loss of the classifier.
-    #[arg(long, value_enum, default_value_t = LossChoice::CrossEntropy)]
-    pub loss: LossChoice,
-    /// How the vector-output model (classes, or targets of several columns) keeps its s weights.
-    #[arg(long, value_enum, default_value_t = SelectChoice::Sketch)]
-    pub select: SelectChoice,
-    /// Fixed step size of the vector-output model (default: SPEC §3's rule).
-    #[arg(long, value_parser = finite_f32)]
-    pub step_size: Option<f32>,
+    #[command(flatten)]
+    pub vector: VectorArgs,
     #[command(flatten)]
     pub solver: SolverArgs,
 }

@@ -24,7 +24,7 @@ pub fn run(a: &FitArgs) -> Result<()> {
     if a.solver.method == MethodChoice::Imp {
         bail!("invalid --method imp for fit: fit runs IHT (the IMP baseline covers the built-in tasks)");
     }
-    super::args::check_step_size(a.step_size)?;
+    super::args::check_step_size(a.vector.step_size)?;
     a.solver.check_save()?;
     let (inputs, targets) = read_set(&a.x, a.y.as_deref(), a.target.as_deref(), None, "--y")?;
     let columns = inputs.columns.clone();
@@ -102,9 +102,9 @@ pub fn run(a: &FitArgs) -> Result<()> {
         m,
         config,
         layers: a.solver.layers,
-        loss: a.loss.into(),
-        select: a.select.into(),
-        step: a.step_size,
+        loss: a.vector.loss.into(),
+        select: a.vector.select.into(),
+        step: a.vector.step_size,
     };
     let engine = engine::for_run(&a.solver)?;
     crate::with_engine!(engine, b => run_fit(a, &opts, &target, (train, test), columns, b))

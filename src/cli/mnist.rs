@@ -28,7 +28,7 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     }
     let config = a.solver.to_config(15, 200)?;
     a.solver.refuse_checkpoint("mnist")?;
-    super::args::check_step_size(a.step_size)?;
+    super::args::check_step_size(a.vector.step_size)?;
     a.solver.check_save()?;
     if a.classes == ClassesChoice::All {
         return all_classes(a, &config);
@@ -143,10 +143,10 @@ fn all_classes(a: &MnistArgs, config: &IhtConfig) -> Result<()> {
             config,
             m,
             k: 10,
-            loss: a.loss.into(),
+            loss: a.vector.loss.into(),
             data: &train_data,
             targets: &targets,
-            extra: json!({"classes": "all", "loss": relu_iht::problem::model::Loss::from(a.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
+            extra: json!({"classes": "all", "loss": relu_iht::problem::model::Loss::from(a.vector.loss), "test_n": test_data.n(), "input_scale": IMP_SCALE}),
         };
         return imp::run(run, |model, _| {
             Ok(accuracy_score(mnist::class_accuracy(
@@ -171,7 +171,12 @@ fn all_classes_fit<B: Backend>(
     let k = 10;
     let m = a.solver.m_or(100);
     let layers = a.solver.layers;
-    let vc = VectorConfig::from_iht(config, a.loss.into(), a.select.into(), a.step_size);
+    let vc = VectorConfig::from_iht(
+        config,
+        a.vector.loss.into(),
+        a.vector.select.into(),
+        a.vector.step_size,
+    );
     let (mut model, seconds, last_loss) = report::fit_vector(
         backend,
         train_data.clone(),
