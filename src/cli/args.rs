@@ -147,6 +147,11 @@ pub struct SolverArgs {
     /// Device memory budget in bytes for the GPU engine (data beyond it is streamed by blocks).
     #[arg(long, value_parser = parse_bytes)]
     pub device_memory: Option<u64>,
+    /// Write a per-step trace of the scalar solve (JSON lines: layer, step, relative residual,
+    /// step sizes, trials, resets, support changes, nonzeros, ‖w‖) to this file, atomically at
+    /// the end.
+    #[arg(long)]
+    pub trace: Option<std::path::PathBuf>,
     /// Save the fitted network as a safetensors file (PyTorch's nn.Sequential layout).
     #[arg(long)]
     pub save: Option<std::path::PathBuf>,
@@ -194,6 +199,32 @@ impl SolverArgs {
             );
         }
         relu_iht::atomic::check_writable("--save", path)?;
+        Ok(())
+    }
+
+    /// Checks `--trace` before any work: IHT only, a writable place.
+    pub fn check_trace(&self) -> anyhow::Result<()> {
+        let Some(path) = &self.trace else {
+            return Ok(());
+        };
+        if self.method == MethodChoice::Imp {
+            anyhow::bail!(
+                "invalid --trace = {} with --method imp: the trace follows IHT steps",
+                path.display()
+            );
+        }
+        relu_iht::atomic::check_writable("--trace", path)?;
+        Ok(())
+    }
+
+    /// Refuses `--trace` on the vector-output model, whose steps it does not cover.
+    pub fn refuse_trace(&self) -> anyhow::Result<()> {
+        if let Some(path) = &self.trace {
+            anyhow::bail!(
+                "invalid --trace = {}: the trace covers the scalar model's steps, not the vector-output model's",
+                path.display()
+            );
+        }
         Ok(())
     }
 

@@ -26,6 +26,7 @@ pub fn run(a: &FitArgs) -> Result<()> {
     }
     super::args::check_step_size(a.vector.step_size)?;
     a.solver.check_save()?;
+    a.solver.check_trace()?;
     let (inputs, targets) = read_set(&a.x, a.y.as_deref(), a.target.as_deref(), None, "--y")?;
     let columns = inputs.columns.clone();
     let named = |file: &Path, e: relu_iht::Error| anyhow::anyhow!("{}: {e}", file.display());
@@ -53,6 +54,9 @@ pub fn run(a: &FitArgs) -> Result<()> {
             "note: {:.0}% of the targets are negative, and the sequential-convex model Σ_j relu(x·w_j) is non-negative: it fits their positive part only (--mode convex, or two target columns for the vector-output model, fit signed targets)",
             100.0 * negative as f64 / targets.values.len() as f64
         );
+    }
+    if target != Target::Scalar {
+        a.solver.refuse_trace()?;
     }
     let train = to_set(inputs, &targets, &target, y_file)?;
     let test = match &a.x_test {
@@ -237,6 +241,9 @@ fn run_fit<B: Backend>(
         meta.classes = Some(classes.clone());
     }
     save::save(&a.solver, network, meta, &mut record)?;
+    if let fit::Model::Scalar { deep, .. } = &fitted.model {
+        report::write_trace(&a.solver, deep)?;
+    }
     if a.solver.json {
         return record.print();
     }

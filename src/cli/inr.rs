@@ -25,6 +25,7 @@ const MAX_FEATURE_BYTES: u64 = 1 << 30;
 pub fn run(a: &InrArgs) -> Result<()> {
     let config = a.solver.to_config(100, 2000)?;
     a.solver.check_save()?;
+    a.solver.check_trace()?;
     // Every output path is checked before any work: its folder exists, it is not a folder, and
     // the reconstruction does not overwrite the checkpoint.
     relu_iht::atomic::check_writable("--out", &a.out)?;
@@ -190,6 +191,7 @@ fn fit<B: Backend>(
     let mut meta = save::meta("inr", Kind::Inr, &a.solver, config, m);
     meta.inr = Some(inr_meta);
     save::save(&a.solver, deep.network(d)?, meta, &mut record)?;
+    report::write_trace(&a.solver, &deep)?;
     if a.solver.json {
         return record.print();
     }

@@ -30,7 +30,9 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     a.solver.refuse_checkpoint("mnist")?;
     super::args::check_step_size(a.vector.step_size)?;
     a.solver.check_save()?;
+    a.solver.check_trace()?;
     if a.classes == ClassesChoice::All {
+        a.solver.refuse_trace()?;
         return all_classes(a, &config);
     }
     let ((train, test), (train_data, test_data)) = load(a, &[0, 1], |set| {
@@ -109,6 +111,7 @@ fn fit<B: Backend>(
     );
     let meta = save::meta("mnist", Kind::Regressor, &a.solver, config, m);
     save::save(&a.solver, deep.network(train_data.d())?, meta, &mut record)?;
+    report::write_trace(&a.solver, &deep)?;
     if a.solver.json {
         return record.print();
     }

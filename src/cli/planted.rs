@@ -19,10 +19,12 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
     let config = a.solver.to_config(15, 200)?;
     a.solver.refuse_checkpoint("planted")?;
     a.solver.check_save()?;
+    a.solver.check_trace()?;
     if a.k == 0 {
         anyhow::bail!("invalid --k = 0: need at least one output");
     }
     if a.k > 1 {
+        a.solver.refuse_trace()?;
         // Targets n × k, Ŷ and the residual of the same size, on top of X.
         let bytes = 12 * spec.n as u128 * a.k as u128 + 8 * spec.n as u128 * spec.d as u128;
         relu_iht::mem::check_fits("k", a.k, bytes)?;
@@ -80,6 +82,7 @@ fn solve<B: Backend>(
     );
     let meta = save::meta("planted", Kind::Regressor, &a.solver, &config, spec.m);
     save::save(&a.solver, deep.network(spec.d)?, meta, &mut record)?;
+    report::write_trace(&a.solver, &deep)?;
     if a.solver.json {
         return record.print();
     }

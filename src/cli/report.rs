@@ -85,6 +85,26 @@ pub fn fit_vector<B: Backend>(
     Ok((model, start.elapsed().as_secs_f64(), last))
 }
 
+/// Writes `--trace`: one JSON object per step of every layer of a scalar fit, atomically.
+pub fn write_trace(solver: &super::args::SolverArgs, deep: &Deep) -> Result<()> {
+    let Some(path) = &solver.trace else {
+        return Ok(());
+    };
+    let mut out = Vec::new();
+    for (layer, rec) in deep.layers.iter().enumerate() {
+        for st in &rec.history {
+            let mut v = serde_json::to_value(st)?;
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("layer".into(), layer.into());
+            }
+            out.extend(serde_json::to_vec(&v)?);
+            out.push(b'\n');
+        }
+    }
+    relu_iht::atomic::write(path, &out)?;
+    Ok(())
+}
+
 /// One run, as printed with `--json` (SPEC §7).
 #[derive(Debug, Serialize)]
 pub struct RunRecord {

@@ -126,6 +126,15 @@ pub struct StepRecord {
     pub trials: usize,
     /// Whether the generators were random (false: h = w).
     pub random_h: bool,
+    /// The normalized step size of the gradient phase (before the Armijo steps).
+    #[serde(default)]
+    pub mu_gradient: f64,
+    /// Support changes: indices of the new support that were not in the old one.
+    #[serde(default)]
+    pub entered: usize,
+    /// `‖w‖` after the step.
+    #[serde(default)]
+    pub weight_norm: f64,
 }
 
 /// The result of a solve.
@@ -370,6 +379,7 @@ impl<'a, B: Backend> Iht<'a, B> {
         let phase = self
             .backend
             .support_phase(&op, &grad.z0, grad.mu, self.config.inner_steps)?;
+        let entered = count_new(self.x.indices(), grad.z0.indices());
         self.x = SparseVec::from_sorted(op.cols(), grad.z0.indices().to_vec(), phase.z);
         let yy = sum_squares(op.data().y());
         let f = phase.f;
@@ -381,6 +391,9 @@ impl<'a, B: Backend> Iht<'a, B> {
             resets: phase.resets,
             trials: phase.trials,
             random_h,
+            mu_gradient: grad.mu,
+            entered,
+            weight_norm: self.x.norm(),
         };
         self.history.push(rec.clone());
         self.t += 1;
@@ -531,4 +544,18 @@ pub fn predict_rows<B: Backend>(
 /// Model output on `op`'s data for weights `x` under `gens` (see [`Recovery::generators`]).
 pub fn predict<B: Backend>(be: &mut B, op: &Operator, x: &SparseVec) -> Result<Vec<f32>> {
     be.predict(op, x)
+}
+
+/// Entries of the sorted `new` that are not in the sorted `old`.
+fn count_new(old: &[u32], new: &[u32]) -> usize {
+    let (mut i, mut count) = (0, 0);
+    for &c in new {
+        while i < old.len() && old[i] < c {
+            i += 1;
+        }
+        if old.get(i) != Some(&c) {
+            count += 1;
+        }
+    }
+    count
 }

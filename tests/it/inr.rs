@@ -283,3 +283,78 @@ fn killed_checkpointed_fit_resumes_to_the_same_result() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn trace_has_one_line_per_step_with_the_solver_quantities() {
+    let dir = tempdir("trace");
+    let trace = dir.join("t.jsonl");
+    let run = Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args([
+            "inr",
+            "--max-side",
+            "12",
+            "--m",
+            "8",
+            "--s",
+            "40",
+            "--steps",
+            "7",
+        ])
+        .args([
+            "--features",
+            "60",
+            "--backend",
+            "cpu",
+            "-q",
+            "--json",
+            "--out",
+        ])
+        .arg(dir.join("o.png"))
+        .arg("--trace")
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 7);
+    for (t, l) in lines.iter().enumerate() {
+        assert_eq!(l["step"], t);
+        assert_eq!(l["layer"], 0);
+        for key in [
+            "rel_residual",
+            "mu",
+            "mu_gradient",
+            "trials",
+            "resets",
+            "entered",
+            "nnz",
+            "weight_norm",
+        ] {
+            assert!(
+                l.get(key).is_some_and(|v| v.is_number()),
+                "step {t}: {key} in {l}"
+            );
+        }
+    }
+    // Step 0 starts from the empty support: everything enters, with the paper's step 1e-14.
+    assert_eq!(lines[0]["entered"], 40);
+    assert_eq!(lines[0]["mu_gradient"], 1e-14);
+    // The vector-output model has no such steps: refused before any work.
+    let run = Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args([
+            "planted", "--k", "2", "--n", "50", "--d", "4", "--m", "3", "--s", "6", "--trace",
+        ])
+        .arg(dir.join("v.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--trace"));
+}
