@@ -435,23 +435,13 @@ fn fit<'py>(
             return Err(PyValueError::new_err("class_labels must name every class"));
         }
     }
-    let meta = Meta {
+    let mut meta = Meta::new(
         kind,
-        task: "python".into(),
-        mode: if opts.config.mode == Mode::Convex {
-            "convex"
-        } else {
-            "scp"
-        }
-        .into(),
-        m: n_neurons,
-        s: n_nonzero,
-        layers,
-        seed,
-        classes: labels,
-        columns: None,
-        inr: None,
-    };
+        "python",
+        opts.config.mode,
+        (n_neurons, n_nonzero, layers, seed),
+    );
+    meta.classes = labels;
     Ok((
         Model {
             inner: model_file::Model { network, meta },
@@ -566,23 +556,13 @@ fn fit_image<'py>(
         let _ = &mut be;
         (deep.network(features).map_err(py_err)?, pred, d)
     });
-    let meta = Meta {
-        kind: Kind::Inr,
-        task: "python".into(),
-        mode: if config.mode == Mode::Convex {
-            "convex"
-        } else {
-            "scp"
-        }
-        .into(),
-        m: n_neurons,
-        s: n_nonzero,
-        layers: 1,
-        seed,
-        classes: None,
-        columns: None,
-        inr: Some(inr_meta),
-    };
+    let mut meta = Meta::new(
+        Kind::Inr,
+        "python",
+        config.mode,
+        (n_neurons, n_nonzero, 1, seed),
+    );
+    meta.inr = Some(inr_meta);
     let recon = image.with_pixels(&pred);
     Ok((
         Model {

@@ -6,26 +6,16 @@ use super::args::SolverArgs;
 use anyhow::Result;
 use relu_iht::io::model_file::{self, Kind, Meta, Model};
 use relu_iht::problem::network::Network;
-use relu_iht::{IhtConfig, Mode};
+use relu_iht::IhtConfig;
 
 /// The metadata of a fit by `task` with `m` neurons per layer.
 pub fn meta(task: &str, kind: Kind, solver: &SolverArgs, config: &IhtConfig, m: usize) -> Meta {
-    Meta {
+    Meta::new(
         kind,
-        task: task.into(),
-        mode: match config.mode {
-            Mode::SequentialConvex => "scp",
-            Mode::Convex => "convex",
-        }
-        .into(),
-        m,
-        s: config.s,
-        layers: solver.layers,
-        seed: config.seed,
-        classes: None,
-        columns: None,
-        inr: None,
-    }
+        task,
+        config.mode,
+        (m, config.s, solver.layers, config.seed),
+    )
 }
 
 /// Writes the model when `--save` was given and notes the path in the run's record.

@@ -16,6 +16,7 @@
 
 use crate::error::{Error, Result};
 use crate::problem::network::{Layer, Network};
+use crate::problem::operator::Mode;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
@@ -77,6 +78,33 @@ pub struct Meta {
     /// Input column names (inputs read from CSV).
     pub columns: Option<Vec<String>>,
     pub inr: Option<InrMeta>,
+}
+
+impl Meta {
+    /// The metadata of a fit by `task` (no class labels, column names or INR yet).
+    pub fn new(
+        kind: Kind,
+        task: &str,
+        mode: Mode,
+        (m, s, layers, seed): (usize, usize, usize, u64),
+    ) -> Self {
+        Self {
+            kind,
+            task: task.into(),
+            mode: match mode {
+                Mode::SequentialConvex => "scp",
+                Mode::Convex => "convex",
+            }
+            .into(),
+            m,
+            s,
+            layers,
+            seed,
+            classes: None,
+            columns: None,
+            inr: None,
+        }
+    }
 }
 
 /// A network with its metadata.
