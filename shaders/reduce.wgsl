@@ -3,7 +3,7 @@
 //   entry `partials`: part[wg] = Σ_{r in the workgroup's range} (a[r] − mu · b[r])²
 //                     (mode 0 ignores b), Kahan-compensated per invocation, tree-added per
 //                     workgroup; the host adds the partials in f64.
-//   entry `axpy`:     a[r] = a[r] − mu · b[r]
+//   entry `axpy`:     a[r] = fma(−mu, b[r], a[r])  (one rounding, as armijo.update)
 // Bindings:
 //   0 uniform  Params  len, mode (0: ‖a‖², 1: ‖a − mu b‖²), per_group (elements per workgroup), mu
 //   1 storage  a
@@ -59,6 +59,6 @@ fn partials(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
 fn axpy(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let r = (wg.y * 65535u + wg.x) * 64u + lid;
     if (r < params.len) {
-        a[r] = a[r] - params.mu * b[r];
+        a[r] = fma(-params.mu, b[r], a[r]);
     }
 }

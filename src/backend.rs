@@ -159,6 +159,23 @@ pub trait SupportOps {
     /// `A_T z − y`.
     fn residual(&mut self, op: &Operator, z: &[f32]) -> Result<Self::Vector>;
 
+    /// `q = A_T z` (minus y when `residual`) and `A_Tᵀ q` together: the inner step's one pass
+    /// (an engine may fuse them so that each block of rows is read once).
+    fn forward_adjoint(
+        &mut self,
+        op: &Operator,
+        z: &[f32],
+        residual: bool,
+    ) -> Result<(Self::Vector, Vec<f32>)> {
+        let q = if residual {
+            self.residual(op, z)?
+        } else {
+            self.forward(op, z)?
+        };
+        let h = self.adjoint(op, &q)?;
+        Ok((q, h))
+    }
+
     /// `‖v‖²`, accumulated in f64 (or compensated).
     fn norm2(&mut self, v: &Self::Vector) -> Result<f64>;
 
@@ -197,20 +214,22 @@ pub mod rules {
         x: &SparseVec,
     ) -> Result<(P::Vector, f64)> {
         p.prepare_support(op, x.indices())?;
-        let r = p.residual(op, x.values())?;
         if x.is_empty() {
-            return Ok((r, EMPTY_MU));
+            return Ok((p.residual(op, x.values())?, EMPTY_MU));
         }
-        let g = p.adjoint(op, &r)?;
+        let (r, g) = p.forward_adjoint(op, x.values(), true)?;
         let ag = p.forward(op, &g)?;
         let mu = sum_sq(&g) / (p.norm2(&ag)? + NIHT_EPS);
         Ok((r, mu))
     }
 
-    /// Step 3: up to `inner` gradient steps on T = supp(z0) from z0. Each step: `g = A_Tᵀ r`
-    /// (stop when g = 0); trial points `z − μ2⁻ʲ g`, j = 0..11, whose residual is
-    /// `r − μ2⁻ʲ A_T g` (O(n) each); accept the first with `‖·‖² ≤ f − 0.9 μ2⁻ʲ ‖g‖²`, keeping
-    /// μ2⁻ʲ; when none passes, μ ← μ2⁻¹¹ and z, r, f go back to z0's. μ carries over.
+    /// Step 3: up to `inner` gradient steps on T = supp(z0) from z0. Each step: stop when
+    /// g = A_Tᵀ r is 0; trial points `z − μ2⁻ʲ g`, j = 0..11, whose residual is `r − μ2⁻ʲ q`
+    /// with `q = A_T g` (O(n) each); accept the first with `‖·‖² ≤ f − 0.9 μ2⁻ʲ ‖g‖²`, keeping
+    /// μ2⁻ʲ; when none passes, μ ← μ2⁻¹¹ and z, r, g, f go back to z0's. μ carries over.
+    ///
+    /// The next step's gradient is carried, not recomputed: `g ← g − μ A_Tᵀ q` (equal to
+    /// `A_Tᵀ(r − μ q)`), so a step is one [`SupportOps::forward_adjoint`] pass over the rows.
     pub fn support_phase<P: SupportOps>(
         p: &mut P,
         op: &Operator,
@@ -220,26 +239,30 @@ pub mod rules {
     ) -> Result<SupportPhase> {
         p.prepare_support(op, z0.indices())?;
         let mut z = z0.values().to_vec();
-        let mut r = p.residual(op, &z)?;
+        let (mut r, mut g) = p.forward_adjoint(op, &z, true)?;
         let f_tilde = p.norm2(&r)?;
         let mut f = f_tilde;
         let (mut trials, mut resets) = (0, 0);
         for _ in 0..inner {
-            let g = p.adjoint(op, &r)?;
             let gg = sum_sq(&g);
             if gg == 0.0 {
                 break;
             }
-            let ag = p.forward(op, &g)?;
+            let (q, h) = p.forward_adjoint(op, &g, false)?;
             let mut accepted = false;
             for _ in 0..TRIALS {
-                let f_next = p.shifted_norm2(&r, &ag, mu)?;
+                let f_next = p.shifted_norm2(&r, &q, mu)?;
                 trials += 1;
                 if f_next <= f - ARMIJO_C * mu * gg {
                     for (zk, &gk) in z.iter_mut().zip(&g) {
                         *zk = (*zk as f64 - mu * gk as f64) as f32;
                     }
-                    p.axpy(&mut r, &ag, mu)?;
+                    // In f32 with one rounding, as the device does it (μ2⁻ʲ is exact in f32).
+                    let m = mu as f32;
+                    for (gk, &hk) in g.iter_mut().zip(&h) {
+                        *gk = (-m).mul_add(hk, *gk);
+                    }
+                    p.axpy(&mut r, &q, mu)?;
                     f = f_next;
                     accepted = true;
                     break;
@@ -248,7 +271,7 @@ pub mod rules {
             }
             if !accepted {
                 z.copy_from_slice(z0.values());
-                r = p.residual(op, &z)?;
+                (r, g) = p.forward_adjoint(op, &z, true)?;
                 f = f_tilde;
                 resets += 1;
             }

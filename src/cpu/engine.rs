@@ -4,7 +4,7 @@
 //! gradient pass with per-thread running top-s sets.
 
 use super::relu_mask::Masks;
-use super::{masked_gradient, reduce, support_adjoint, support_forward, vector_model};
+use super::{masked_gradient, reduce, support_pass, vector_model};
 use crate::backend::{rules, Backend, GradientPhase, SupportOps, SupportPhase};
 use crate::error::{Error, Result};
 use crate::problem::data::Data;
@@ -20,6 +20,8 @@ pub struct CpuBackend {
     /// Neurons of `support`, ascending, aligned with the runs of `masks`.
     neurons: Vec<u32>,
     masks: Masks,
+    /// `masks` laid out chunk by chunk for the products.
+    chunked: support_pass::ChunkMasks,
     /// The data and generators `masks` were computed under: a later support under the same ones
     /// reuses the bits of the neurons it shares (the new support of a step overlaps the old one).
     /// A weak reference, so the cache never keeps a data set alive.
@@ -66,6 +68,7 @@ impl SupportOps for CpuBackend {
             Masks::compute(op, &neurons)
         };
         self.masks_key = Some((Arc::downgrade(op.data_arc()), op.generators().clone()));
+        self.chunked = support_pass::ChunkMasks::new(&self.masks, neurons.len());
         self.neurons = neurons;
         self.support = t;
         Ok(())
@@ -74,23 +77,35 @@ impl SupportOps for CpuBackend {
     fn forward(&mut self, op: &Operator, z: &[f32]) -> Result<Vec<f32>> {
         Error::check_len("z (support size)", self.support.len(), z.len())?;
         let mut out = vec![0.0; op.n()];
-        support_forward::support_forward(op, &self.support, &self.masks, z, &mut out);
+        support_pass::forward(op, &self.support, &self.chunked, z, false, &mut out);
         Ok(out)
     }
 
     fn adjoint(&mut self, op: &Operator, r: &Vec<f32>) -> Result<Vec<f32>> {
         Error::check_len("r (n)", op.n(), r.len())?;
         let mut out = vec![0.0; self.support.len()];
-        support_adjoint::support_adjoint(op, &self.support, &self.masks, r, &mut out);
+        support_pass::adjoint(op, &self.support, &self.chunked, r, &mut out);
         Ok(out)
     }
 
     fn residual(&mut self, op: &Operator, z: &[f32]) -> Result<Vec<f32>> {
-        let mut out = self.forward(op, z)?;
-        for (o, &y) in out.iter_mut().zip(op.data().y()) {
-            *o -= y;
-        }
+        Error::check_len("z (support size)", self.support.len(), z.len())?;
+        let mut out = vec![0.0; op.n()];
+        support_pass::forward(op, &self.support, &self.chunked, z, true, &mut out);
         Ok(out)
+    }
+
+    fn forward_adjoint(
+        &mut self,
+        op: &Operator,
+        z: &[f32],
+        residual: bool,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        Error::check_len("z (support size)", self.support.len(), z.len())?;
+        let (mut q, mut h) = (vec![0.0; op.n()], vec![0.0; self.support.len()]);
+        let t = &self.support;
+        support_pass::forward_adjoint(op, t, &self.chunked, z, residual, &mut q, &mut h);
+        Ok((q, h))
     }
 
     fn norm2(&mut self, v: &Vec<f32>) -> Result<f64> {

@@ -6,8 +6,10 @@ pub mod lanes;
 pub mod masked_gradient;
 pub mod reduce;
 pub mod relu_mask;
+pub mod simd;
 pub mod support_adjoint;
 pub mod support_forward;
+pub mod support_pass;
 pub mod topk;
 pub mod vector_model;
 

@@ -188,7 +188,7 @@ impl GpuContext {
             return;
         }
         let offset = at * std::mem::size_of::<T>() as u64;
-        if bytes.len() % 4 == 0 {
+        if bytes.len().is_multiple_of(4) {
             self.queue.write_buffer(&dst.buf, offset, bytes);
         } else {
             let mut padded = bytes.to_vec();

@@ -77,6 +77,8 @@ impl GpuBackend {
             ("r0", n * 4),
             ("q", n * 4),
             ("g", cap * 4),
+            ("g0", cap * 4),
+            ("h", cap * 4),
             ("z", cap * 4),
             ("z0", cap * 4),
             ("part", armijo::MAX_GROUPS * armijo::TRIALS * 8),
@@ -357,26 +359,32 @@ impl Backend for GpuBackend {
         let ctx = self.ctx.clone();
         let ws = &self.ws;
         let (state, part) = (ws.get("state"), ws.get("part"));
-        let (r, r0, q, g, z, zs) = (
+        let (r, r0, q, g, g0, h, z, zs) = (
             ws.get("r"),
             ws.get("r0"),
             ws.get("q"),
             ws.get("g"),
+            ws.get("g0"),
+            ws.get("h"),
             ws.get("z"),
             ws.get("z0"),
         );
         let mut rec = Recorder::new(&ctx);
         ws.record_masks(&mut rec, op, &t);
         ws.record_forward(&mut rec, op, &t, zs, r0, true);
+        ws.record_adjoint(&mut rec, op, &t, r0, g0);
         rec.copy(r0, 0, r, 0, (n * 4) as u64);
+        rec.copy(g0, 0, g, 0, (t.len * 4) as u64);
         rec.copy(zs, 0, z, 0, (t.len * 4) as u64);
         armijo::norm_into(&mut rec, state, part, r0, n, Finish::Start);
+        // The rules' carried gradient: g ← g − μ A_Tᵀ q on acceptance, g₀ on a reset.
         for _ in 0..inner_steps {
-            ws.record_adjoint(&mut rec, op, &t, r, g);
             armijo::norm_into(&mut rec, state, part, g, t.len, Finish::Gg);
             ws.record_forward(&mut rec, op, &t, g, q, false);
+            ws.record_adjoint(&mut rec, op, &t, q, h);
             armijo::trials_and_decide(&mut rec, state, part, r, q, n);
             armijo::update(&mut rec, state, z, g, zs, t.len);
+            armijo::update(&mut rec, state, g, h, g0, t.len);
             armijo::update(&mut rec, state, r, q, r0, n);
         }
         let bytes = rec.read(&[(state, 0, STATE_BYTES), (z, 0, (t.len * 4) as u64)])?;

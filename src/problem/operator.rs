@@ -73,7 +73,7 @@ impl Generators {
 /// rounding, not bit for bit.
 pub fn apply_sparse(data: &Data, gens: &Generators, x: &SparseVec) -> Result<Vec<f32>> {
     let (n, d) = (data.n(), data.d());
-    if x.len() % d as u64 != 0 {
+    if !x.len().is_multiple_of(d as u64) {
         return Err(Error::invalid(
             "d",
             d,

@@ -418,7 +418,7 @@ impl<'a, B: Backend> Iht<'a, B> {
                 on_step(&rec);
             }
             if let Some((path, every, fingerprint)) = &self.checkpoint {
-                if self.t % every == 0 || self.t == total {
+                if self.t.is_multiple_of(*every) || self.t == total {
                     Checkpoint::new(fingerprint, self.t, &self.x, &self.history).save(path)?;
                 }
             }

@@ -185,7 +185,7 @@ impl FourierFeatures {
     /// `features` (even, ≥ 2) features of `k`-dimensional coordinates, frequencies `N(0, σ²)`;
     /// for `k = 3` (RGB) the third (channel) column has scale [`CHANNEL_SCALE`].
     pub fn new(features: usize, k: usize, sigma: f32, seed: u64) -> Result<Self> {
-        if features < 2 || features % 2 != 0 {
+        if features < 2 || !features.is_multiple_of(2) {
             return Err(Error::invalid(
                 "features",
                 features,

@@ -137,36 +137,50 @@ fn gradient_selection<B: Backend>(be: &mut B, name: &str) {
     }
 }
 
-/// The engine's support phase equals the reference rules run on its own primitives.
+/// The engine's support phase equals the reference rules run on its own primitives: the same
+/// line-search decisions, μ, loss and iterate, after 1, 2, … 10 inner steps. Once the loss is at
+/// the f32 floor (1e-10 of ‖y‖² or of the starting loss, reached on the underdetermined shapes) the Armijo test compares
+/// rounding noise, so later inner steps are not compared.
 fn support_phase_follows_rules<B: Backend + SupportOps>(be: &mut B, name: &str) {
     let mut rng = rng(42);
     for &(n, d, m) in SHAPES {
         let data = data(&mut rng, n, d);
+        let yy = data.y().iter().map(|&v| v as f64 * v as f64).sum::<f64>();
         for op in operators(&mut rng, data, m) {
             let z0 = sparse(&mut rng, m * d, (m * d).div_ceil(4));
+            // The scale of the losses: ‖y‖² or the starting loss, the larger.
+            let f0 = rules::support_phase(be, &op, &z0, 1.0, 0).unwrap().f;
+            let floor = 1e-10 * yy.max(f0);
             for mu in [1e-3, 0.5, 40.0] {
-                let got = be.support_phase(&op, &z0, mu, 10).unwrap();
-                let want = rules::support_phase(be, &op, &z0, mu, 10).unwrap();
-                assert_eq!(
-                    (got.trials, got.resets),
-                    (want.trials, want.resets),
-                    "{name} n={n} d={d} m={m} μ={mu}: line search"
-                );
-                assert!(
-                    (got.mu - want.mu).abs() <= 1e-6 * want.mu,
-                    "{name}: μ {} vs {}",
-                    got.mu,
-                    want.mu
-                );
-                assert!(
-                    (got.f - want.f).abs() <= 1e-4 * want.f.max(1e-9),
-                    "{name} n={n}: f {} vs {}",
-                    got.f,
-                    want.f
-                );
-                let scale = want.z.iter().map(|v| v.abs() as f64).fold(1.0, f64::max);
-                let w: Vec<f64> = want.z.iter().map(|&v| v as f64).collect();
-                assert_close(&format!("{name} z n={n} μ={mu}"), &got.z, &w, 1e-4, scale);
+                for inner in [1, 2, 3, 5, 7, 10] {
+                    let got = be.support_phase(&op, &z0, mu, inner).unwrap();
+                    let want = rules::support_phase(be, &op, &z0, mu, inner).unwrap();
+                    let case = format!("{name} n={n} d={d} m={m} μ={mu} inner={inner}");
+                    assert_eq!(
+                        (got.trials, got.resets),
+                        (want.trials, want.resets),
+                        "{case}: line search"
+                    );
+                    assert!(
+                        (got.mu - want.mu).abs() <= 1e-6 * want.mu,
+                        "{case}: μ {} vs {}",
+                        got.mu,
+                        want.mu
+                    );
+                    assert!(
+                        // f32 residuals carry rounding at the scale of y: ~1e-9·‖y‖² on f.
+                        (got.f - want.f).abs() <= 1e-4 * want.f + 1e-9 * yy,
+                        "{case}: f {} vs {}",
+                        got.f,
+                        want.f
+                    );
+                    let scale = want.z.iter().map(|v| v.abs() as f64).fold(1.0, f64::max);
+                    let w: Vec<f64> = want.z.iter().map(|&v| v as f64).collect();
+                    assert_close(&format!("{case}: z"), &got.z, &w, 1e-4, scale);
+                    if want.f <= floor {
+                        break;
+                    }
+                }
             }
         }
     }

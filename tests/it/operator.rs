@@ -207,3 +207,69 @@ fn invalid_operators_are_errors() {
     assert!(nan.to_string().contains("NaN"), "{nan}");
     assert!(Data::from_columns(0, 1, vec![], vec![]).is_err());
 }
+
+/// The CPU support pass gives the same bits on every instruction set this processor has
+/// (portable, AVX2+FMA, AVX-512F), with and without y, on shapes off the 32-row and 256-row
+/// grids and with neurons of one and of several weights; and its fused result equals the
+/// engine's separate products.
+#[test]
+fn support_pass_is_the_same_on_every_instruction_set() {
+    use relu_iht::cpu::simd::Isa;
+    use relu_iht::cpu::support_pass::{forward_adjoint_on, ChunkMasks};
+    let levels: Vec<Isa> = [Isa::Portable, Isa::Avx2, Isa::Avx512]
+        .into_iter()
+        .filter(|&isa| isa <= Isa::detected())
+        .collect();
+    let mut rng = rng(7);
+    let shapes = SHAPES.iter().copied().chain([(257, 5, 40), (600, 30, 9)]);
+    for (n, d, m) in shapes {
+        let data = data(&mut rng, n, d);
+        for op in operators(&mut rng, data, m) {
+            for nnz in [1, (m * d).div_ceil(5), m * d] {
+                let x = sparse(&mut rng, m * d, nnz);
+                let t = Support::new(x.indices(), d);
+                let neurons: Vec<u32> = t.runs.iter().map(|run| run.0).collect();
+                let masks = ChunkMasks::new(&Masks::compute(&op, &neurons), neurons.len());
+                for residual in [false, true] {
+                    let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+                    for &isa in &levels {
+                        let (mut q, mut h) = (vec![0.0; n], vec![0.0; t.len()]);
+                        forward_adjoint_on(
+                            isa,
+                            &op,
+                            &t,
+                            &masks,
+                            x.values(),
+                            residual,
+                            &mut q,
+                            &mut h,
+                        );
+                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                        match &first {
+                            None => first = Some((q, h)),
+                            Some((q0, h0)) => {
+                                let case = format!("{} n={n} d={d} m={m} nnz={nnz}", isa.name());
+                                assert_eq!(bits(&q), bits(q0), "{case}: q");
+                                assert_eq!(bits(&h), bits(h0), "{case}: h");
+                            }
+                        }
+                    }
+                    let (q, h) = first.unwrap();
+                    let mut be = CpuBackend::new();
+                    be.prepare_support(&op, x.indices()).unwrap();
+                    let want_q = if residual {
+                        be.residual(&op, x.values()).unwrap()
+                    } else {
+                        be.forward(&op, x.values()).unwrap()
+                    };
+                    assert_eq!(q, want_q, "n={n} d={d} m={m}: fused q");
+                    assert_eq!(
+                        h,
+                        be.adjoint(&op, &q).unwrap(),
+                        "n={n} d={d} m={m}: fused h"
+                    );
+                }
+            }
+        }
+    }
+}

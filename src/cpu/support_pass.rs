@@ -1,0 +1,369 @@
+#![allow(
+    clippy::needless_range_loop,
+    reason = "support positions index z, the columns and the partials together"
+)]
+//! The CPU engine's support products in O(n·|T|): `q = A_T z` (optionally minus y), `A_Tᵀ r`, and
+//! both in one pass over the rows — the support phase's inner step (`q = A_T g` and `A_Tᵀ q`
+//! while each block of rows is in cache, SPEC §6).
+//!
+//! Rows go in fixed chunks of [`PASS_ROWS`] in parallel. Inside a chunk, 32 rows at a time
+//! stay in registers ([`Rows32`]) while every neuron of T adds its term under its mask bits
+//! (neurons whose 32 bits are all zero are skipped); the adjoint then reads the chunk's `q` from
+//! L1 for each support entry. Per entry and chunk the 32 f32 lanes are folded to 16 and summed
+//! in f64; chunk partials are summed in f64 in chunk order. Every instruction-set path does the
+//! same operations in the same order, so results are bitwise the same on each and independent of
+//! the thread count.
+
+use super::relu_mask::Masks;
+use super::simd::{Isa, Portable, Rows32};
+use crate::problem::operator::{Operator, Support};
+use rayon::prelude::*;
+
+/// Rows per chunk: a chunk's columns of X (100 columns: 100 KiB) and its mask words stay in L2
+/// through the forward and the adjoint halves of a pass.
+pub const PASS_ROWS: usize = 256;
+const WORDS: usize = PASS_ROWS / 64;
+
+/// The masks of a support laid out chunk by chunk: chunk c's words of run k are
+/// `bits[(c·runs + k)·WORDS ..][..WORDS]`, so a chunk reads one contiguous block.
+#[derive(Debug, Default)]
+pub struct ChunkMasks {
+    runs: usize,
+    bits: Vec<u64>,
+}
+
+impl ChunkMasks {
+    pub fn new(masks: &Masks, runs: usize) -> Self {
+        let chunks = masks.words.div_ceil(WORDS);
+        let mut bits = vec![0u64; chunks * runs * WORDS];
+        if runs > 0 {
+            bits.par_chunks_mut(runs * WORDS)
+                .enumerate()
+                .for_each(|(c, out)| {
+                    for k in 0..runs {
+                        let src = &masks.run(k)[c * WORDS..((c + 1) * WORDS).min(masks.words)];
+                        out[k * WORDS..k * WORDS + src.len()].copy_from_slice(src);
+                    }
+                });
+        }
+        Self { runs, bits }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bits.len() * 8
+    }
+
+    fn chunk(&self, c: usize) -> &[u64] {
+        &self.bits[c * self.runs * WORDS..(c + 1) * self.runs * WORDS]
+    }
+}
+
+/// What a pass computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// `q = A_T z` (minus y).
+    Forward,
+    /// `A_Tᵀ q` of a given q.
+    Adjoint,
+    /// Both.
+    Both,
+}
+
+/// `out = A_T z`, minus y when `residual`.
+pub fn forward(
+    op: &Operator,
+    t: &Support,
+    masks: &ChunkMasks,
+    z: &[f32],
+    residual: bool,
+    out: &mut [f32],
+) {
+    run(
+        Isa::current(),
+        op,
+        t,
+        masks,
+        Some(z),
+        residual,
+        Want::Forward,
+        out,
+        None,
+    );
+}
+
+/// `out = A_Tᵀ r`.
+pub fn adjoint(op: &Operator, t: &Support, masks: &ChunkMasks, r: &[f32], out: &mut [f32]) {
+    let mut q = r.to_vec();
+    run(
+        Isa::current(),
+        op,
+        t,
+        masks,
+        None,
+        false,
+        Want::Adjoint,
+        &mut q,
+        Some(out),
+    );
+}
+
+/// `q = A_T z` (minus y when `residual`) and `h = A_Tᵀ q` in one pass.
+pub fn forward_adjoint(
+    op: &Operator,
+    t: &Support,
+    masks: &ChunkMasks,
+    z: &[f32],
+    residual: bool,
+    q: &mut [f32],
+    h: &mut [f32],
+) {
+    forward_adjoint_on(Isa::current(), op, t, masks, z, residual, q, h);
+}
+
+/// [`forward_adjoint`] on the instruction set `isa` (for tests and comparisons: every path gives
+/// the same bits). Panics when the processor lacks `isa`.
+#[allow(clippy::too_many_arguments)] // forward_adjoint's arguments and the instruction set
+pub fn forward_adjoint_on(
+    isa: Isa,
+    op: &Operator,
+    t: &Support,
+    masks: &ChunkMasks,
+    z: &[f32],
+    residual: bool,
+    q: &mut [f32],
+    h: &mut [f32],
+) {
+    assert!(
+        isa <= Isa::detected(),
+        "{} is not available here",
+        isa.name()
+    );
+    run(isa, op, t, masks, Some(z), residual, Want::Both, q, Some(h));
+}
+
+#[allow(clippy::too_many_arguments)] // the pass's inputs and outputs
+fn run(
+    isa: Isa,
+    op: &Operator,
+    t: &Support,
+    masks: &ChunkMasks,
+    z: Option<&[f32]>,
+    residual: bool,
+    want: Want,
+    q: &mut [f32],
+    h: Option<&mut [f32]>,
+) {
+    let data = op.data();
+    // The kernels' unchecked loads rely on these: every chunk lies within every column.
+    assert_eq!(q.len(), data.n(), "q has the data's rows");
+    assert_eq!(
+        z.map_or(t.len(), <[f32]>::len),
+        t.len(),
+        "z has the support's entries"
+    );
+    let y = residual.then(|| data.y());
+    // Each entry's column as an offset into X (column-major), computed once per pass.
+    let (n, d) = (data.n(), data.d());
+    let cols: Vec<usize> = t.idx.iter().map(|&c| (c as usize % d) * n).collect();
+    let chunk = |ci: usize, q: &mut [f32], part: &mut [f64]| {
+        let c = Chunk {
+            xt: data.xt(),
+            cols: &cols,
+            t,
+            masks: masks.chunk(ci),
+            z: z.unwrap_or(&[]),
+            y,
+            r0: ci * PASS_ROWS,
+            want,
+        };
+        c.dispatch(isa, q, part);
+    };
+    match h {
+        None => q
+            .par_chunks_mut(PASS_ROWS)
+            .enumerate()
+            .for_each(|(ci, q)| chunk(ci, q, &mut [])),
+        Some(h) => {
+            debug_assert_eq!(h.len(), t.len());
+            let partials: Vec<Vec<f64>> = q
+                .par_chunks_mut(PASS_ROWS)
+                .enumerate()
+                .map(|(ci, q)| {
+                    let mut part = vec![0.0f64; t.len()];
+                    chunk(ci, q, &mut part);
+                    part
+                })
+                .collect();
+            let mut acc = vec![0.0f64; t.len()];
+            for part in &partials {
+                for (a, &p) in acc.iter_mut().zip(part) {
+                    *a += p;
+                }
+            }
+            for (o, a) in h.iter_mut().zip(acc) {
+                *o = a as f32;
+            }
+        }
+    }
+}
+
+/// One chunk's work: rows `r0..r0 + q.len()`.
+struct Chunk<'a> {
+    /// X column-major, and each support entry's column offset into it.
+    xt: &'a [f32],
+    cols: &'a [usize],
+    t: &'a Support,
+    masks: &'a [u64],
+    z: &'a [f32],
+    y: Option<&'a [f32]>,
+    r0: usize,
+    want: Want,
+}
+
+impl Chunk<'_> {
+    fn dispatch(&self, isa: Isa, q: &mut [f32], part: &mut [f64]) {
+        // SAFETY: `Isa::current` only names instruction sets this processor has.
+        unsafe {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => self.avx512(q, part),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => self.avx2(q, part),
+                _ => self.body::<Portable>(q, part),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512(&self, q: &mut [f32], part: &mut [f64]) {
+        unsafe { self.body::<super::simd::Avx512>(q, part) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(&self, q: &mut [f32], part: &mut [f64]) {
+        unsafe { self.body::<super::simd::Avx2>(q, part) }
+    }
+
+    /// The 32 mask bits of run `k` at chunk row `b` (a multiple of 32).
+    #[inline(always)]
+    fn bits32(&self, k: usize, b: usize) -> u32 {
+        (self.masks[k * WORDS + b / 64] >> (b % 64)) as u32
+    }
+
+    #[inline(always)]
+    fn bit(&self, k: usize, b: usize) -> bool {
+        (self.masks[k * WORDS + b / 64] >> (b % 64)) & 1 == 1
+    }
+
+    /// Column of support entry p, from this chunk's first row on.
+    #[inline(always)]
+    fn col(&self, p: usize) -> &[f32] {
+        &self.xt[self.cols[p] + self.r0..]
+    }
+
+    /// Pointer to 32 rows of entry p's column from chunk row `b`.
+    ///
+    /// # Safety
+    /// `b + 32` must not exceed the chunk's rows (so the rows lie within the column).
+    #[inline(always)]
+    unsafe fn x32(&self, p: usize, b: usize) -> *const f32 {
+        unsafe {
+            self.xt
+                .as_ptr()
+                .add(*self.cols.get_unchecked(p) + self.r0 + b)
+        }
+    }
+
+    /// # Safety
+    /// `V`'s instruction set must be available.
+    #[inline(always)]
+    unsafe fn body<V: Rows32>(&self, q: &mut [f32], part: &mut [f64]) {
+        let rows = q.len();
+        let full = rows / 32 * 32;
+        let runs = &self.t.runs;
+        if self.want != Want::Adjoint {
+            let z = self.z;
+            for b in (0..full).step_by(32) {
+                // SAFETY (loads): b + 32 ≤ full ≤ the chunk's rows, within every column.
+                let mut acc = unsafe { V::zero() };
+                for (k, &(_, s, e)) in runs.iter().enumerate() {
+                    let bits = self.bits32(k, b);
+                    if bits == 0 {
+                        continue;
+                    }
+                    unsafe {
+                        if e - s == 1 {
+                            let x = V::load(self.x32(s, b));
+                            acc = V::masked_fma(acc, bits, x, z[s]);
+                        } else {
+                            let mut tmp = V::scale(V::load(self.x32(s, b)), z[s]);
+                            for p in s + 1..e {
+                                tmp = V::fma_scalar(V::load(self.x32(p, b)), z[p], tmp);
+                            }
+                            acc = V::add(acc, V::select(bits, tmp));
+                        }
+                    }
+                }
+                if let Some(y) = self.y {
+                    let row = self.r0 + b;
+                    acc = unsafe { V::sub(acc, V::load(y[row..row + 32].as_ptr())) };
+                }
+                unsafe { acc.store(q[b..b + 32].as_mut_ptr()) };
+            }
+            // The last rows one at a time, with the lanes' operations.
+            for b in full..rows {
+                let mut acc = 0.0f32;
+                for (k, &(_, s, e)) in runs.iter().enumerate() {
+                    if !self.bit(k, b) {
+                        continue;
+                    }
+                    if e - s == 1 {
+                        acc = self.col(s)[b].mul_add(z[s], acc);
+                    } else {
+                        let mut tmp = self.col(s)[b] * z[s];
+                        for p in s + 1..e {
+                            tmp = self.col(p)[b].mul_add(z[p], tmp);
+                        }
+                        acc += tmp;
+                    }
+                }
+                if let Some(y) = self.y {
+                    acc -= y[self.r0 + b];
+                }
+                q[b] = acc;
+            }
+        }
+        if self.want == Want::Forward {
+            return;
+        }
+        let mut lanes = [0.0f32; 16];
+        for (k, &(_, s, e)) in runs.iter().enumerate() {
+            for p in s..e {
+                let col = self.col(p);
+                let mut acc = unsafe { V::zero() };
+                for b in (0..full).step_by(32) {
+                    let bits = self.bits32(k, b);
+                    if bits == 0 {
+                        continue;
+                    }
+                    // SAFETY: as above.
+                    unsafe {
+                        let qv = V::select(bits, V::load(q[b..b + 32].as_ptr()));
+                        acc = V::fma(acc, V::load(self.x32(p, b)), qv);
+                    }
+                }
+                unsafe { acc.fold16(&mut lanes) };
+                for b in full..rows {
+                    if self.bit(k, b) {
+                        let l = (b - full) % 16;
+                        lanes[l] = col[b].mul_add(q[b], lanes[l]);
+                    }
+                }
+                part[p] = lanes.iter().map(|&v| v as f64).sum();
+            }
+        }
+    }
+}
