@@ -194,11 +194,16 @@ fn bench_prints_one_row_per_backend() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+    let mut rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The last line: the host's streaming read rate and the CPU kernels' instruction set.
+    let host = rows.pop().unwrap();
+    assert_eq!(host["task"], "bench-host", "{host}");
+    assert!(host["host_read_gbps"].as_f64().unwrap() > 0.0, "{host}");
+    assert!(host["cpu_kernels"].is_string(), "{host}");
     // Two configurations, each on the CPU and (when a GPU is required here) on the GPU.
     let cpu_rows = rows.iter().filter(|r| r["backend"] == "cpu").count();
     assert_eq!(cpu_rows, 2);
@@ -210,6 +215,7 @@ fn bench_prints_one_row_per_backend() {
             "gradient_gflops",
             "mask_seconds",
             "support_gbps",
+            "support_pass_memory_gbps",
             "step_ms",
             "psnr",
             "peak_device_bytes",
