@@ -52,7 +52,8 @@ mod groups {
         }
     }
 
-    /// `A_T z` and `A_Tᵀ r` on supports of s weights.
+    /// `A_T z`, `A_Tᵀ r` and the fused inner-step pass (both, rows read once) on supports of s
+    /// weights.
     pub fn support() {
         for (n, s) in [(50_000, 200), (50_000, 1000)] {
             let op = operator(n, 100, 1000);
@@ -66,13 +67,17 @@ mod groups {
             let adj = best(10, || {
                 std::hint::black_box(be.adjoint(&op, &r).expect("adjoint"));
             });
+            let pass = best(20, || {
+                std::hint::black_box(be.forward_adjoint(&op, t.values(), false).expect("pass"));
+            });
             let gb = 4.0 * (n * s) as f64 / 1e9;
             println!(
-                "support   n={n:>6} s={s:>5}  forward {:>6.2} ms ({:>5.1} GB/s)  adjoint {:>6.2} ms ({:>5.1} GB/s)",
+                "support   n={n:>6} s={s:>5}  forward {:>6.2} ms ({:>5.1} GB/s)  adjoint {:>6.2} ms ({:>5.1} GB/s)  pass {:>6.2} ms",
                 fwd * 1e3,
                 gb / fwd,
                 adj * 1e3,
-                gb / adj
+                gb / adj,
+                pass * 1e3
             );
         }
     }
@@ -92,7 +97,17 @@ mod groups {
 }
 
 fn main() {
-    groups::gradient();
-    groups::support();
-    groups::topk();
+    // `cargo bench -- NAME` runs the groups whose name contains NAME.
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    let groups: [(&str, fn()); 3] = [
+        ("gradient", groups::gradient),
+        ("support", groups::support),
+        ("topk", groups::topk),
+    ];
+    for (name, run) in groups {
+        if wanted(name) {
+            run();
+        }
+    }
 }
