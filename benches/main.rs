@@ -98,7 +98,10 @@ mod groups {
 
 fn main() {
     // `cargo bench -- NAME` runs the groups whose name contains NAME.
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
     let groups: [(&str, fn()); 3] = [
         ("gradient", groups::gradient),

@@ -5,8 +5,12 @@ This is a plain, vectorized NumPy implementation of the same iterative hard
 thresholding (IHT) algorithm that the Rust crate implements: recovering a
 sparse two-layer ReLU network y = sum_j relu(X w_j) from (X, y).  It exists
 only so the README can compare wall-clock times ("Rust solve is N x faster
-than NumPy"); it is not part of the crate and is not tuned beyond the obvious
-(all heavy work goes through float32 BLAS calls, reductions use float64).
+than NumPy"); it is not part of the crate. It is written as a practitioner who
+knows the algorithm would write it: every heavy product is a float32 BLAS call
+(reductions in float64), dead neurons are skipped, the masks of a step are
+formed once (and with h_j = w_j they give the model output for free), the
+gradient on the support is read off the full gradient, and the support matrix
+A_T is formed once per step for the inner steps.
 
 The unknown is a vector x of length m*d with index c = j*d + i (neuron j,
 input i).  Block j of the implicit design matrix is A_j = diag(1{X h_j > 0}) X,
@@ -64,52 +68,80 @@ def network_output(X, W):
     return np.maximum(X @ W[:, cols], 0).sum(axis=1, dtype=np.float32)
 
 
-class Masks:
-    """Activation masks 1{X H > 0} for a fixed generator matrix H (d x m)."""
+def live_masks(XT, H, tile, own_weights):
+    """Masks 1{X h_j > 0} of the live neurons (h_j != 0; a dead neuron's mask, column block
+    and gradient are all zero, so skipping it is exact) as an (L + 1) x n bool matrix whose
+    last row (for "not live") is all false, and, when H is the iterate's own sparse weights,
+    sum_j relu(X h_j) over them (the model output). Random generators take a GEMM per tile of
+    neurons; sparse weights take one small product per neuron over its nonzeros (O(n nnz))."""
+    live = np.flatnonzero(np.any(H != 0, axis=0))
+    n = XT.shape[1]
+    MT = np.zeros((live.size + 1, n), dtype=bool)
+    out = np.zeros(n, dtype=np.float32)
+    if own_weights:
+        for l, j in enumerate(live):
+            nz = np.flatnonzero(H[:, j])
+            z = H[nz, j] @ XT[nz]
+            np.greater(z, 0, out=MT[l])
+            np.maximum(z, 0, out=z)
+            out += z
+        return live, MT, out
+    HT = np.ascontiguousarray(H[:, live].T)
+    for lo in range(0, live.size, tile):
+        Z = HT[lo:lo + tile] @ XT                        # float32 GEMM, t x n
+        np.greater(Z, 0, out=MT[lo:lo + Z.shape[0]])
+    return live, MT, None
 
-    def __init__(self, X, H, tile):
-        self.X, self.H, self.tile = X, H, tile
-        m = H.shape[1]
-        # Small m: compute every mask once per step and reuse it.
-        self.full = (X @ H > 0) if m <= tile else None
 
-    def cols(self, J):
-        if self.full is not None:
-            return self.full[:, J]
-        return self.X @ self.H[:, J] > 0
-
-    def tiles(self):
-        m = self.H.shape[1]
-        for lo in range(0, m, self.tile):
-            hi = min(m, lo + self.tile)
-            yield lo, hi, (self.full[:, lo:hi] if self.full is not None
-                           else self.X @ self.H[:, lo:hi] > 0)
-
-
-def build_A(X, masks, idx, d):
-    """Explicit n x |idx| matrix: column for c = j*d + i is mask_j * X[:, i]."""
+def support_rows(XT, MT, slot, idx, d, buf):
+    """A_T^T as an explicit |idx| x n float32 matrix: row c = j*d + i is mask_j * X[:, i],
+    written into `buf` (kept across steps, so no fresh pages each step)."""
     j, i = np.divmod(idx, d)
-    uj, inv = np.unique(j, return_inverse=True)
-    return X[:, i] * masks.cols(uj)[:, inv]
+    A = buf[:idx.size]
+    for row, (ii, jj) in enumerate(zip(i, slot[j])):
+        np.multiply(XT[ii], MT[jj], out=A[row])
+    return A
 
 
-def iht_step(X, y, x, H, s, d, tile):
-    masks = Masks(X, H, tile)
-    # 1. step size from the current support
+def masked_product(XT, MT, slot, idx, vals, d):
+    """A_idx v = sum_j mask_j * (X v_j), one small product per neuron over its entries."""
+    j, i = np.divmod(idx, d)
+    out = np.zeros(XT.shape[1], dtype=np.float32)
+    if idx.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, j[1:] != j[:-1]])
+    for a, b in zip(starts, np.r_[starts[1:], j.size]):
+        out += (vals[a:b] @ XT[i[a:b]]) * MT[slot[j[a]]]
+    return out
+
+
+def iht_step(X, XT, y, x, H, s, d, tile, own_weights, buf):
+    """One step. `own_weights`: H is the iterate's own weights (h_j = w_j), so the model
+    output comes with the masks; otherwise (random generators) it is one more product."""
+    m = H.shape[1]
+    live, MT, out = live_masks(XT, H, tile, own_weights)
+    slot = np.full(m, live.size)                         # not live: the all-false row
+    slot[live] = np.arange(live.size)
     S = np.flatnonzero(x)
+    if out is None:
+        out = masked_product(XT, MT, slot, S, x[S], d)
+    r = out - y
+    # 1-2. the gradient over the live neurons, tile by tile: G[l] = (M_l * r) X
+    G = np.empty((live.size, d), dtype=np.float32)
+    P = np.empty((min(tile, live.size), XT.shape[1]), dtype=np.float32)
+    for lo in range(0, live.size, tile):
+        t = min(tile, live.size - lo)
+        np.multiply(MT[lo:lo + t], r, out=P[:t])
+        np.matmul(P[:t], X, out=G[lo:lo + t])
+    del P
+    grad = np.zeros(m * d, dtype=np.float32)
+    grad.reshape(m, d)[live] = G
     if S.size == 0:
-        r, mu = -y, 1e-14
+        mu = 1e-14
     else:
-        A_S = build_A(X, masks, S, d)
-        r = A_S @ x[S] - y
-        g = A_S.T @ r
-        mu = sqnorm(g) / (sqnorm(A_S @ g) + 1e-8)
-        del A_S
-    # 2. full gradient over all m*d coordinates, tiled over neurons
-    cand = x.copy()
-    for lo, hi, M in masks.tiles():
-        G = X.T @ (M * r[:, None])                       # d x t
-        cand[lo * d:hi * d] -= np.float32(mu) * G.T.reshape(-1)
+        g = grad[S]                                      # A_S^T r, read off the gradient
+        mu = sqnorm(g) / (sqnorm(masked_product(XT, MT, slot, S, g, d)) + 1e-8)
+    cand = x - np.float32(mu) * grad
     a = np.abs(cand)
     T = np.argpartition(a, a.size - s)[a.size - s:] if s < a.size else np.arange(a.size)
     T = np.sort(T[a[T] > 0])
@@ -117,18 +149,20 @@ def iht_step(X, y, x, H, s, d, tile):
     if T.size == 0:
         return x_new
     z0 = cand[T]
-    # 3. gradient descent on T with Armijo backtracking.  A trial costs O(n), as in the
-    #    Rust solver: A_T (z - mu g) - y = r - mu A_T g, with A_T g formed once per inner step.
-    A_T = build_A(X, masks, T, d)
+    # 3. gradient descent on T with Armijo backtracking; A_T formed once per step, and a trial
+    #    costs O(n): A_T (z - mu g) - y = r - mu A_T g.
+    AT = support_rows(XT, MT, slot, T, d, buf)
+    del MT
     z = z0.copy()
-    r = A_T @ z - y
+    r = z @ AT - y
     f = f_tilde = sqnorm(r)
+    r0 = r.copy()
     for _ in range(10):
-        g = A_T.T @ r
+        g = AT @ r
         gg = sqnorm(g)
         if gg == 0.0:
             break
-        Ag = A_T @ g
+        Ag = g @ AT
         for _ in range(11):
             r_try = r - np.float32(mu) * Ag
             f_try = sqnorm(r_try)
@@ -137,20 +171,21 @@ def iht_step(X, y, x, H, s, d, tile):
                 break
             mu /= 2.0
         else:                                            # 11 failed tries: back to z0
-            z = z0.copy()
-            r, f = A_T @ z - y, f_tilde
+            z, r, f = z0.copy(), r0.copy(), f_tilde
     x_new[T] = z                                         # 4.
     return x_new
 
 
 def solve(X, y, H0, m, s, steps, tile):
     d = X.shape[1]
+    XT = np.ascontiguousarray(X.T)
     x = np.zeros(m * d, dtype=np.float32)
+    buf = np.empty((s, X.shape[0]), dtype=np.float32)
     per_step = []
     for k in range(steps):
         t0 = time.perf_counter()
         H = H0 if k < 2 else np.ascontiguousarray(x.reshape(m, d).T)
-        x = iht_step(X, y, x, H, s, d, tile)
+        x = iht_step(X, XT, y, x, H, s, d, tile, own_weights=k >= 2, buf=buf)
         per_step.append(time.perf_counter() - t0)
     return x, per_step
 
@@ -179,7 +214,7 @@ def main():
     ap.add_argument("--s", type=int, default=1000)
     ap.add_argument("--steps", type=int, default=15)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--neuron-tile", type=int, default=1024,
+    ap.add_argument("--neuron-tile", type=int, default=256,
                     help="neurons per tile in the full-gradient pass")
     ap.add_argument("--gemm-only", action="store_true",
                     help="only benchmark the sgemm shapes of the gradient and mask products")

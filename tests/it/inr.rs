@@ -358,3 +358,47 @@ fn trace_has_one_line_per_step_with_the_solver_quantities() {
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("--trace"));
 }
+
+/// The same INR fit on every CPU kernel path this processor has (`RELU_IHT_SIMD`: the widest,
+/// AVX2+FMA, portable) gives PSNR within 1 dB. The project's kernels give the same bits on each
+/// path, so here the PSNRs are equal; the `gemm` crate's own choice of kernels is not forced.
+#[test]
+fn inr_psnr_is_the_same_on_every_cpu_code_path() {
+    let dir = tempdir("isa");
+    let psnr = |simd: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relu-iht"));
+        cmd.args([
+            "inr",
+            "--max-side",
+            "16",
+            "--m",
+            "12",
+            "--s",
+            "120",
+            "--steps",
+            "12",
+        ])
+        .args(["--backend", "cpu", "-q", "--json", "--out"])
+        .arg(dir.join(format!("{}.png", simd.unwrap_or("widest"))));
+        if let Some(simd) = simd {
+            cmd.env("RELU_IHT_SIMD", simd);
+        } else {
+            cmd.env_remove("RELU_IHT_SIMD");
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["psnr"].as_f64().unwrap()
+    };
+    let widest = psnr(None);
+    assert!(widest > 15.0, "the fit itself works: {widest} dB");
+    for simd in ["avx2", "portable"] {
+        let p = psnr(Some(simd));
+        assert!((p - widest).abs() <= 1.0, "{simd}: {p} dB vs {widest} dB");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
