@@ -486,7 +486,8 @@ pub struct BenchArgs {
     /// Repetitions of the gradient pass (the best is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Engines to compare: auto = the CPU and every GPU adapter (software ones included).
+    /// Engines to compare, the CPU always first: auto = the CPU and a hardware GPU when there is
+    /// one; gpu = the CPU and the GPU engine on any adapter (a software one included); cpu.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// Device memory budget in bytes for the GPU engine.

@@ -87,7 +87,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             "solve s",
             "host MiB",
             "dev MiB",
-            "vs CPU",
+            "GPU/CPU",
         ];
         println!(
             "{:>7} {:>4} {:>7} {:>6} {:<22} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>9} {:>9} {:>8}",
@@ -123,6 +123,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             serde_json::json!({"task": "bench-host", "host_read_gbps": read, "cpu_kernels": isa});
         println!("{line}");
     } else {
+        println!("GPU/CPU: the GPU engine's solve time over the CPU engine's (above 1: the GPU is slower)");
         println!("host streaming read {read:.1} GB/s (pass GB/s is a fraction of it); CPU kernels: {isa}");
     }
     Ok(())

@@ -51,24 +51,27 @@ pub fn for_run(sa: &SolverArgs) -> Result<Engine> {
     open(sa.backend, sa.quiet || sa.json, sa.device_memory)
 }
 
-/// The engines `relu-iht bench` compares: the CPU, the GPU, or (auto) the CPU and any GPU
-/// adapter, a software one included; without one, auto says so on stderr unless `quiet`.
+/// The engines `relu-iht bench` compares, the CPU first (the ratios' baseline): `cpu` the CPU
+/// alone; `gpu` the CPU and the GPU engine on any adapter, a software one included; `auto` the
+/// CPU and a hardware GPU when there is one — with only software adapters it times the CPU and
+/// says on stderr (unless `quiet`) how to include them.
 pub fn for_bench(
     choice: BackendChoice,
     quiet: bool,
     device_memory: Option<u64>,
 ) -> Result<Vec<Engine>> {
-    Ok(match choice {
-        BackendChoice::Cpu => vec![Engine::Cpu(CpuBackend::new())],
-        BackendChoice::Gpu => vec![open(BackendChoice::Gpu, quiet, device_memory)?],
-        BackendChoice::Auto => {
-            let mut v = vec![Engine::Cpu(CpuBackend::new())];
-            match open(BackendChoice::Gpu, true, device_memory) {
-                Ok(gpu) => v.push(gpu),
-                Err(e) if !quiet => eprintln!("bench: CPU only ({e:#})"),
-                Err(_) => {}
-            }
-            v
-        }
-    })
+    let mut v = vec![Engine::Cpu(CpuBackend::new())];
+    match choice {
+        BackendChoice::Cpu => {}
+        BackendChoice::Gpu => v.push(open(BackendChoice::Gpu, quiet, device_memory)?),
+        BackendChoice::Auto => match relu_iht::engine::open(Choice::Auto, device_memory)? {
+            (gpu @ Engine::Gpu(_), _) => v.push(gpu),
+            (_, what) if !quiet => eprintln!(
+                "bench: CPU rows only ({what}); `--backend gpu` adds the GPU engine on any \
+                 adapter, a software one included (slow: Lavapipe runs WGSL on the CPU)"
+            ),
+            _ => {}
+        },
+    }
+    Ok(v)
 }

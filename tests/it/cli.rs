@@ -169,10 +169,9 @@ fn bad_input_gives_one_line_and_exit_2() {
     }
 }
 
-#[test]
-fn bench_prints_one_row_per_backend() {
-    let gpu = std::env::var("RELU_IHT_REQUIRE_GPU").as_deref() == Ok("1");
-    let args = [
+/// The bench's JSON lines, the host line (last) checked and removed.
+fn bench_rows(extra: &[&str]) -> (Vec<serde_json::Value>, String) {
+    let mut args = vec![
         "bench",
         "--n",
         "700",
@@ -188,12 +187,10 @@ fn bench_prints_one_row_per_backend() {
         "1",
         "--json",
     ];
+    args.extend_from_slice(extra);
     let out = relu_iht(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{stderr}");
     let mut rows: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -204,12 +201,6 @@ fn bench_prints_one_row_per_backend() {
     assert_eq!(host["task"], "bench-host", "{host}");
     assert!(host["host_read_gbps"].as_f64().unwrap() > 0.0, "{host}");
     assert!(host["cpu_kernels"].is_string(), "{host}");
-    // Two configurations, each on the CPU and (when a GPU is required here) on the GPU.
-    let cpu_rows = rows.iter().filter(|r| r["backend"] == "cpu").count();
-    assert_eq!(cpu_rows, 2);
-    if gpu {
-        assert_eq!(rows.len(), 4);
-    }
     for r in &rows {
         for key in [
             "gradient_gflops",
@@ -228,6 +219,29 @@ fn bench_prints_one_row_per_backend() {
         }
     }
     assert_eq!(rows[0]["backend"], "cpu");
+    (rows, stderr)
+}
+
+#[test]
+fn bench_prints_one_row_per_backend() {
+    let gpu = std::env::var("RELU_IHT_REQUIRE_GPU").as_deref() == Ok("1");
+    // auto: the CPU, and a hardware GPU only; with software adapters alone it says how to add them.
+    let (rows, stderr) = bench_rows(&[]);
+    let cpu_rows = rows.iter().filter(|r| r["backend"] == "cpu").count();
+    assert_eq!(cpu_rows, 2);
+    let hardware = relu_iht::gpu::context::adapters()
+        .iter()
+        .any(|a| a.is_hardware());
+    if !hardware {
+        assert_eq!(rows.len(), 2, "no GPU rows without a hardware adapter");
+        assert!(stderr.contains("--backend gpu"), "{stderr}");
+    }
+    // gpu: the CPU rows as the baseline, and the GPU engine on any adapter.
+    if gpu {
+        let (rows, _) = bench_rows(&["--backend", "gpu"]);
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows.iter().filter(|r| r["backend"] == "cpu").count(), 2);
+    }
 }
 
 #[test]
