@@ -67,7 +67,7 @@ pub fn for_bench(
         BackendChoice::Auto => match relu_iht::engine::open(Choice::Auto, device_memory)? {
             (gpu @ Engine::Gpu(_), _) => v.push(gpu),
             (_, what) if !quiet => eprintln!(
-                "bench: CPU rows only ({what}); `--backend gpu` adds the GPU engine on any \
+                "bench: CPU rows only, {what}; `--backend gpu` adds the GPU engine on any \
                  adapter, a software one included (slow: Lavapipe runs WGSL on the CPU)"
             ),
             _ => {}
