@@ -104,8 +104,12 @@ pub fn gradient_topk(
 ) -> SparseVec {
     let d = op.d();
     let live = op.live_neurons();
-    let plan = Plan::for_pass(live.len(), workers);
-    let tiles: Vec<&[u32]> = live.chunks(plan.tile).collect();
+    let (reps, members) = mask_classes(op, &live);
+    let plan = Plan::for_pass(reps.len(), workers);
+    let tiles: Vec<(&[u32], &[Vec<u32>])> = reps
+        .chunks(plan.tile)
+        .zip(members.chunks(plan.tile))
+        .collect();
     let mut top = tiles
         .par_iter()
         .fold(
@@ -115,26 +119,29 @@ pub fn gradient_topk(
                     h: vec![0.0; d * plan.tile],
                     g: vec![0.0; d * plan.tile],
                 };
-                (s, TopS::new(keep))
+                (s, TopS::new(keep), vec![0.0f32; d])
             },
-            |(mut s, mut top), tile| {
+            |(mut s, mut top, mut cand), &(tile, members)| {
                 compute_tile(op, tile, r, plan.block, &mut s.z, &mut s.h, &mut s.g);
-                for (jj, &j) in tile.iter().enumerate() {
-                    let lo = j * d as u32;
-                    let cand = &mut s.g[jj * d..(jj + 1) * d];
-                    for v in cand.iter_mut() {
-                        *v *= -mu;
+                for (jj, class) in members.iter().enumerate() {
+                    let g = &s.g[jj * d..(jj + 1) * d];
+                    // Every neuron of the class has this gradient: its candidates x_j − μ g.
+                    for &j in class {
+                        let lo = j * d as u32;
+                        for (c, &gv) in cand.iter_mut().zip(g) {
+                            *c = gv * -mu;
+                        }
+                        let range = x.range(lo, lo + d as u32);
+                        for (&c, &v) in x.indices()[range.clone()].iter().zip(&x.values()[range]) {
+                            cand[(c - lo) as usize] += v;
+                        }
+                        top.push_run(lo, &cand);
                     }
-                    let range = x.range(lo, lo + d as u32);
-                    for (&c, &v) in x.indices()[range.clone()].iter().zip(&x.values()[range]) {
-                        cand[(c - lo) as usize] += v;
-                    }
-                    top.push_run(lo, cand);
                 }
-                (s, top)
+                (s, top, cand)
             },
         )
-        .map(|(_, top)| top)
+        .map(|(_, top, _)| top)
         .reduce(|| TopS::new(keep), TopS::merge);
     if let Generators::Weights(_) = op.generators() {
         // Entries of x on dead neurons keep their value (their block of A is zero).
@@ -145,6 +152,43 @@ pub fn gradient_topk(
         }
     }
     top.finish(op.cols())
+}
+
+/// The live neurons grouped by mask: under `h = w` a neuron with one weight `a` at input i has
+/// the mask `1{sign(a)·X[:, i] > 0}`, whatever `|a|` (as long as no product `a·X[r, i]` rounds to
+/// zero), so all such neurons with the same (i, sign) share one gradient `A_jᵀ r` and the pass
+/// computes it once. Returns one representative per class (ascending) and each class's neurons.
+pub fn mask_classes(op: &Operator, live: &[u32]) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let Generators::Weights(w) = op.generators() else {
+        return (live.to_vec(), live.iter().map(|&j| vec![j]).collect());
+    };
+    let d = op.d() as u32;
+    let data = op.data();
+    let mut reps: Vec<u32> = Vec::with_capacity(live.len());
+    let mut members: Vec<Vec<u32>> = Vec::with_capacity(live.len());
+    let mut class_of: std::collections::HashMap<(u32, bool), usize> = Default::default();
+    for &j in live {
+        let range = w.range(j * d, (j + 1) * d);
+        let key = (range.len() == 1).then(|| {
+            let (c, a) = (w.indices()[range.start] % d, w.values()[range.start]);
+            (a.abs() * data.min_nonzero_abs(c as usize) >= f32::MIN_POSITIVE).then_some((c, a > 0.0))
+        });
+        match key.flatten() {
+            Some(key) => match class_of.get(&key) {
+                Some(&k) => members[k].push(j),
+                None => {
+                    class_of.insert(key, reps.len());
+                    reps.push(j);
+                    members.push(vec![j]);
+                }
+            },
+            None => {
+                reps.push(j);
+                members.push(vec![j]);
+            }
+        }
+    }
+    (reps, members)
 }
 
 /// One block of `shaders/masked_gradient.wgsl`, described for its CPU twin.

@@ -13,6 +13,20 @@ pub struct Data {
     d: usize,
     xt: Vec<f32>,
     y: Vec<f32>,
+    /// Per column, the smallest nonzero |X[r, i]| (∞ for an all-zero column).
+    min_abs: Vec<f32>,
+}
+
+/// The smallest nonzero magnitude of each column.
+fn column_min_abs(n: usize, xt: &[f32]) -> Vec<f32> {
+    xt.chunks(n.max(1))
+        .map(|col| {
+            col.iter()
+                .map(|v| v.abs())
+                .filter(|&a| a > 0.0)
+                .fold(f32::INFINITY, f32::min)
+        })
+        .collect()
 }
 
 impl Data {
@@ -44,7 +58,14 @@ impl Data {
         }
         check_finite("X", &xt)?;
         check_finite("y", &y)?;
-        Ok(Self { n, d, xt, y })
+        let min_abs = column_min_abs(n, &xt);
+        Ok(Self {
+            n,
+            d,
+            xt,
+            y,
+            min_abs,
+        })
     }
 
     /// Builds from row-major inputs (`x[r·d + i] = X[r, i]`).
@@ -101,6 +122,12 @@ impl Data {
         (self.xt.len() + self.y.len()) * 4
     }
 
+    /// The smallest nonzero |X[r, i]| over the rows (∞ when column i is all zero): a product
+    /// `a·X[r, i]` with `|a| · min_nonzero_abs(i) ≥ f32::MIN_POSITIVE` never rounds to zero.
+    pub fn min_nonzero_abs(&self, i: usize) -> f32 {
+        self.min_abs[i]
+    }
+
     /// A new data set of the given rows, in that order (a minibatch).
     pub fn gather_rows(&self, rows: &[usize]) -> Data {
         let b = rows.len();
@@ -110,11 +137,13 @@ impl Data {
             xt.extend(rows.iter().map(|&r| col[r]));
         }
         let y = rows.iter().map(|&r| self.y[r]).collect();
+        let min_abs = column_min_abs(b, &xt);
         Data {
             n: b,
             d: self.d,
             xt,
             y,
+            min_abs,
         }
     }
 }
