@@ -68,7 +68,8 @@ impl SupportOps for CpuBackend {
             Masks::compute(op, &neurons)
         };
         self.masks_key = Some((Arc::downgrade(op.data_arc()), op.generators().clone()));
-        self.chunked = support_pass::ChunkMasks::new(&self.masks, neurons.len());
+        self.chunked =
+            support_pass::ChunkMasks::new(&self.masks, neurons.len()).with_classes(op, &t);
         self.neurons = neurons;
         self.support = t;
         Ok(())

@@ -171,7 +171,8 @@ pub fn mask_classes(op: &Operator, live: &[u32]) -> (Vec<u32>, Vec<Vec<u32>>) {
         let range = w.range(j * d, (j + 1) * d);
         let key = (range.len() == 1).then(|| {
             let (c, a) = (w.indices()[range.start] % d, w.values()[range.start]);
-            (a.abs() * data.min_nonzero_abs(c as usize) >= f32::MIN_POSITIVE).then_some((c, a > 0.0))
+            (a.abs() * data.min_nonzero_abs(c as usize) >= f32::MIN_POSITIVE)
+                .then_some((c, a > 0.0))
         });
         match key.flatten() {
             Some(key) => match class_of.get(&key) {

@@ -16,7 +16,7 @@
 
 use super::relu_mask::Masks;
 use super::simd::{Isa, Portable, Rows32};
-use crate::problem::operator::{Operator, Support};
+use crate::problem::operator::{Generators, Operator, Support};
 use rayon::prelude::*;
 
 /// Rows per chunk: a chunk's columns of X (100 columns: 100 KiB) and its mask words stay in L2
@@ -30,6 +30,11 @@ const WORDS: usize = PASS_ROWS / 64;
 pub struct ChunkMasks {
     runs: usize,
     bits: Vec<u64>,
+    /// Runs that share one mask and one column (see [`ChunkMasks::with_classes`]): the first
+    /// run's index, and the support positions of all.
+    classes: Vec<(usize, Vec<usize>)>,
+    /// Per run, whether it belongs to a class (then the class computes it).
+    in_class: Vec<bool>,
 }
 
 impl ChunkMasks {
@@ -46,12 +51,69 @@ impl ChunkMasks {
                     }
                 });
         }
-        Self { runs, bits }
+        Self {
+            runs,
+            bits,
+            classes: Vec::new(),
+            in_class: vec![false; runs],
+        }
+    }
+
+    /// Groups the support's single-weight neurons whose masks and columns coincide: under
+    /// `h = w`, a neuron whose generator is one weight `a` at input i, and whose support entry is
+    /// at the same input i, has the term `1{sign(a)·X[:, i] > 0} ∘ X[:, i]` — the same for every
+    /// such neuron with the same (i, sign), as long as no product `a·X[r, i]` rounds to zero. A
+    /// class adds its summed coefficient once in `A_T z`, and its entries share one `A_Tᵀ r`.
+    pub fn with_classes(mut self, op: &Operator, t: &Support) -> Self {
+        let Generators::Weights(w) = op.generators() else {
+            return self;
+        };
+        let d = op.d() as u32;
+        let data = op.data();
+        let mut class_of: std::collections::HashMap<(u32, bool), usize> = Default::default();
+        let mut classes: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (k, &(j, s, e)) in t.runs.iter().enumerate() {
+            if e - s != 1 {
+                continue;
+            }
+            let range = w.range(j * d, (j + 1) * d);
+            if range.len() != 1 {
+                continue;
+            }
+            let (c, a) = (w.indices()[range.start] % d, w.values()[range.start]);
+            let safe = a.abs() * data.min_nonzero_abs(c as usize) >= f32::MIN_POSITIVE;
+            if !safe || t.idx[s] % d != c {
+                continue;
+            }
+            match class_of.get(&(c, a > 0.0)) {
+                Some(&i) => classes[i].1.push(s),
+                None => {
+                    class_of.insert((c, a > 0.0), classes.len());
+                    classes.push((k, vec![s]));
+                }
+            }
+        }
+        classes.retain(|(_, ps)| ps.len() > 1);
+        for (k, ps) in &classes {
+            self.in_class[*k] = true;
+            for &p in &ps[1..] {
+                // The run of a single-weight entry at position p.
+                let run = t.runs.partition_point(|&(_, s, _)| s <= p) - 1;
+                self.in_class[run] = true;
+            }
+        }
+        self.classes = classes;
+        self
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bits.len() * 8
+    }
+
+    /// Support entries computed through a shared class.
+    pub fn entries_in_classes(&self) -> usize {
+        self.classes.iter().map(|(_, ps)| ps.len()).sum()
     }
 
     fn chunk(&self, c: usize) -> &[u64] {
@@ -166,12 +228,23 @@ fn run(
     // Each entry's column as an offset into X (column-major), computed once per pass.
     let (n, d) = (data.n(), data.d());
     let cols: Vec<usize> = t.idx.iter().map(|&c| (c as usize % d) * n).collect();
+    let class_z: Vec<f32> = match z {
+        Some(z) => masks
+            .classes
+            .iter()
+            .map(|(_, ps)| ps.iter().fold(0.0f32, |acc, &p| acc + z[p]))
+            .collect(),
+        None => Vec::new(),
+    };
     let chunk = |ci: usize, q: &mut [f32], part: &mut [f64]| {
         let c = Chunk {
             xt: data.xt(),
             cols: &cols,
             t,
             masks: masks.chunk(ci),
+            classes: &masks.classes,
+            in_class: &masks.in_class,
+            class_z: &class_z,
             z: z.unwrap_or(&[]),
             y,
             r0: ci * PASS_ROWS,
@@ -215,6 +288,10 @@ struct Chunk<'a> {
     cols: &'a [usize],
     t: &'a Support,
     masks: &'a [u64],
+    classes: &'a [(usize, Vec<usize>)],
+    in_class: &'a [bool],
+    /// Per class, the sum of its entries' z (in support order).
+    class_z: &'a [f32],
     z: &'a [f32],
     y: Option<&'a [f32]>,
     r0: usize,
@@ -290,6 +367,9 @@ impl Chunk<'_> {
                 // SAFETY (loads): b + 32 ≤ full ≤ the chunk's rows, within every column.
                 let mut acc = unsafe { V::zero() };
                 for (k, &(_, s, e)) in runs.iter().enumerate() {
+                    if self.in_class[k] {
+                        continue;
+                    }
                     let bits = self.bits32(k, b);
                     if bits == 0 {
                         continue;
@@ -307,6 +387,12 @@ impl Chunk<'_> {
                         }
                     }
                 }
+                for ((k, ps), &zc) in self.classes.iter().zip(self.class_z) {
+                    let bits = self.bits32(*k, b);
+                    if bits != 0 {
+                        acc = unsafe { V::masked_fma(acc, bits, V::load(self.x32(ps[0], b)), zc) };
+                    }
+                }
                 if let Some(y) = self.y {
                     let row = self.r0 + b;
                     acc = unsafe { V::sub(acc, V::load(y[row..row + 32].as_ptr())) };
@@ -317,7 +403,7 @@ impl Chunk<'_> {
             for b in full..rows {
                 let mut acc = 0.0f32;
                 for (k, &(_, s, e)) in runs.iter().enumerate() {
-                    if !self.bit(k, b) {
+                    if !self.bit(k, b) || self.in_class[k] {
                         continue;
                     }
                     if e - s == 1 {
@@ -330,6 +416,11 @@ impl Chunk<'_> {
                         acc += tmp;
                     }
                 }
+                for ((k, ps), &zc) in self.classes.iter().zip(self.class_z) {
+                    if self.bit(*k, b) {
+                        acc = self.col(ps[0])[b].mul_add(zc, acc);
+                    }
+                }
                 if let Some(y) = self.y {
                     acc -= y[self.r0 + b];
                 }
@@ -339,31 +430,50 @@ impl Chunk<'_> {
         if self.want == Want::Forward {
             return;
         }
-        let mut lanes = [0.0f32; 16];
         for (k, &(_, s, e)) in runs.iter().enumerate() {
+            if self.in_class[k] {
+                continue;
+            }
             for p in s..e {
-                let col = self.col(p);
-                let mut acc = unsafe { V::zero() };
-                for b in (0..full).step_by(32) {
-                    let bits = self.bits32(k, b);
-                    if bits == 0 {
-                        continue;
-                    }
-                    // SAFETY: as above.
-                    unsafe {
-                        let qv = V::select(bits, V::load(q[b..b + 32].as_ptr()));
-                        acc = V::fma(acc, V::load(self.x32(p, b)), qv);
-                    }
-                }
-                unsafe { acc.fold16(&mut lanes) };
-                for b in full..rows {
-                    if self.bit(k, b) {
-                        let l = (b - full) % 16;
-                        lanes[l] = col[b].mul_add(q[b], lanes[l]);
-                    }
-                }
-                part[p] = lanes.iter().map(|&v| v as f64).sum();
+                part[p] = unsafe { self.adjoint_entry::<V>(k, p, full, q) };
             }
         }
+        for (k, ps) in self.classes {
+            let v = unsafe { self.adjoint_entry::<V>(*k, ps[0], full, q) };
+            for &p in ps {
+                part[p] = v;
+            }
+        }
+    }
+
+    /// `Σ_rows bit_k · X[:, col(p)] · q` over the chunk: 32 f32 lanes, folded to 16, the rows
+    /// after `full` added one at a time into lanes 0, 1, …, and the 16 lanes summed in f64.
+    ///
+    /// # Safety
+    /// `V`'s instruction set must be available.
+    #[inline(always)]
+    unsafe fn adjoint_entry<V: Rows32>(&self, k: usize, p: usize, full: usize, q: &[f32]) -> f64 {
+        let mut acc = unsafe { V::zero() };
+        for b in (0..full).step_by(32) {
+            let bits = self.bits32(k, b);
+            if bits == 0 {
+                continue;
+            }
+            // SAFETY: b + 32 ≤ full ≤ the chunk's rows, within every column and q.
+            unsafe {
+                let qv = V::select(bits, V::load(q[b..b + 32].as_ptr()));
+                acc = V::fma(acc, V::load(self.x32(p, b)), qv);
+            }
+        }
+        let mut lanes = [0.0f32; 16];
+        unsafe { acc.fold16(&mut lanes) };
+        let col = self.col(p);
+        for b in full..q.len() {
+            if self.bit(k, b) {
+                let l = (b - full) % 16;
+                lanes[l] = col[b].mul_add(q[b], lanes[l]);
+            }
+        }
+        lanes.iter().map(|&v| v as f64).sum()
     }
 }

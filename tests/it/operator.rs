@@ -210,8 +210,9 @@ fn invalid_operators_are_errors() {
 
 /// The CPU support pass gives the same bits on every instruction set this processor has
 /// (portable, AVX2+FMA, AVX-512F), with and without y, on shapes off the 32-row and 256-row
-/// grids and with neurons of one and of several weights; and its fused result equals the
-/// engine's separate products.
+/// grids and with neurons of one and of several weights, in the plain layout and with the mask
+/// classes the engine prepares (which must match the dense formula); and the engine's fused
+/// result equals its separate products.
 #[test]
 fn support_pass_is_the_same_on_every_instruction_set() {
     use relu_iht::cpu::simd::Isa;
@@ -220,41 +221,92 @@ fn support_pass_is_the_same_on_every_instruction_set() {
         .into_iter()
         .filter(|&isa| isa <= Isa::detected())
         .collect();
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     let mut rng = rng(7);
-    let shapes = SHAPES.iter().copied().chain([(257, 5, 40), (600, 30, 9)]);
+    let shapes = SHAPES
+        .iter()
+        .copied()
+        .chain([(257, 5, 40), (600, 30, 9), (333, 3, 64)]);
+    let mut shared = 0;
     for (n, d, m) in shapes {
         let data = data(&mut rng, n, d);
-        for op in operators(&mut rng, data, m) {
-            for nnz in [1, (m * d).div_ceil(5), m * d] {
-                let x = sparse(&mut rng, m * d, nnz);
+        let mut ops = operators(&mut rng, data.clone(), m);
+        // h = w with one weight per neuron on few inputs: most neurons fall into mask classes.
+        let w: Vec<(u32, f32)> = (0..m)
+            .map(|j| {
+                (
+                    (j * d + j % d) as u32,
+                    if j % 3 == 0 { -0.7 } else { 1.3 + j as f32 },
+                )
+            })
+            .collect();
+        let w = relu_iht::SparseVec::from_pairs((m * d) as u64, w).unwrap();
+        ops.push(Operator::new(data, m, Generators::Weights(w.clone())).unwrap());
+        for op in ops {
+            let own = match op.generators() {
+                Generators::Weights(w) => Some(w.clone()),
+                Generators::Random { .. } => None,
+            };
+            let mut supports: Vec<relu_iht::SparseVec> = [1, (m * d).div_ceil(5), m * d]
+                .iter()
+                .map(|&nnz| sparse(&mut rng, m * d, nnz))
+                .collect();
+            // The generators' own support with other values (the steady state of h = w).
+            supports.extend(own.map(|w| {
+                let vals = nonzero(&mut rng, w.nnz());
+                relu_iht::SparseVec::from_pairs(
+                    w.len(),
+                    w.indices().iter().copied().zip(vals).collect(),
+                )
+                .unwrap()
+            }));
+            for x in supports {
+                let nnz = x.nnz();
                 let t = Support::new(x.indices(), d);
                 let neurons: Vec<u32> = t.runs.iter().map(|run| run.0).collect();
-                let masks = ChunkMasks::new(&Masks::compute(&op, &neurons), neurons.len());
+                let mask_bits = Masks::compute(&op, &neurons);
+                let plain = ChunkMasks::new(&mask_bits, neurons.len());
+                let classes = ChunkMasks::new(&mask_bits, neurons.len()).with_classes(&op, &t);
+                shared += classes.entries_in_classes();
                 for residual in [false, true] {
-                    let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
-                    for &isa in &levels {
-                        let (mut q, mut h) = (vec![0.0; n], vec![0.0; t.len()]);
-                        forward_adjoint_on(
-                            isa,
-                            &op,
-                            &t,
-                            &masks,
-                            x.values(),
-                            residual,
-                            &mut q,
-                            &mut h,
-                        );
-                        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                        match &first {
-                            None => first = Some((q, h)),
-                            Some((q0, h0)) => {
-                                let case = format!("{} n={n} d={d} m={m} nnz={nnz}", isa.name());
-                                assert_eq!(bits(&q), bits(q0), "{case}: q");
-                                assert_eq!(bits(&h), bits(h0), "{case}: h");
+                    let mut last = None;
+                    for (layout, masks) in [("plain", &plain), ("classes", &classes)] {
+                        let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+                        for &isa in &levels {
+                            let (mut q, mut h) = (vec![0.0; n], vec![0.0; t.len()]);
+                            let z = x.values();
+                            forward_adjoint_on(isa, &op, &t, masks, z, residual, &mut q, &mut h);
+                            let case =
+                                format!("{layout} {} n={n} d={d} m={m} nnz={nnz}", isa.name());
+                            match &first {
+                                None => first = Some((q, h)),
+                                Some((q0, h0)) => {
+                                    assert_eq!(bits(&q), bits(q0), "{case}: q");
+                                    assert_eq!(bits(&h), bits(h0), "{case}: h");
+                                }
                             }
                         }
+                        let (q, h) = first.unwrap();
+                        // Against the dense formula (f32 sums of ≤ |T| terms; see above).
+                        let mut want = op.dense_forward(&x.to_dense());
+                        if residual {
+                            for (w, &y) in want.iter_mut().zip(op.data().y()) {
+                                *w -= y as f64;
+                            }
+                        }
+                        let zs = x.values().iter().map(|v| v.abs() as f64).sum::<f64>();
+                        let case = format!("{layout} n={n} d={d} m={m} nnz={nnz}");
+                        assert_close(&format!("{case}: q"), &q, &want, 1e-5, 1.1 * zs + 2.0);
+                        let dense = op.dense_adjoint(&q);
+                        let want: Vec<f64> =
+                            x.indices().iter().map(|&c| dense[c as usize]).collect();
+                        let qs = q.iter().map(|v| v.abs() as f64).sum::<f64>();
+                        assert_close(&format!("{case}: h"), &h, &want, 1e-5, 1.21 * qs + 1e-6);
+                        last = Some((q, h));
                     }
-                    let (q, h) = first.unwrap();
+                    // The engine prepares the classes: its fused pass is the one above, and equals
+                    // its separate products.
+                    let (q, h) = last.unwrap();
                     let mut be = CpuBackend::new();
                     be.prepare_support(&op, x.indices()).unwrap();
                     let want_q = if residual {
@@ -272,4 +324,8 @@ fn support_pass_is_the_same_on_every_instruction_set() {
             }
         }
     }
+    assert!(
+        shared > 100,
+        "the mask classes were exercised: {shared} entries"
+    );
 }
