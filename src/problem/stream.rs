@@ -44,7 +44,3 @@ pub fn row_blocks(n: usize, block: usize) -> impl Iterator<Item = std::ops::Rang
         .step_by(block.max(1))
         .map(move |r0| r0..(r0 + block).min(n))
 }
-
-/// Rows per chunk of the support products: 1024 rows of the ~100 columns a support touches stay
-/// in a 512 KiB L2 (2048 spilled to L3 and ran ~10% slower); a multiple of 64 so mask words align.
-pub const SUPPORT_ROWS: usize = 1024;
