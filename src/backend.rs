@@ -40,6 +40,10 @@ pub struct SupportPhase {
     pub resets: usize,
 }
 
+/// Device time per kernel entry point (`"<kernel>.<entry>"`) from timestamp queries:
+/// milliseconds summed over dispatches, and the number of dispatches.
+pub type KernelTimes = std::collections::BTreeMap<String, (f64, u64)>;
+
 /// Work an engine has sent to its device, counted since it was built (all zero on the CPU).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
@@ -131,6 +135,17 @@ pub trait Backend {
     /// Work sent to the device so far (zero for the CPU).
     fn counters(&self) -> Counters {
         Counters::default()
+    }
+
+    /// Starts timing the device's kernels with timestamp queries; false where the engine has
+    /// no device or the device no timestamps.
+    fn start_profile(&mut self) -> bool {
+        false
+    }
+
+    /// The kernel times gathered since [`start_profile`](Self::start_profile), which stops.
+    fn take_profile(&mut self) -> Option<KernelTimes> {
+        None
     }
 }
 

@@ -39,6 +39,10 @@ struct Row {
     support_gbps: f64,
     /// Distinct bytes a pass streams (X's columns in T, the masks, q and y), per second.
     support_pass_memory_gbps: f64,
+    /// GPU rows on a device with timestamp queries: device milliseconds per solver step of each
+    /// kernel entry point (`"<kernel>.<entry>"`), over the timed solve.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_ms: Option<std::collections::BTreeMap<String, f64>>,
     solve_seconds: f64,
     steps: usize,
     step_ms: f64,
@@ -168,6 +172,18 @@ fn print(json: bool, r: &Row) -> Result<()> {
         mib(r.peak_device_bytes),
         ratio
     );
+    if let Some(k) = &r.kernel_ms {
+        let mut by_time: Vec<(&String, &f64)> = k.iter().collect();
+        by_time.sort_by(|a, b| b.1.total_cmp(a.1));
+        let list: Vec<String> = by_time
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.2}"))
+            .collect();
+        println!(
+            "    device ms per step by kernel (timestamps): {}",
+            list.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -244,7 +260,10 @@ fn measure<B: Backend + SupportOps>(
     let pass_gbs = pass_bytes as f64 / pass_best / 1e9;
 
     // (3) A whole solve of the planted problem, step by step.
-    let (solve_secs, steps, psnr, peak_device, counts) = if a.steps > 0 {
+    let (solve_secs, steps, psnr, peak_device, counts, kernel_ms) = if a.steps > 0 {
+        // Device kernels timed by timestamp queries where the device has them (one small extra
+        // readback per submission, not counted in `readbacks`).
+        let profiling = be.start_profile();
         let mut solver = relu_iht::Iht::new(be, op, IhtConfig::new(s, a.steps))?;
         let mut per_step = Vec::new();
         let t0 = Instant::now();
@@ -256,9 +275,23 @@ fn measure<B: Backend + SupportOps>(
         let secs = t0.elapsed().as_secs_f64();
         let rec = solver.solve()?;
         let mut be = solver.into_backend();
+        let times = if profiling { be.take_profile() } else { None };
+        let kernel_ms = times.map(|t| {
+            let steps = rec.steps.max(1) as f64;
+            t.into_iter()
+                .map(|(name, (ms, _))| (name, ms / steps))
+                .collect::<std::collections::BTreeMap<String, f64>>()
+        });
         let scores = planted::score(&problem, &rec, &mut be)?;
         let counts = StepCounts::of(&per_step);
-        (secs, rec.steps, scores.psnr, be.peak_device_bytes(), counts)
+        (
+            secs,
+            rec.steps,
+            scores.psnr,
+            be.peak_device_bytes(),
+            counts,
+            kernel_ms,
+        )
     } else {
         (
             0.0,
@@ -266,6 +299,7 @@ fn measure<B: Backend + SupportOps>(
             f64::NAN,
             be.peak_device_bytes(),
             StepCounts::default(),
+            None,
         )
     };
     Ok(Row {
@@ -281,6 +315,7 @@ fn measure<B: Backend + SupportOps>(
         support_product_seconds: supp_secs,
         support_gbps: supp_gbs,
         support_pass_memory_gbps: pass_gbs,
+        kernel_ms,
         solve_seconds: solve_secs,
         steps,
         step_ms: if steps > 0 {

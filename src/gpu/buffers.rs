@@ -341,7 +341,14 @@ pub struct Recorder<'c> {
     scopes: Option<(wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard)>,
     /// The first error of a submission flushed mid-way ([`flush`](Self::flush)).
     failed: Option<Error>,
+    /// While the context profiles: timestamp query sets, and the entry point of each dispatch
+    /// (queries 2i and 2i + 1 bracket dispatch i).
+    query_sets: Vec<wgpu::QuerySet>,
+    stamped: Vec<String>,
 }
+
+/// Timestamp queries per query set.
+const QUERIES_PER_SET: u32 = 256;
 
 /// Pushes the out-of-memory scope, then the validation scope; returns (validation, oom).
 fn push_scopes(device: &wgpu::Device) -> (wgpu::ErrorScopeGuard, wgpu::ErrorScopeGuard) {
@@ -371,6 +378,8 @@ impl<'c> Recorder<'c> {
             params: Vec::new(),
             scopes,
             failed: None,
+            query_sets: Vec::new(),
+            stamped: Vec::new(),
         }
     }
 
@@ -404,9 +413,26 @@ impl<'c> Recorder<'c> {
         let c = (slot / SLOTS_PER_CHUNK) as usize;
         let offset = ((slot % SLOTS_PER_CHUNK) * PARAM_SLOT) as u32;
         let group = self.ctx.bind_group(kernel, c, storage);
+        let stamp = self.ctx.profiling().then(|| {
+            let q = 2 * self.stamped.len() as u32;
+            if q.is_multiple_of(QUERIES_PER_SET) {
+                self.query_sets
+                    .push(self.ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("relu-iht.timestamps"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: QUERIES_PER_SET,
+                    }));
+            }
+            self.stamped.push(name.to_string());
+            q % QUERIES_PER_SET
+        });
         let mut pass = self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(&kernel.label),
-            timestamp_writes: None,
+            timestamp_writes: stamp.map(|q| wgpu::ComputePassTimestampWrites {
+                query_set: self.query_sets.last().expect("a query set"),
+                beginning_of_pass_write_index: Some(q),
+                end_of_pass_write_index: Some(q + 1),
+            }),
         });
         pass.set_pipeline(&kernel.pipeline);
         pass.set_bind_group(0, &group, &[offset]);
@@ -429,8 +455,73 @@ impl<'c> Recorder<'c> {
         }
     }
 
+    /// Records the resolution of this submission's timestamps into a readable buffer.
+    fn resolve_stamps(&mut self) -> Option<(wgpu::Buffer, Vec<String>)> {
+        if self.stamped.is_empty() {
+            return None;
+        }
+        let queries = 2 * self.stamped.len() as u64;
+        let bytes = queries * 8;
+        let device = &self.ctx.device;
+        let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("relu-iht.timestamps.resolve"),
+            size: self.query_sets.len() as u64 * QUERIES_PER_SET as u64 * 8,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let read = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("relu-iht.timestamps.read"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        for (k, set) in self.query_sets.iter().enumerate() {
+            let first = k as u64 * QUERIES_PER_SET as u64;
+            let used = (queries - first).min(QUERIES_PER_SET as u64) as u32;
+            self.enc
+                .resolve_query_set(set, 0..used, &resolve, first * 8);
+        }
+        self.enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
+        self.query_sets.clear();
+        Some((read, std::mem::take(&mut self.stamped)))
+    }
+
+    /// Reads resolved timestamps and adds each dispatch's time to the context's profile.
+    fn add_stamps(&self, read: wgpu::Buffer, names: Vec<String>) -> Result<()> {
+        let slice = read.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| gpu_error("poll", e))?;
+        rx.recv()
+            .map_err(|e| gpu_error("timestamps", e))?
+            .map_err(|e| gpu_error("timestamps", e))?;
+        let bytes = slice
+            .get_mapped_range()
+            .map(|view| view.to_vec())
+            .map_err(|e| gpu_error("timestamps", e))?;
+        read.unmap();
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&bytes);
+        let period_ms = self.ctx.queue.get_timestamp_period() as f64 * 1e-6;
+        let mut profile = self.ctx.profile.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(times) = profile.as_mut() {
+            for (i, name) in names.into_iter().enumerate() {
+                let ms = ticks[2 * i + 1].saturating_sub(ticks[2 * i]) as f64 * period_ms;
+                let entry = times.entry(name).or_insert((0.0, 0));
+                entry.0 += ms;
+                entry.1 += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the parameters, submits, and closes the error scopes (innermost first).
     fn finish_in_place(&mut self) -> Result<()> {
+        let stamps = self.resolve_stamps();
         {
             let _one_at_a_time = self
                 .ctx
@@ -464,6 +555,9 @@ impl<'c> Recorder<'c> {
         }
         if let Some(e) = self.ctx.device_error() {
             first.get_or_insert(gpu_error("device", e));
+        }
+        if let (None, Some((read, names))) = (&first, stamps) {
+            self.add_stamps(read, names)?;
         }
         first.map_or(Ok(()), Err)
     }

@@ -55,7 +55,11 @@ pub struct GpuContext {
     pub kernels: Kernels,
     /// The first error the device reported outside an error scope, or its loss.
     reported: Arc<std::sync::Mutex<Option<String>>>,
+    /// Per-kernel GPU time from timestamp queries while profiling (`None`: off).
+    pub(crate) profile: std::sync::Mutex<Option<KernelTimes>>,
 }
+
+pub use crate::backend::KernelTimes;
 
 /// The instance: `WGPU_BACKEND` when set (e.g. `vulkan`, `gl`), else the primary backends
 /// (Vulkan, Metal, DX12). GL is left out by default: its software rasterizer compiles these
@@ -109,7 +113,8 @@ impl GpuContext {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("relu-iht"),
-            required_features: wgpu::Features::empty(),
+            // Timestamp queries where the adapter offers them (profiling; unused otherwise).
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -148,7 +153,37 @@ impl GpuContext {
             binder: Binder::default(),
             kernels,
             reported,
+            profile: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether the device records timestamps (the adapter offers `TIMESTAMP_QUERY`).
+    pub fn has_timestamps(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// Starts timing every dispatch with timestamp queries (one extra readback per submission)
+    /// and clears earlier times; false when the device has no timestamps.
+    pub fn start_profile(&self) -> bool {
+        if !self.has_timestamps() {
+            return false;
+        }
+        *self.profile.lock().unwrap_or_else(|p| p.into_inner()) = Some(KernelTimes::new());
+        true
+    }
+
+    /// Stops profiling and returns the times gathered since [`start_profile`](Self::start_profile).
+    pub fn take_profile(&self) -> Option<KernelTimes> {
+        self.profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub(crate) fn profiling(&self) -> bool {
+        self.profile.lock().map(|p| p.is_some()).unwrap_or(false)
     }
 
     /// The first error the device reported outside an error scope (or its loss), taken.

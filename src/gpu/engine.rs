@@ -427,6 +427,14 @@ impl Backend for GpuBackend {
         self.ctx.peak_device_bytes()
     }
 
+    fn start_profile(&mut self) -> bool {
+        self.ctx.start_profile()
+    }
+
+    fn take_profile(&mut self) -> Option<crate::backend::KernelTimes> {
+        self.ctx.take_profile()
+    }
+
     fn counters(&self) -> Counters {
         self.ctx.counters()
     }

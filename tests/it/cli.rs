@@ -241,6 +241,37 @@ fn bench_prints_one_row_per_backend() {
         let (rows, _) = bench_rows(&["--backend", "gpu"]);
         assert_eq!(rows.len(), 4);
         assert_eq!(rows.iter().filter(|r| r["backend"] == "cpu").count(), 2);
+        // Device time per kernel from timestamp queries (Lavapipe has them), for every kernel a
+        // solve dispatches.
+        let has = relu_iht::gpu::GpuContext::new(false)
+            .unwrap()
+            .has_timestamps();
+        for r in rows.iter().filter(|r| r["backend"] != "cpu") {
+            if !has {
+                assert!(r.get("kernel_ms").is_none(), "{r}");
+                continue;
+            }
+            let k = r["kernel_ms"]
+                .as_object()
+                .unwrap_or_else(|| panic!("kernel_ms in {r}"));
+            for kernel in [
+                "masked_gradient.main",
+                "relu_mask.main",
+                "support_forward.main",
+                "support_adjoint.main",
+                "armijo.trials",
+                "armijo.decide",
+                "armijo.update",
+                "topk.histogram",
+            ] {
+                let ms = k.get(kernel).and_then(|v| v.as_f64());
+                assert!(ms.is_some_and(|ms| ms >= 0.0), "{kernel} in {r}");
+            }
+            assert!(
+                k.values().map(|v| v.as_f64().unwrap()).sum::<f64>() > 0.0,
+                "{r}"
+            );
+        }
     }
 }
 
