@@ -13,8 +13,9 @@ pub struct Data {
     d: usize,
     xt: Vec<f32>,
     y: Vec<f32>,
-    /// Per column, the smallest nonzero |X[r, i]| (∞ for an all-zero column).
-    min_abs: Vec<f32>,
+    /// Per column, the smallest nonzero |X[r, i]| (∞ for an all-zero column), computed on first
+    /// use (only `h = w` mask classes need it; minibatches built per step never pay for it).
+    min_abs: std::sync::OnceLock<Vec<f32>>,
 }
 
 /// The smallest nonzero magnitude of each column.
@@ -58,13 +59,12 @@ impl Data {
         }
         check_finite("X", &xt)?;
         check_finite("y", &y)?;
-        let min_abs = column_min_abs(n, &xt);
         Ok(Self {
             n,
             d,
             xt,
             y,
-            min_abs,
+            min_abs: Default::default(),
         })
     }
 
@@ -125,7 +125,8 @@ impl Data {
     /// The smallest nonzero |X[r, i]| over the rows (∞ when column i is all zero): a product
     /// `a·X[r, i]` with `|a| · min_nonzero_abs(i) ≥ f32::MIN_POSITIVE` never rounds to zero.
     pub fn min_nonzero_abs(&self, i: usize) -> f32 {
-        self.min_abs[i]
+        self.min_abs
+            .get_or_init(|| column_min_abs(self.n, &self.xt))[i]
     }
 
     /// A new data set of the given rows, in that order (a minibatch).
@@ -137,13 +138,12 @@ impl Data {
             xt.extend(rows.iter().map(|&r| col[r]));
         }
         let y = rows.iter().map(|&r| self.y[r]).collect();
-        let min_abs = column_min_abs(b, &xt);
         Data {
             n: b,
             d: self.d,
             xt,
             y,
-            min_abs,
+            min_abs: Default::default(),
         }
     }
 }
