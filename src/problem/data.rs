@@ -179,6 +179,20 @@ pub trait RowSource: Send + Sync {
     fn whole(&self) -> Option<Arc<Data>> {
         None
     }
+    /// The targets of rows `start..end`. Sources that generate their inputs override it, so
+    /// that reading targets costs no input rows.
+    fn targets(&self, start: usize, end: usize) -> Result<Vec<f32>> {
+        match self.whole() {
+            Some(data) => Ok(data.y()[start..end].to_vec()),
+            None => Ok(self.rows(&(start..end).collect::<Vec<_>>())?.y().to_vec()),
+        }
+    }
+}
+
+/// Rows per chunk when a whole source is read chunk by chunk (predictions, the training
+/// objective): about 32 MiB of inputs, at least one row, at most 65 536.
+pub fn rows_per_chunk(d: usize) -> usize {
+    ((32 << 20) / (4 * d.max(1))).clamp(1, 1 << 16)
 }
 
 /// A data set held in memory.

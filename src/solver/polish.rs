@@ -11,15 +11,13 @@
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::problem::data::RowSource;
+use crate::problem::data::{rows_per_chunk, RowSource};
 use crate::problem::operator::{Generators, Mode, Operator};
 use crate::problem::sparse::SparseVec;
 use crate::solver::scalar::predict_rows;
 use crate::solver::schedule;
 use std::sync::Arc;
 
-/// Rows per chunk when the objective is evaluated (memory bounded by a chunk).
-const CHUNK: usize = 1 << 16;
 /// Least-squares iterations of the re-fit after an inflated support is pruned, when `--refine`
 /// does not say.
 pub const REFIT_ITERS: usize = 20;
@@ -74,15 +72,12 @@ impl Polisher<'_> {
     pub fn objective<B: Backend>(&self, be: &mut B, x: &SparseVec) -> Result<f64> {
         let n = self.source.n();
         let gens = self.generators(x);
-        let yhat = predict_rows(be, self.source.as_ref(), self.m, &gens, x, CHUNK)?;
+        let chunk = rows_per_chunk(self.source.d());
+        let yhat = predict_rows(be, self.source.as_ref(), self.m, &gens, x, chunk)?;
         let mut sum = 0.0f64;
-        for start in (0..n).step_by(CHUNK) {
-            let rows: Vec<usize> = (start..(start + CHUNK).min(n)).collect();
-            let y = match self.source.whole() {
-                Some(data) => data.y()[start..start + rows.len()].to_vec(),
-                None => self.source.rows(&rows)?.y().to_vec(),
-            };
-            for (k, &t) in y.iter().enumerate() {
+        for start in (0..n).step_by(chunk) {
+            let end = (start + chunk).min(n);
+            for (k, &t) in self.source.targets(start, end)?.iter().enumerate() {
                 let e = yhat[start + k] as f64 - t as f64;
                 sum += e * e;
             }

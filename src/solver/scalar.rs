@@ -514,7 +514,8 @@ impl<'a, B: Backend> Iht<'a, B> {
     }
 }
 
-/// Model output over every row of `source`, `chunk` rows at a time (memory bounded by a chunk).
+/// Model output over every row of `source`: in place when it is held in memory, else `chunk` rows
+/// at a time (memory bounded by a chunk).
 pub fn predict_rows<B: Backend>(
     be: &mut B,
     source: &dyn RowSource,
@@ -524,12 +525,10 @@ pub fn predict_rows<B: Backend>(
     chunk: usize,
 ) -> Result<Vec<f32>> {
     let n = source.n();
-    if chunk >= n {
-        // One chunk of an in-memory source: its own data, not a gathered copy.
-        if let Some(data) = source.whole() {
-            let op = Operator::new(data, m, gens.clone())?;
-            return predict(be, &op, x);
-        }
+    // An in-memory source is read in place, not gathered into chunk copies.
+    if let Some(data) = source.whole() {
+        let op = Operator::new(data, m, gens.clone())?;
+        return predict(be, &op, x);
     }
     let mut out = Vec::with_capacity(n);
     for start in (0..n).step_by(chunk.max(1)) {

@@ -1,6 +1,6 @@
 //! INR: Fourier features, image I/O, and the CLI end to end on images written by the test.
 
-use relu_iht::tasks::inr::{FourierFeatures, Image};
+use relu_iht::tasks::inr::{sin_cos_turns, FourierFeatures, Image};
 use std::process::Command;
 
 fn tempdir(name: &str) -> std::path::PathBuf {
@@ -33,6 +33,48 @@ fn fourier_features_follow_the_formula() {
     }
     assert!(FourierFeatures::new(5, 2, 1.0, 0).is_err());
     assert!(FourierFeatures::new(4, 2, 0.0, 0).is_err());
+}
+
+#[test]
+fn fast_sine_and_cosine_match_the_library() {
+    // Awkward arguments: quarter-turn boundaries and ties, negatives, large raw-pixel phases.
+    let mut ps = vec![
+        0.0,
+        0.125,
+        0.25,
+        0.375,
+        0.5,
+        -0.125,
+        -0.25,
+        1.0 / 3.0,
+        2.5,
+        -7.75,
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..20_000 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+        let scale = [1.0, 30.0, 3.0e4][(state & 3) as usize % 3];
+        ps.push((2.0 * u - 1.0) * scale);
+    }
+    for p in ps {
+        let (s, c) = sin_cos_turns(p);
+        // The library evaluates at 2πp, whose own rounding grows with |p|.
+        let tol = 1e-14 + 4.0 * f64::EPSILON * std::f64::consts::TAU * p.abs();
+        let angle = std::f64::consts::TAU * p;
+        assert!(
+            (s - angle.sin()).abs() <= tol,
+            "sin at {p}: {s} vs {}",
+            angle.sin()
+        );
+        assert!(
+            (c - angle.cos()).abs() <= tol,
+            "cos at {p}: {c} vs {}",
+            angle.cos()
+        );
+    }
 }
 
 #[test]
