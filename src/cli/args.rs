@@ -384,24 +384,41 @@ pub struct InrArgs {
     /// Data directory for --mnist-digit (MNIST IDX files under DIR/mnist).
     #[arg(long, default_value = "data")]
     pub data_dir: std::path::PathBuf,
-    /// Downscale images whose longer side exceeds this (features are materialized in this build).
-    #[arg(long, default_value_t = 64)]
-    pub max_side: usize,
-    /// Fourier features (the model's d).
-    #[arg(long, default_value_t = 1500)]
-    pub features: usize,
-    /// Standard deviation of the Fourier frequencies (default: 2 for an MNIST digit, 5 for photos).
+    /// The paper's settings for every flag not given: raw pixel coordinates, σ = 2 for an MNIST
+    /// digit and 5 for other images, 1500 features, m = 200, s = 2000, 100 full-batch steps.
+    #[arg(long)]
+    pub paper: bool,
+    /// Downscale images whose longer side exceeds this (default: none, the whole image is fitted).
+    #[arg(long)]
+    pub max_side: Option<usize>,
+    /// Fourier features, the model's d (default: 1500, the paper's; photos: see the README).
+    #[arg(long)]
+    pub features: Option<usize>,
+    /// Standard deviation of the Fourier frequencies (default: 2 for an MNIST digit, 5 with
+    /// pixel coordinates, more with unit coordinates: see the README).
     #[arg(long, value_parser = finite_f32)]
     pub sigma: Option<f32>,
-    /// Divide pixel coordinates by the longer side (in [0, 1)) instead of the paper's raw indices;
-    /// then σ sets the frequencies per image rather than per pixel (try --sigma 10 to 30).
-    #[arg(long)]
+    /// Pixel coordinates fed to the features: `unit` divides the indices by the longer side (in
+    /// [0, 1), σ then counts cycles per image), `pixel` uses the raw indices as the paper does
+    /// (default: unit for photos; pixel for an MNIST digit and with --paper).
+    #[arg(long, value_enum)]
+    pub coords: Option<CoordsChoice>,
+    /// The same as --coords unit.
+    #[arg(long, hide = true, conflicts_with = "coords")]
     pub unit_coords: bool,
     /// Where to write the reconstruction (PNG).
     #[arg(long, default_value = "inr.png")]
     pub out: std::path::PathBuf,
     #[command(flatten)]
     pub solver: SolverArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CoordsChoice {
+    /// Pixel indices divided by the image's longer side.
+    Unit,
+    /// Raw pixel indices (the paper's).
+    Pixel,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,7 +1,7 @@
 //! `relu-iht inr`: fit an image (a file, or a digit of the MNIST test split) as a sparse ReLU
 //! network of its Fourier-featured pixel coordinates; print PSNR and write the reconstruction.
 
-use super::args::{InrArgs, MethodChoice};
+use super::args::{CoordsChoice, InrArgs, MethodChoice, SolverArgs};
 use super::engine;
 use super::imp::{self, ImpRun, Which};
 use super::report::{self, RunRecord};
@@ -22,8 +22,123 @@ use std::sync::Arc;
 /// Largest feature matrix materialized in memory; beyond it, features are generated per batch.
 const MAX_FEATURE_BYTES: u64 = 1 << 30;
 
+/// The paper's INR settings (`--paper`, and an MNIST digit's defaults): Fourier features, σ for a
+/// digit and for other images, width, budget and full-batch steps.
+const PAPER_FEATURES: usize = 1500;
+const PAPER_SIGMA_DIGIT: f32 = 2.0;
+const PAPER_SIGMA: f32 = 5.0;
+const PAPER_M: usize = 200;
+const PAPER_S: usize = 2000;
+const PAPER_STEPS: usize = 100;
+
+/// Photo defaults (no `--paper`), chosen from the fits measured in RESULTS.md ("Defaults for
+/// photos"): unit coordinates, and these features and σ (cycles per image).
+const PHOTO_FEATURES: usize = 1500;
+const PHOTO_SIGMA: f32 = 10.0;
+/// Photos with at most this many samples are fitted in full batch for the paper's 100 steps,
+/// with the paper's width and budget.
+const PHOTO_FULL_BATCH: usize = 1 << 16;
+/// Larger photos stream: batches of this many samples, this many epochs, with this width and
+/// budget.
+const PHOTO_BATCH: usize = 8192;
+const PHOTO_EPOCHS: usize = 2;
+const PHOTO_M: usize = 400;
+const PHOTO_S: usize = 6000;
+
+/// What `inr` fits: the image, its label, and every setting resolved from the flags, the preset
+/// (`--paper`) and the input's defaults.
+struct Plan {
+    image: Image,
+    label: String,
+    sigma: f32,
+    unit: bool,
+    features: usize,
+    /// The solver's flags with the defaults filled in.
+    solver: SolverArgs,
+}
+
+/// Loads the input and resolves the settings: `--paper` and an MNIST digit take the paper's;
+/// other images the photo defaults, which fit the whole image (streamed past
+/// [`PHOTO_FULL_BATCH`] samples).
+fn plan(a: &InrArgs) -> Result<Plan> {
+    let digit = a.mnist_digit.is_some();
+    let paper = a.paper || digit;
+    let unit = match (a.coords, a.unit_coords) {
+        (Some(c), _) => c == CoordsChoice::Unit,
+        (None, true) => true,
+        (None, false) => !paper,
+    };
+    let max_side = a.max_side.unwrap_or(usize::MAX);
+    if max_side == 0 {
+        bail!("invalid --max-side = 0: must be at least 1");
+    }
+    let (image, label) = match a.mnist_digit {
+        Some(index) => {
+            // The paper's 10-class test split has 1000 images per digit.
+            if index >= 10_000 {
+                bail!(
+                    "invalid --mnist-digit = {index}: the test split has 10000 images (0..=9999)"
+                );
+            }
+            let (_, test) = mnist::load_split(
+                &a.data_dir.join("mnist"),
+                &(0..10).collect::<Vec<u8>>(),
+                5000,
+                1000,
+            )?;
+            (
+                Image::gray(28, 28, &test.image(index)),
+                format!("MNIST test digit {index}"),
+            )
+        }
+        None => match &a.image {
+            Some(path) => (Image::load(path, max_side)?, path.display().to_string()),
+            None => {
+                let name = PathBuf::from("assets/camera.png (bundled)");
+                let image = Image::decode(inr::BUNDLED_CAMERA, &name, max_side)?;
+                (image, name.display().to_string())
+            }
+        },
+    };
+    let sigma = a.sigma.unwrap_or(match (unit, digit) {
+        (true, _) => PHOTO_SIGMA,
+        (false, true) => PAPER_SIGMA_DIGIT,
+        (false, false) => PAPER_SIGMA,
+    });
+    let mut solver = a.solver.clone();
+    let features = if paper {
+        solver.m.get_or_insert(PAPER_M);
+        solver.s.get_or_insert(PAPER_S);
+        a.features.unwrap_or(PAPER_FEATURES)
+    } else {
+        let chosen = solver.steps.is_some() || solver.batch_size.is_some();
+        if image.len() <= PHOTO_FULL_BATCH || chosen {
+            solver.m.get_or_insert(PAPER_M);
+            solver.s.get_or_insert(PAPER_S);
+        } else {
+            solver.m.get_or_insert(PHOTO_M);
+            solver.s.get_or_insert(PHOTO_S);
+        }
+        if image.len() > PHOTO_FULL_BATCH && !chosen {
+            solver.batch_size = Some(PHOTO_BATCH);
+        }
+        if solver.batch_size.is_some() && solver.epochs.is_none() && solver.steps.is_none() {
+            solver.epochs = Some(PHOTO_EPOCHS);
+        }
+        a.features.unwrap_or(PHOTO_FEATURES)
+    };
+    Ok(Plan {
+        image,
+        label,
+        sigma,
+        unit,
+        features,
+        solver,
+    })
+}
+
 pub fn run(a: &InrArgs) -> Result<()> {
-    let config = a.solver.to_config(100, 2000)?;
+    a.solver.to_config(PAPER_STEPS, PAPER_S)?;
     a.solver.check_save()?;
     a.solver.check_trace()?;
     // Every output path is checked before any work: its folder exists, it is not a folder, and
@@ -40,44 +155,30 @@ pub fn run(a: &InrArgs) -> Result<()> {
             );
         }
     }
-    if a.max_side == 0 {
-        bail!("invalid --max-side = 0: must be at least 1");
-    }
-    let (image, sigma, label) = match a.mnist_digit {
-        Some(index) => {
-            // The paper's 10-class test split has 1000 images per digit.
-            if index >= 10_000 {
-                bail!(
-                    "invalid --mnist-digit = {index}: the test split has 10000 images (0..=9999)"
-                );
-            }
-            let (_, test) = mnist::load_split(
-                &a.data_dir.join("mnist"),
-                &(0..10).collect::<Vec<u8>>(),
-                5000,
-                1000,
-            )?;
-            (
-                Image::gray(28, 28, &test.image(index)),
-                a.sigma.unwrap_or(2.0),
-                format!("MNIST test digit {index}"),
-            )
+    let Plan {
+        image,
+        label,
+        sigma,
+        unit,
+        features,
+        solver,
+    } = plan(a)?;
+    if a.solver.batch_size.is_none() && !a.solver.quiet {
+        if let (Some(batch), Some(epochs)) = (solver.batch_size, solver.epochs) {
+            eprintln!(
+                "fitting the whole {} × {} × {} image ({} samples) in batches of {batch}, {epochs} epochs (--max-side downscales, --paper takes the paper's settings)",
+                image.width, image.height, image.channels, image.len()
+            );
         }
-        None => match &a.image {
-            Some(path) => (
-                Image::load(path, a.max_side)?,
-                a.sigma.unwrap_or(5.0),
-                path.display().to_string(),
-            ),
-            None => {
-                let name = PathBuf::from("assets/camera.png (bundled)");
-                let image = Image::decode(inr::BUNDLED_CAMERA, &name, a.max_side)?;
-                (image, a.sigma.unwrap_or(5.0), name.display().to_string())
-            }
-        },
+    }
+    let a = &InrArgs {
+        solver,
+        unit_coords: unit,
+        ..a.clone()
     };
+    let config = a.solver.to_config(PAPER_STEPS, PAPER_S)?;
     // Sizes first, before the frequencies or any feature is generated.
-    let (n, dim) = (image.len(), a.features);
+    let (n, dim) = (image.len(), features);
     let bytes = n as u128 * dim as u128 * 4;
     if bytes > MAX_FEATURE_BYTES as u128 && config.batch_size.is_none() {
         bail!(
@@ -94,8 +195,8 @@ pub fn run(a: &InrArgs) -> Result<()> {
     // batch) with a working copy.
     let rows = config.batch_size.unwrap_or(n) as u128;
     let bytes = 4 * dim as u128 * (image.coord_dims() as u128 + 2 * rows);
-    relu_iht::mem::check_fits("features", a.features, bytes)?;
-    let ff = FourierFeatures::new(a.features, image.coord_dims(), sigma, config.seed)?;
+    relu_iht::mem::check_fits("features", features, bytes)?;
+    let ff = FourierFeatures::new(features, image.coord_dims(), sigma, config.seed)?;
     if a.out
         .extension()
         .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
@@ -183,6 +284,7 @@ fn fit<B: Backend>(
             "psnr": psnr,
             "exact_fit": psnr == f64::INFINITY,
             "batch_size": config.batch_size,
+            "epochs": config.batch_size.map(|_| config.steps),
             "resumed_at_step": resumed_at,
             "out": a.out.display().to_string(),
             "neurons": deep.neurons(),

@@ -110,7 +110,10 @@ fn rgb_image_round_trip_and_fit() {
             "--out",
             out.to_str().unwrap(),
         ])
+        // The paper's settings: on an image this small, raw pixel indices with σ = 5 fit better
+        // than the photo defaults' unit coordinates.
         .args([
+            "--paper",
             "--features",
             "200",
             "--m",
@@ -146,6 +149,149 @@ fn rgb_image_round_trip_and_fit() {
     assert!(
         !dir.join("out.png.tmp").exists(),
         "no temporary file left behind"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `inr` on `path` with `extra` flags (CPU engine, JSON): the record and stderr.
+fn inr_json(
+    path: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> (serde_json::Value, String) {
+    let run = Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+        .args([
+            "inr",
+            "--image",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["--backend", "cpu", "--json"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).to_string();
+    assert!(run.status.success(), "{extra:?}: {stderr}");
+    (serde_json::from_slice(&run.stdout).unwrap(), stderr)
+}
+
+#[test]
+fn photo_defaults_fit_the_whole_image_and_paper_takes_the_papers_settings() {
+    let dir = tempdir("defaults");
+    let out = dir.join("out.png");
+    // 100 × 70 gray: larger than the old 64-pixel downscale, small enough for full batch.
+    let small = dir.join("small.png");
+    image::GrayImage::from_fn(100, 70, |x, y| {
+        image::Luma([((x * 7 + y * 13) % 256) as u8])
+    })
+    .save(&small)
+    .unwrap();
+    let cheap = ["--features", "32", "--m", "8", "--s", "40", "--steps", "3"];
+    let (v, _) = inr_json(&small, &out, &cheap);
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(100), Some(70)),
+        "{v}"
+    );
+    assert_eq!(
+        v["unit_coords"], true,
+        "photos default to unit coordinates: {v}"
+    );
+    assert_eq!(v["sigma"], 10.0, "{v}");
+    assert!(
+        v["batch_size"].is_null(),
+        "small photos fit in full batch: {v}"
+    );
+
+    let mut paper = vec!["--paper"];
+    paper.extend(cheap);
+    let (v, _) = inr_json(&small, &out, &paper);
+    assert_eq!(v["width"], 100, "{v}");
+    assert_eq!(
+        v["unit_coords"], false,
+        "the paper's raw pixel indices: {v}"
+    );
+    assert_eq!(v["sigma"], 5.0, "{v}");
+    let (v, _) = inr_json(
+        &small,
+        &out,
+        &["--paper", "--steps", "1", "--s", "20", "--features", "16"],
+    );
+    assert_eq!(
+        (v["m"].as_u64(), v["d"].as_u64()),
+        (Some(200), Some(16)),
+        "{v}"
+    );
+    let (v, _) = inr_json(
+        &small,
+        &out,
+        &[
+            "--coords",
+            "pixel",
+            "--steps",
+            "1",
+            "--m",
+            "4",
+            "--s",
+            "8",
+            "--features",
+            "16",
+        ],
+    );
+    assert_eq!(
+        (v["unit_coords"].as_bool(), v["sigma"].as_f64()),
+        (Some(false), Some(5.0)),
+        "{v}"
+    );
+
+    // 160 × 140 RGB (67 200 samples): past the full-batch limit, so it streams by default.
+    let large = dir.join("large.png");
+    image::RgbImage::from_fn(160, 140, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8])
+    })
+    .save(&large)
+    .unwrap();
+    let (v, stderr) = inr_json(&large, &out, &["--features", "16", "--m", "4", "--s", "8"]);
+    assert_eq!(
+        (v["width"].as_u64(), v["n"].as_u64()),
+        (Some(160), Some(67_200)),
+        "{v}"
+    );
+    assert_eq!(
+        (v["batch_size"].as_u64(), v["epochs"].as_u64()),
+        (Some(8192), Some(2)),
+        "{v}"
+    );
+    assert!(
+        stderr.contains("whole 160 × 140 × 3 image") && stderr.contains("2 epochs"),
+        "{stderr}"
+    );
+    // A chosen schedule is kept: full batch with --steps, the default epochs with --batch-size.
+    let (v, _) = inr_json(
+        &large,
+        &out,
+        &["--features", "16", "--m", "4", "--s", "8", "--steps", "1"],
+    );
+    assert!(v["batch_size"].is_null(), "{v}");
+    let (v, _) = inr_json(
+        &large,
+        &out,
+        &[
+            "--features",
+            "16",
+            "--m",
+            "4",
+            "--s",
+            "8",
+            "--batch-size",
+            "30000",
+        ],
+    );
+    assert_eq!(
+        (v["batch_size"].as_u64(), v["epochs"].as_u64()),
+        (Some(30_000), Some(2)),
+        "{v}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -123,18 +123,19 @@ pub(super) fn plan(a: &SweepArgs) -> Result<Plan> {
         (_, Task::InrDigit) if q => (
             vec![2, 20, 50],
             vec![2, 20, 200, 1000],
-            words("inr --mnist-digit 1000 --steps 100"),
+            words("inr --paper --mnist-digit 1000 --steps 100"),
         ),
         (_, Task::InrDigit) => (
             vec![2, 5, 10, 20, 50, 100, 200],
             vec![2, 5, 10, 20, 50, 100, 200, 500, 1000],
-            words("inr --mnist-digit 1000 --steps 100"),
+            words("inr --paper --mnist-digit 1000 --steps 100"),
         ),
         (_, Task::InrCifar) if q => (
             vec![5, 50],
             vec![50, 500, 2000],
             strings(&[
                 "inr",
+                "--paper",
                 "--image",
                 &format!("{data}/images/cifar10/cifar10_00_3.png"),
                 "--steps",
@@ -146,6 +147,7 @@ pub(super) fn plan(a: &SweepArgs) -> Result<Plan> {
             vec![5, 10, 20, 50, 100, 200, 500, 1000, 2000],
             strings(&[
                 "inr",
+                "--paper",
                 "--image",
                 &format!("{data}/images/cifar10/cifar10_00_3.png"),
                 "--steps",
