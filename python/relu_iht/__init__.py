@@ -405,13 +405,18 @@ def load(path):
     return model
 
 
-def fit_image(image, *, features=1500, sigma=5.0, unit_coords=False, max_side=64, n_neurons=200,
-              n_nonzero=2000, steps=100, mode="sequential-convex", batch_size=None, epochs=None,
-              backend="auto", device_memory=None, seed=0, verbose=False):
+def fit_image(image, *, features=None, sigma=None, unit_coords=None, max_side=None,
+              n_neurons=None, n_nonzero=None, steps=None, mode="sequential-convex",
+              batch_size=None, epochs=None, paper=False, backend="auto", device_memory=None,
+              seed=0, verbose=False):
     """Fits an image as an implicit neural representation (Fourier features of pixel
-    coordinates). ``image`` is a PNG/JPEG path (downscaled to ``max_side``) or an H x W x C array
-    with values in [0, 1]. Returns ``(reconstruction, model, info)``: an H x W x C float32 array,
-    the INR model (``render`` draws it at any size, ``save`` writes it) and a dict with ``psnr``."""
+    coordinates). ``image`` is a PNG/JPEG path (downscaled to ``max_side`` if given) or an
+    H x W x C array with values in [0, 1]. Settings left ``None`` take the defaults of
+    ``relu-iht inr``: for photos, unit coordinates and the whole image, streamed in batches when
+    it is large; with ``paper=True``, the paper's settings (raw pixel indices, sigma = 5, 1500
+    features, 200 neurons, 2000 nonzeros, 100 full-batch steps). Returns ``(reconstruction,
+    model, info)``: an H x W x C float32 array, the INR model (``render`` draws it at any size,
+    ``save`` writes it) and a dict with ``psnr``."""
     if not isinstance(image, (str, bytes)) and not hasattr(image, "__fspath__"):
         image = np.asarray(image, dtype=np.float32)
         if image.ndim == 2:
@@ -422,7 +427,8 @@ def fit_image(image, *, features=1500, sigma=5.0, unit_coords=False, max_side=64
     model, recon, info = _core.fit_image(
         image, features=features, sigma=sigma, unit_coords=unit_coords, max_side=max_side,
         n_neurons=n_neurons, n_nonzero=n_nonzero, steps=steps, mode=mode, batch_size=batch_size,
-        epochs=epochs, backend=backend, device_memory=device_memory, seed=seed, verbose=verbose)
+        epochs=epochs, paper=paper, backend=backend, device_memory=device_memory, seed=seed,
+        verbose=verbose)
     return recon, model, dict(info)
 
 

@@ -450,12 +450,14 @@ fn fit<'py>(
     ))
 }
 
-/// Fits an image (a PNG/JPEG path, downscaled to `max_side`, or an H × W × C array in [0, 1]) as
-/// an INR; returns the model, the reconstruction (H × W × C) and what the fit did.
+/// Fits an image (a PNG/JPEG path, downscaled to `max_side` if given, or an H × W × C array in
+/// [0, 1]) as an INR; returns the model, the reconstruction (H × W × C) and what the fit did.
+/// Settings left `None` are resolved as the CLI's `inr` resolves them (`paper` takes the paper's).
 #[pyfunction]
-#[pyo3(signature = (image, *, features=1500, sigma=5.0, unit_coords=false, max_side=64,
-    n_neurons=200, n_nonzero=2000, steps=100, mode="sequential-convex", batch_size=None,
-    epochs=None, backend="auto", device_memory=None, seed=0, inner_steps=10, verbose=false))]
+#[pyo3(signature = (image, *, features=None, sigma=None, unit_coords=None, max_side=None,
+    n_neurons=None, n_nonzero=None, steps=None, mode="sequential-convex", batch_size=None,
+    epochs=None, paper=false, backend="auto", device_memory=None, seed=0, inner_steps=10,
+    verbose=false))]
 #[allow(
     clippy::too_many_arguments,
     reason = "the helper's parameters, passed through"
@@ -463,22 +465,39 @@ fn fit<'py>(
 fn fit_image<'py>(
     py: Python<'py>,
     image: &Bound<'py, PyAny>,
-    features: usize,
-    sigma: f32,
-    unit_coords: bool,
-    max_side: usize,
-    n_neurons: usize,
-    n_nonzero: usize,
-    steps: usize,
+    features: Option<usize>,
+    sigma: Option<f32>,
+    unit_coords: Option<bool>,
+    max_side: Option<usize>,
+    n_neurons: Option<usize>,
+    n_nonzero: Option<usize>,
+    steps: Option<usize>,
     mode: &str,
     batch_size: Option<usize>,
     epochs: Option<usize>,
+    paper: bool,
     backend: &str,
     device_memory: Option<u64>,
     seed: u64,
     inner_steps: usize,
     verbose: bool,
 ) -> PyResult<(Model, Bound<'py, PyArray3<f32>>, Bound<'py, PyDict>)> {
+    if let (Some(_), Some(_)) = (steps, epochs) {
+        return Err(PyValueError::new_err(
+            "invalid steps with epochs: epochs replaces steps",
+        ));
+    }
+    if epochs.is_some() && batch_size.is_none() {
+        return Err(PyValueError::new_err("invalid epochs: requires batch_size"));
+    }
+    if let Some(sigma) = sigma {
+        if !sigma.is_finite() {
+            return Err(PyValueError::new_err(format!(
+                "invalid sigma = {sigma}: must be a positive number"
+            )));
+        }
+    }
+    let max_side = max_side.unwrap_or(usize::MAX);
     let image = if let Ok(path) = image.extract::<PathBuf>() {
         if max_side == 0 {
             return Err(PyValueError::new_err(
@@ -513,12 +532,33 @@ fn fit_image<'py>(
             pixels,
         }
     };
-    let config = iht_config(
-        n_nonzero,
+    let plan = inr::InrRequest {
+        paper,
+        digit: false,
+        unit: unit_coords,
+        sigma,
+        features,
+        m: n_neurons,
+        s: n_nonzero,
         steps,
-        mode,
         batch_size,
         epochs,
+    }
+    .resolve(image.len());
+    let (features, sigma, unit_coords, n_neurons, n_nonzero, batch_size) = (
+        plan.features,
+        plan.sigma,
+        plan.unit,
+        plan.m,
+        plan.s,
+        plan.batch_size,
+    );
+    let config = iht_config(
+        n_nonzero,
+        plan.steps,
+        mode,
+        batch_size,
+        None,
         seed,
         inner_steps,
         0.0,

@@ -12,7 +12,9 @@ use relu_iht::problem::data::RowSource;
 use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
 use relu_iht::solver::scalar::{Iht, IhtConfig};
-use relu_iht::tasks::inr::{self, FourierFeatures, Image};
+use relu_iht::tasks::inr::{
+    self, FourierFeatures, Image, InrRequest, PAPER_S, PAPER_STEPS, PHOTO_BATCH,
+};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
 use serde_json::json;
@@ -21,29 +23,6 @@ use std::sync::Arc;
 
 /// Largest feature matrix materialized in memory; beyond it, features are generated per batch.
 const MAX_FEATURE_BYTES: u64 = 1 << 30;
-
-/// The paper's INR settings (`--paper`, and an MNIST digit's defaults): Fourier features, σ for a
-/// digit and for other images, width, budget and full-batch steps.
-const PAPER_FEATURES: usize = 1500;
-const PAPER_SIGMA_DIGIT: f32 = 2.0;
-const PAPER_SIGMA: f32 = 5.0;
-const PAPER_M: usize = 200;
-const PAPER_S: usize = 2000;
-const PAPER_STEPS: usize = 100;
-
-/// Photo defaults (no `--paper`), chosen from the fits measured in RESULTS.md ("Defaults for
-/// photos"): unit coordinates, and these features and σ (cycles per image).
-const PHOTO_FEATURES: usize = 1500;
-const PHOTO_SIGMA: f32 = 10.0;
-/// Photos with at most this many samples are fitted in full batch for the paper's 100 steps,
-/// with the paper's width and budget.
-const PHOTO_FULL_BATCH: usize = 1 << 16;
-/// Larger photos stream: batches of this many samples, this many epochs, with this width and
-/// budget.
-const PHOTO_BATCH: usize = 8192;
-const PHOTO_EPOCHS: usize = 2;
-const PHOTO_M: usize = 400;
-const PHOTO_S: usize = 6000;
 
 /// What `inr` fits: the image, its label, and every setting resolved from the flags, the preset
 /// (`--paper`) and the input's defaults.
@@ -58,16 +37,9 @@ struct Plan {
 }
 
 /// Loads the input and resolves the settings: `--paper` and an MNIST digit take the paper's;
-/// other images the photo defaults, which fit the whole image (streamed past
-/// [`PHOTO_FULL_BATCH`] samples).
+/// other images the photo defaults, which fit the whole image ([`InrRequest::resolve`]).
 fn plan(a: &InrArgs) -> Result<Plan> {
     let digit = a.mnist_digit.is_some();
-    let paper = a.paper || digit;
-    let unit = match (a.coords, a.unit_coords) {
-        (Some(c), _) => c == CoordsChoice::Unit,
-        (None, true) => true,
-        (None, false) => !paper,
-    };
     let max_side = a.max_side.unwrap_or(usize::MAX);
     if max_side == 0 {
         bail!("invalid --max-side = 0: must be at least 1");
@@ -100,39 +72,44 @@ fn plan(a: &InrArgs) -> Result<Plan> {
             }
         },
     };
-    let sigma = a.sigma.unwrap_or(match (unit, digit) {
-        (true, _) => PHOTO_SIGMA,
-        (false, true) => PAPER_SIGMA_DIGIT,
-        (false, false) => PAPER_SIGMA,
-    });
-    let mut solver = a.solver.clone();
-    let features = if paper {
-        solver.m.get_or_insert(PAPER_M);
-        solver.s.get_or_insert(PAPER_S);
-        a.features.unwrap_or(PAPER_FEATURES)
-    } else {
-        let chosen = solver.steps.is_some() || solver.batch_size.is_some();
-        if image.len() <= PHOTO_FULL_BATCH || chosen {
-            solver.m.get_or_insert(PAPER_M);
-            solver.s.get_or_insert(PAPER_S);
-        } else {
-            solver.m.get_or_insert(PHOTO_M);
-            solver.s.get_or_insert(PHOTO_S);
-        }
-        if image.len() > PHOTO_FULL_BATCH && !chosen {
-            solver.batch_size = Some(PHOTO_BATCH);
-        }
-        if solver.batch_size.is_some() && solver.epochs.is_none() && solver.steps.is_none() {
-            solver.epochs = Some(PHOTO_EPOCHS);
-        }
-        a.features.unwrap_or(PHOTO_FEATURES)
+    let request = InrRequest {
+        paper: a.paper,
+        digit,
+        unit: match (a.coords, a.unit_coords) {
+            (Some(c), _) => Some(c == CoordsChoice::Unit),
+            (None, true) => Some(true),
+            (None, false) => None,
+        },
+        sigma: a.sigma,
+        features: a.features,
+        m: a.solver.m,
+        s: a.solver.s,
+        steps: a.solver.steps,
+        batch_size: a.solver.batch_size,
+        epochs: a.solver.epochs,
     };
+    let plan = request.resolve(image.len());
+    let mut solver = a.solver.clone();
+    solver.m = Some(plan.m);
+    solver.s = Some(plan.s);
+    solver.batch_size = plan.batch_size;
+    if plan.batch_size.is_some() {
+        (solver.steps, solver.epochs) = (None, Some(plan.steps));
+    } else {
+        (solver.steps, solver.epochs) = (Some(plan.steps), None);
+    }
+    if plan.streamed_by_default && !a.solver.quiet {
+        eprintln!(
+            "fitting the whole {} × {} × {} image ({} samples) in batches of {}, {} epochs (--max-side downscales, --paper takes the paper's settings)",
+            image.width, image.height, image.channels, image.len(), PHOTO_BATCH, plan.steps
+        );
+    }
     Ok(Plan {
         image,
         label,
-        sigma,
-        unit,
-        features,
+        sigma: plan.sigma,
+        unit: plan.unit,
+        features: plan.features,
         solver,
     })
 }
@@ -163,14 +140,6 @@ pub fn run(a: &InrArgs) -> Result<()> {
         features,
         solver,
     } = plan(a)?;
-    if a.solver.batch_size.is_none() && !a.solver.quiet {
-        if let (Some(batch), Some(epochs)) = (solver.batch_size, solver.epochs) {
-            eprintln!(
-                "fitting the whole {} × {} × {} image ({} samples) in batches of {batch}, {epochs} epochs (--max-side downscales, --paper takes the paper's settings)",
-                image.width, image.height, image.channels, image.len()
-            );
-        }
-    }
     let a = &InrArgs {
         solver,
         unit_coords: unit,

@@ -173,6 +173,107 @@ impl Image {
     }
 }
 
+/// The paper's INR settings (`--paper`, and an MNIST digit's defaults): Fourier features, σ for
+/// a digit and for other images (raw pixel indices), width, budget and full-batch steps.
+pub const PAPER_FEATURES: usize = 1500;
+pub const PAPER_SIGMA_DIGIT: f32 = 2.0;
+pub const PAPER_SIGMA: f32 = 5.0;
+pub const PAPER_M: usize = 200;
+pub const PAPER_S: usize = 2000;
+pub const PAPER_STEPS: usize = 100;
+
+/// Photo defaults, chosen from the fits measured in RESULTS.md ("Defaults for photos"): unit
+/// coordinates, these features and σ (cycles per image).
+pub const PHOTO_FEATURES: usize = 1500;
+pub const PHOTO_SIGMA: f32 = 10.0;
+/// Photos with at most this many samples are fitted in full batch for the paper's 100 steps,
+/// with the paper's width and budget.
+pub const PHOTO_FULL_BATCH: usize = 1 << 16;
+/// Larger photos stream: batches of this many samples, this many epochs, with this width and
+/// budget.
+pub const PHOTO_BATCH: usize = 8192;
+pub const PHOTO_EPOCHS: usize = 2;
+pub const PHOTO_M: usize = 400;
+pub const PHOTO_S: usize = 6000;
+
+/// What a caller of an INR fit asked for; `None` leaves a setting to [`InrRequest::resolve`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct InrRequest {
+    /// The paper's settings for everything not given.
+    pub paper: bool,
+    /// The image is an MNIST digit (the paper's task: its settings, σ = 2).
+    pub digit: bool,
+    /// Unit coordinates (pixel indices over the longer side) rather than raw indices.
+    pub unit: Option<bool>,
+    pub sigma: Option<f32>,
+    pub features: Option<usize>,
+    pub m: Option<usize>,
+    pub s: Option<usize>,
+    pub steps: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub epochs: Option<usize>,
+}
+
+/// Every setting of an INR fit, resolved.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InrPlan {
+    pub unit: bool,
+    pub sigma: f32,
+    pub features: usize,
+    pub m: usize,
+    pub s: usize,
+    /// Full-batch steps (without a batch size), or epochs (with one).
+    pub steps: usize,
+    pub batch_size: Option<usize>,
+    /// Whether the schedule streams because the image is large and none was asked for.
+    pub streamed_by_default: bool,
+}
+
+impl InrRequest {
+    /// The settings for an image of `samples` samples (pixels × channels): the paper's with
+    /// `paper` or for a digit; else the photo defaults, which fit in full batch up to
+    /// [`PHOTO_FULL_BATCH`] samples and stream beyond it unless a schedule was asked for.
+    pub fn resolve(&self, samples: usize) -> InrPlan {
+        let paper = self.paper || self.digit;
+        let unit = self.unit.unwrap_or(!paper);
+        let sigma = self.sigma.unwrap_or(match (unit, self.digit) {
+            (true, _) => PHOTO_SIGMA,
+            (false, true) => PAPER_SIGMA_DIGIT,
+            (false, false) => PAPER_SIGMA,
+        });
+        let chosen = self.steps.is_some() || self.batch_size.is_some();
+        let stream = !paper && !chosen && samples > PHOTO_FULL_BATCH;
+        let (m, s) = if stream {
+            (PHOTO_M, PHOTO_S)
+        } else {
+            (PAPER_M, PAPER_S)
+        };
+        let batch_size = self.batch_size.or(stream.then_some(PHOTO_BATCH));
+        let steps = match batch_size {
+            Some(_) => {
+                self.epochs
+                    .or(self.steps)
+                    .unwrap_or(if paper { PAPER_STEPS } else { PHOTO_EPOCHS })
+            }
+            None => self.steps.unwrap_or(PAPER_STEPS),
+        };
+        InrPlan {
+            unit,
+            sigma,
+            features: self.features.unwrap_or(if paper {
+                PAPER_FEATURES
+            } else {
+                PHOTO_FEATURES
+            }),
+            m: self.m.unwrap_or(m),
+            s: self.s.unwrap_or(s),
+            steps,
+            batch_size,
+            streamed_by_default: stream,
+        }
+    }
+}
+
 /// Random Fourier features.
 #[derive(Clone, Debug)]
 pub struct FourierFeatures {
