@@ -273,6 +273,7 @@ fn iht_config(
         tol,
         inflate,
         refine,
+        warmup: None,
     })
 }
 
@@ -543,6 +544,7 @@ fn fit_image<'py>(
         steps,
         batch_size,
         epochs,
+        warmup: None,
     }
     .resolve(image.len());
     let (features, sigma, unit_coords, n_neurons, n_nonzero, batch_size) = (
@@ -553,18 +555,21 @@ fn fit_image<'py>(
         plan.s,
         plan.batch_size,
     );
-    let config = iht_config(
-        n_nonzero,
-        plan.steps,
-        mode,
-        batch_size,
-        None,
-        seed,
-        inner_steps,
-        0.0,
-        1.0,
-        0,
-    )?;
+    let config = IhtConfig {
+        warmup: plan.warmup,
+        ..iht_config(
+            n_nonzero,
+            plan.steps,
+            mode,
+            batch_size,
+            None,
+            seed,
+            inner_steps,
+            0.0,
+            1.0,
+            0,
+        )?
+    };
     let n = image.len();
     let cols = n_neurons as u64 * features as u64;
     config.validate(n, cols).map_err(py_err)?;

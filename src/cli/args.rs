@@ -116,6 +116,11 @@ pub struct SolverArgs {
     /// the training MSE of the returned network.
     #[arg(long, default_value_t = 0)]
     pub refine: usize,
+    /// Sequential-convex: use the random generators through this global step, then h = w
+    /// (default: the paper's rule, step 1 in full batch, epoch 0 and the first batch of epoch 1
+    /// with minibatches; `inr` on a large photo: see the README).
+    #[arg(long)]
+    pub warmup: Option<usize>,
     /// Hidden layers, fitted greedily one after the other with s / layers weights each.
     #[arg(long, default_value_t = 1)]
     pub layers: usize,
@@ -217,12 +222,18 @@ impl SolverArgs {
         Ok(())
     }
 
-    /// Refuses `--trace` on the vector-output model, whose steps it does not cover.
+    /// Refuses `--trace` and `--warmup` on the vector-output model, whose steps they do not
+    /// cover.
     pub fn refuse_trace(&self) -> anyhow::Result<()> {
         if let Some(path) = &self.trace {
             anyhow::bail!(
                 "invalid --trace = {}: the trace covers the scalar model's steps, not the vector-output model's",
                 path.display()
+            );
+        }
+        if let Some(w) = self.warmup {
+            anyhow::bail!(
+                "invalid --warmup = {w}: the vector-output model keeps the paper's schedule"
             );
         }
         Ok(())
@@ -252,6 +263,9 @@ impl SolverArgs {
                 self.layers
             );
         }
+        if let (Some(w), ModeChoice::Convex) = (self.warmup, self.mode) {
+            anyhow::bail!("invalid --warmup = {w} with --mode convex: the convex mode uses the random generators throughout");
+        }
         let (steps, batch_size) = match (self.batch_size, self.epochs) {
             (Some(b), Some(e)) => (e, Some(b)),
             (Some(b), None) => (steps, Some(b)),
@@ -270,6 +284,7 @@ impl SolverArgs {
             tol: self.tol,
             inflate: self.inflate,
             refine: self.refine,
+            warmup: self.warmup,
         })
     }
 }

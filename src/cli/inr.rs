@@ -87,12 +87,14 @@ fn plan(a: &InrArgs) -> Result<Plan> {
         steps: a.solver.steps,
         batch_size: a.solver.batch_size,
         epochs: a.solver.epochs,
+        warmup: a.solver.warmup,
     };
     let plan = request.resolve(image.len());
     let mut solver = a.solver.clone();
     solver.m = Some(plan.m);
     solver.s = Some(plan.s);
     solver.batch_size = plan.batch_size;
+    solver.warmup = plan.warmup;
     if plan.batch_size.is_some() {
         (solver.steps, solver.epochs) = (None, Some(plan.steps));
     } else {

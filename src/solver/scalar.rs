@@ -48,6 +48,10 @@ pub struct IhtConfig {
     pub inflate: f64,
     /// Conjugate-gradient least-squares iterations on the final support (0 = off).
     pub refine: usize,
+    /// Sequential-convex: the last global step that uses the random generators. `None` is the
+    /// paper's rule (step 1 in full batch; the first batch of epoch 1 with minibatches); a
+    /// shorter warm-up leaves more of a streamed run to the `h = w` model.
+    pub warmup: Option<usize>,
 }
 
 impl IhtConfig {
@@ -63,6 +67,7 @@ impl IhtConfig {
             tol: 0.0,
             inflate: 1.0,
             refine: 0,
+            warmup: None,
         }
     }
 
@@ -247,7 +252,8 @@ impl<'a, B: Backend> Iht<'a, B> {
             config.batch_size,
             config.seed,
             config.mode,
-        );
+        )
+        .with_warmup(config.warmup);
         Ok(Self {
             backend,
             source,

@@ -8,7 +8,7 @@
 //! ChaCha8 shuffle keyed by `key(seed, Shuffle) ^ e`, in consecutive slices of `batch_size` (the
 //! last one short). Sequential-convex runs use the random generators while the global batch
 //! counter `t ≤ batches_per_epoch` (steps 0 and 1 in full batch; epoch 0 and the first batch of
-//! epoch 1 with minibatches), then `h = w`.
+//! epoch 1 with minibatches; through step `warmup` when one is set), then `h = w`.
 
 use crate::error::{Error, Result};
 use crate::problem::operator::{Generators, Mode};
@@ -78,6 +78,8 @@ pub struct Schedule {
     /// The shuffle of `perm_epoch` (empty in full batch).
     perm: Vec<usize>,
     perm_epoch: Option<usize>,
+    /// The last random-generator step under sequential-convex (`None`: the paper's rule).
+    warmup: Option<usize>,
 }
 
 impl Schedule {
@@ -92,7 +94,15 @@ impl Schedule {
             mode,
             perm: Vec::new(),
             perm_epoch: None,
+            warmup: None,
         }
+    }
+
+    /// Ends the sequential-convex warm-up (the random generators) after global step `warmup`
+    /// instead of the paper's step `batches_per_epoch` (`None` keeps the paper's).
+    pub fn with_warmup(mut self, warmup: Option<usize>) -> Self {
+        self.warmup = warmup;
+        self
     }
 
     /// Batches per epoch (1 in full batch).
@@ -109,7 +119,7 @@ impl Schedule {
     pub fn random_at(&self, t: usize) -> bool {
         match self.mode {
             Mode::Convex => true,
-            Mode::SequentialConvex => t <= self.batches_per_epoch(),
+            Mode::SequentialConvex => t <= self.warmup.unwrap_or(self.batches_per_epoch()),
         }
     }
 

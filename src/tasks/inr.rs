@@ -191,9 +191,12 @@ pub const PHOTO_SIGMA: f32 = 10.0;
 pub const PHOTO_FULL_BATCH: usize = 1 << 16;
 /// Larger photos stream: batches of this many samples, this many epochs, with this width and
 /// budget.
-pub const PHOTO_BATCH: usize = 8192;
+pub const PHOTO_BATCH: usize = 2048;
 pub const PHOTO_EPOCHS: usize = 2;
 pub const PHOTO_M: usize = 400;
+/// ... and the random generators for this many steps only, instead of the paper's whole first
+/// epoch, which spends half of a two-epoch run on a model that is then discarded.
+pub const PHOTO_WARMUP: usize = 8;
 pub const PHOTO_S: usize = 6000;
 
 /// What a caller of an INR fit asked for; `None` leaves a setting to [`InrRequest::resolve`].
@@ -212,6 +215,7 @@ pub struct InrRequest {
     pub steps: Option<usize>,
     pub batch_size: Option<usize>,
     pub epochs: Option<usize>,
+    pub warmup: Option<usize>,
 }
 
 /// Every setting of an INR fit, resolved.
@@ -225,6 +229,8 @@ pub struct InrPlan {
     /// Full-batch steps (without a batch size), or epochs (with one).
     pub steps: usize,
     pub batch_size: Option<usize>,
+    /// The sequential-convex warm-up (see [`crate::solver::scalar::IhtConfig::warmup`]).
+    pub warmup: Option<usize>,
     /// Whether the schedule streams because the image is large and none was asked for.
     pub streamed_by_default: bool,
 }
@@ -269,6 +275,7 @@ impl InrRequest {
             s: self.s.unwrap_or(s),
             steps,
             batch_size,
+            warmup: self.warmup.or(stream.then_some(PHOTO_WARMUP)),
             streamed_by_default: stream,
         }
     }

@@ -320,6 +320,8 @@ fn flags_that_would_do_nothing_are_refused() {
             vec!["--steps", "3", "--epochs", "2", "--batch-size", "100"],
             "--steps",
         ),
+        (vec!["--warmup", "3", "--mode", "convex"], "--warmup"),
+        (vec!["--warmup", "3", "--k", "3"], "--warmup"),
     ] {
         let out = relu_iht(&[SMALL, &["--backend", "cpu"], &args].concat());
         assert_one_line_exit_2(&out, names);

@@ -133,6 +133,14 @@ fn minibatch_schedule_and_fit() {
         [true, true, true, true, false, false, false, false, false, false, false, false]
     );
     assert!(scores.rel_error < 0.5, "rel_error {}", scores.rel_error);
+    // A shorter warm-up: random h through step 1 only, then h = w.
+    config.warmup = Some(1);
+    let (_, short, _) =
+        planted::run(&spec(1, Teacher::Relu), &config, CpuBackend::new(), |_| {}).unwrap();
+    let random: Vec<bool> = short.history.iter().map(|h| h.random_h).collect();
+    assert_eq!(&random[..3], &[true, true, false]);
+    assert!(random[2..].iter().all(|&r| !r));
+    assert_ne!(short.x, rec.x, "the warm-up changes the run");
 }
 
 #[test]

@@ -260,7 +260,7 @@ fn photo_defaults_fit_the_whole_image_and_paper_takes_the_papers_settings() {
     );
     assert_eq!(
         (v["batch_size"].as_u64(), v["epochs"].as_u64()),
-        (Some(8192), Some(2)),
+        (Some(2048), Some(2)),
         "{v}"
     );
     assert!(
