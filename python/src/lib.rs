@@ -457,7 +457,7 @@ fn fit<'py>(
 #[pyfunction]
 #[pyo3(signature = (image, *, features=None, sigma=None, unit_coords=None, max_side=None,
     n_neurons=None, n_nonzero=None, steps=None, mode="sequential-convex", batch_size=None,
-    epochs=None, paper=false, backend="auto", device_memory=None, seed=0, inner_steps=10,
+    epochs=None, paper=false, backend="auto", device_memory=None, seed=0, inner_steps=None,
     verbose=false))]
 #[allow(
     clippy::too_many_arguments,
@@ -480,7 +480,7 @@ fn fit_image<'py>(
     backend: &str,
     device_memory: Option<u64>,
     seed: u64,
-    inner_steps: usize,
+    inner_steps: Option<usize>,
     verbose: bool,
 ) -> PyResult<(Model, Bound<'py, PyArray3<f32>>, Bound<'py, PyDict>)> {
     if let (Some(_), Some(_)) = (steps, epochs) {
@@ -545,6 +545,7 @@ fn fit_image<'py>(
         batch_size,
         epochs,
         warmup: None,
+        inner_steps,
     }
     .resolve(image.len());
     let (features, sigma, unit_coords, n_neurons, n_nonzero, batch_size) = (
@@ -564,7 +565,7 @@ fn fit_image<'py>(
             batch_size,
             None,
             seed,
-            inner_steps,
+            plan.inner_steps,
             0.0,
             1.0,
             0,

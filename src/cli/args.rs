@@ -102,9 +102,10 @@ pub struct SolverArgs {
     /// Generator mode.
     #[arg(long, value_enum, default_value_t = ModeChoice::Scp)]
     pub mode: ModeChoice,
-    /// Armijo gradient steps on the support per IHT step.
-    #[arg(long, default_value_t = 10)]
-    pub inner_steps: usize,
+    /// Armijo gradient steps on the support per IHT step (default: 10, the paper's; `inr` on a
+    /// large photo: see the README).
+    #[arg(long)]
+    pub inner_steps: Option<usize>,
     /// Stop early once the relative residual or relative change of the weights is below this.
     #[arg(long, default_value_t = 0.0)]
     pub tol: f64,
@@ -280,7 +281,7 @@ impl SolverArgs {
             },
             seed: self.seed,
             batch_size,
-            inner_steps: self.inner_steps,
+            inner_steps: self.inner_steps.unwrap_or(10),
             tol: self.tol,
             inflate: self.inflate,
             refine: self.refine,

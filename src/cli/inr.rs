@@ -88,6 +88,7 @@ fn plan(a: &InrArgs) -> Result<Plan> {
         batch_size: a.solver.batch_size,
         epochs: a.solver.epochs,
         warmup: a.solver.warmup,
+        inner_steps: a.solver.inner_steps,
     };
     let plan = request.resolve(image.len());
     let mut solver = a.solver.clone();
@@ -95,6 +96,7 @@ fn plan(a: &InrArgs) -> Result<Plan> {
     solver.s = Some(plan.s);
     solver.batch_size = plan.batch_size;
     solver.warmup = plan.warmup;
+    solver.inner_steps = Some(plan.inner_steps);
     if plan.batch_size.is_some() {
         (solver.steps, solver.epochs) = (None, Some(plan.steps));
     } else {
@@ -256,6 +258,8 @@ fn fit<B: Backend>(
             "exact_fit": psnr == f64::INFINITY,
             "batch_size": config.batch_size,
             "epochs": config.batch_size.map(|_| config.steps),
+            "inner_steps": config.inner_steps,
+            "warmup": config.warmup,
             "resumed_at_step": resumed_at,
             "out": a.out.display().to_string(),
             "neurons": deep.neurons(),

@@ -181,6 +181,7 @@ pub const PAPER_SIGMA: f32 = 5.0;
 pub const PAPER_M: usize = 200;
 pub const PAPER_S: usize = 2000;
 pub const PAPER_STEPS: usize = 100;
+pub const PAPER_INNER_STEPS: usize = 10;
 
 /// Photo defaults, chosen from the fits measured in RESULTS.md ("Defaults for photos"): unit
 /// coordinates, these features and σ (cycles per image).
@@ -194,10 +195,12 @@ pub const PHOTO_FULL_BATCH: usize = 1 << 16;
 pub const PHOTO_BATCH: usize = 2048;
 pub const PHOTO_EPOCHS: usize = 2;
 pub const PHOTO_M: usize = 400;
-/// ... and the random generators for this many steps only, instead of the paper's whole first
-/// epoch, which spends half of a two-epoch run on a model that is then discarded.
+pub const PHOTO_S: usize = 16_000;
+/// ... the random generators for this many steps only, instead of the paper's whole first
+/// epoch, which spends half of a two-epoch run on a model that is then discarded ...
 pub const PHOTO_WARMUP: usize = 8;
-pub const PHOTO_S: usize = 6000;
+/// ... and fewer Armijo steps per batch: the time goes to a larger budget instead.
+pub const PHOTO_INNER_STEPS: usize = 3;
 
 /// What a caller of an INR fit asked for; `None` leaves a setting to [`InrRequest::resolve`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -216,6 +219,7 @@ pub struct InrRequest {
     pub batch_size: Option<usize>,
     pub epochs: Option<usize>,
     pub warmup: Option<usize>,
+    pub inner_steps: Option<usize>,
 }
 
 /// Every setting of an INR fit, resolved.
@@ -231,6 +235,8 @@ pub struct InrPlan {
     pub batch_size: Option<usize>,
     /// The sequential-convex warm-up (see [`crate::solver::scalar::IhtConfig::warmup`]).
     pub warmup: Option<usize>,
+    /// Armijo steps on the support per IHT step.
+    pub inner_steps: usize,
     /// Whether the schedule streams because the image is large and none was asked for.
     pub streamed_by_default: bool,
 }
@@ -276,6 +282,11 @@ impl InrRequest {
             steps,
             batch_size,
             warmup: self.warmup.or(stream.then_some(PHOTO_WARMUP)),
+            inner_steps: self.inner_steps.unwrap_or(if stream {
+                PHOTO_INNER_STEPS
+            } else {
+                PAPER_INNER_STEPS
+            }),
             streamed_by_default: stream,
         }
     }

@@ -268,6 +268,11 @@ fn photo_defaults_fit_the_whole_image_and_paper_takes_the_papers_settings() {
         stderr.contains("whole 160 × 140 × 3 image") && stderr.contains("2 epochs"),
         "{stderr}"
     );
+    assert_eq!(
+        (v["warmup"].as_u64(), v["inner_steps"].as_u64()),
+        (Some(8), Some(3)),
+        "{v}"
+    );
     // A chosen schedule is kept: full batch with --steps, the default epochs with --batch-size.
     let (v, _) = inr_json(
         &large,
