@@ -163,6 +163,22 @@ def test_fit_image_and_render(tmp_path):
     assert np.array_equal(again, same)
 
 
+def test_fit_image_settings_resolve_like_the_cli():
+    yy, xx = np.mgrid[0:30, 0:40] / 40.0
+    img = (0.5 + 0.4 * np.sin(5 * xx) * np.cos(3 * yy)).astype(np.float32)
+    cheap = dict(features=16, n_neurons=4, n_nonzero=12, steps=2, backend="cpu")
+    # Photo defaults: unit coordinates (indices over the longer side), sigma 10.
+    _, model, _ = relu_iht.fit_image(img, **cheap)
+    meta = model.meta()
+    assert meta["sigma"] == 10.0 and meta["coord_scale"] == pytest.approx(1 / 40)
+    # The paper's: raw pixel indices, sigma 5.
+    _, model, _ = relu_iht.fit_image(img, paper=True, **cheap)
+    meta = model.meta()
+    assert meta["sigma"] == 5.0 and meta["coord_scale"] == 1.0
+    with pytest.raises(ValueError, match="epochs"):
+        relu_iht.fit_image(img, epochs=2, backend="cpu")
+
+
 def test_to_torch_when_available():
     torch = pytest.importorskip("torch")
     X, y = planted(seed=7)
