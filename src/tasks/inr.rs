@@ -244,7 +244,8 @@ pub struct InrPlan {
 impl InrRequest {
     /// The settings for an image of `samples` samples (pixels × channels): the paper's with
     /// `paper` or for a digit; else the photo defaults, which fit in full batch up to
-    /// [`PHOTO_FULL_BATCH`] samples and stream beyond it unless a schedule was asked for.
+    /// [`PHOTO_FULL_BATCH`] samples, and beyond it take the large-photo budget and stream unless
+    /// a schedule was asked for.
     pub fn resolve(&self, samples: usize) -> InrPlan {
         let paper = self.paper || self.digit;
         let unit = self.unit.unwrap_or(!paper);
@@ -253,14 +254,18 @@ impl InrRequest {
             (false, true) => PAPER_SIGMA_DIGIT,
             (false, false) => PAPER_SIGMA,
         });
-        let chosen = self.steps.is_some() || self.batch_size.is_some();
-        let stream = !paper && !chosen && samples > PHOTO_FULL_BATCH;
-        let (m, s) = if stream {
+        // A large photo keeps its budget whatever schedule is asked for; it streams by default
+        // unless --steps (full batch) or a batch size is given, and a streamed large photo takes
+        // the warm-up and Armijo steps chosen for streaming.
+        let large = !paper && samples > PHOTO_FULL_BATCH;
+        let stream = large && self.steps.is_none() && self.batch_size.is_none();
+        let (m, s) = if large {
             (PHOTO_M, PHOTO_S)
         } else {
             (PAPER_M, PAPER_S)
         };
         let batch_size = self.batch_size.or(stream.then_some(PHOTO_BATCH));
+        let streamed_large = large && batch_size.is_some();
         let steps = match batch_size {
             Some(_) => {
                 self.epochs
@@ -281,8 +286,8 @@ impl InrRequest {
             s: self.s.unwrap_or(s),
             steps,
             batch_size,
-            warmup: self.warmup.or(stream.then_some(PHOTO_WARMUP)),
-            inner_steps: self.inner_steps.unwrap_or(if stream {
+            warmup: self.warmup.or(streamed_large.then_some(PHOTO_WARMUP)),
+            inner_steps: self.inner_steps.unwrap_or(if streamed_large {
                 PHOTO_INNER_STEPS
             } else {
                 PAPER_INNER_STEPS

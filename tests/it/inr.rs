@@ -299,6 +299,18 @@ fn photo_defaults_fit_the_whole_image_and_paper_takes_the_papers_settings() {
         (Some(30_000), Some(2)),
         "{v}"
     );
+    assert_eq!(
+        (v["warmup"].as_u64(), v["inner_steps"].as_u64()),
+        (Some(8), Some(3)),
+        "a streamed large photo keeps the streaming settings: {v}"
+    );
+    // ... and its width (and budget), in full batch too.
+    let (v, _) = inr_json(
+        &large,
+        &out,
+        &["--features", "16", "--steps", "1", "--s", "8"],
+    );
+    assert_eq!(v["m"], 400, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
