@@ -12,9 +12,7 @@ use relu_iht::problem::data::RowSource;
 use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
 use relu_iht::solver::scalar::{Iht, IhtConfig};
-use relu_iht::tasks::inr::{
-    self, FourierFeatures, Image, InrRequest, PAPER_S, PAPER_STEPS, PHOTO_BATCH,
-};
+use relu_iht::tasks::inr::{self, FourierFeatures, Image, InrRequest, PAPER_S, PAPER_STEPS};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
 use serde_json::json;
@@ -102,10 +100,11 @@ fn plan(a: &InrArgs) -> Result<Plan> {
     } else {
         (solver.steps, solver.epochs) = (Some(plan.steps), None);
     }
-    if plan.streamed_by_default && !a.solver.quiet {
+    if let (true, Some(batch), false) = (plan.streamed_by_default, plan.batch_size, a.solver.quiet)
+    {
         eprintln!(
-            "fitting the whole {} × {} × {} image ({} samples) in batches of {}, {} epochs (--max-side downscales, --paper takes the paper's settings)",
-            image.width, image.height, image.channels, image.len(), PHOTO_BATCH, plan.steps
+            "fitting the whole {} × {} × {} image ({} samples) in batches of {batch}, {} epochs (--max-side downscales, --paper takes the paper's settings)",
+            image.width, image.height, image.channels, image.len(), plan.steps
         );
     }
     Ok(Plan {
