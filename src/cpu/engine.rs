@@ -17,7 +17,9 @@ use std::sync::{Arc, Weak};
 #[derive(Debug, Default)]
 pub struct CpuBackend {
     support: Support,
-    /// Neurons of `support`, ascending, aligned with the runs of `masks`.
+    /// Neurons whose bits `masks` holds, ascending, aligned with its runs: those of `support`,
+    /// or after a gradient pass under `h = w` its live neurons (the next support's masks come
+    /// from them).
     neurons: Vec<u32>,
     masks: Masks,
     /// `masks` laid out chunk by chunk for the products.
@@ -137,7 +139,14 @@ impl Backend for CpuBackend {
         Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
         let (r, mu) = rules::niht(self, op, x)?;
         let workers = rayon::current_num_threads();
-        let z0 = masked_gradient::gradient_topk(op, x, &r, mu as f32, keep, workers);
+        let (z0, masks) =
+            masked_gradient::gradient_topk_keeping_masks(op, x, &r, mu as f32, keep, workers);
+        if let Some((neurons, masks)) = masks {
+            // The support phase of this step reuses these bits (see `prepare_support`).
+            self.neurons = neurons;
+            self.masks = masks;
+            self.masks_key = Some((Arc::downgrade(op.data_arc()), op.generators().clone()));
+        }
         Ok(GradientPhase { z0, mu })
     }
 

@@ -12,7 +12,7 @@
 //! selection order is total (see `topk`), so the result does not depend on the thread count.
 //! The dense m·d gradient is never formed: a worker holds one block of Z and one tile of G.
 
-use super::relu_mask::{fill_generators, preactivation_tile};
+use super::relu_mask::{fill_generators, pack, preactivation_tile, Masks};
 use crate::problem::operator::{Generators, Operator};
 use crate::problem::sparse::SparseVec;
 use crate::problem::stream::{row_blocks, Plan};
@@ -32,9 +32,12 @@ struct Scratch {
 pub fn tile_gradient(op: &Operator, tile: &[u32], r: &[f32], block: usize, g: &mut [f32]) {
     let mut z = vec![0.0; block * tile.len()];
     let mut h = vec![0.0; op.d() * tile.len()];
-    compute_tile(op, tile, r, block, &mut z, &mut h, g);
+    compute_tile(op, tile, r, block, &mut z, &mut h, g, &mut []);
 }
 
+/// One tile's gradients; with a non-empty `bits` (`ceil(n/64)` words per neuron of the tile) it
+/// also keeps the tile's activation bits, packed as [`Masks`] packs them.
+#[allow(clippy::too_many_arguments)] // the tile, its inputs and its scratch
 fn compute_tile(
     op: &Operator,
     tile: &[u32],
@@ -43,6 +46,7 @@ fn compute_tile(
     z: &mut [f32],
     h: &mut [f32],
     g: &mut [f32],
+    bits: &mut [u64],
 ) {
     let (n, d, t) = (op.n(), op.d(), tile.len());
     let xt = op.data().xt();
@@ -53,9 +57,20 @@ fn compute_tile(
         let bb = rows.len();
         preactivation_tile(op, tile, rows.clone(), random, h, z);
         let z = &mut z[..bb * t];
+        if !bits.is_empty() {
+            let words = n.div_ceil(64);
+            debug_assert!(rows.start.is_multiple_of(64), "blocks start on a word");
+            for jj in 0..t {
+                let w0 = jj * words + rows.start / 64;
+                pack(
+                    &z[jj * bb..(jj + 1) * bb],
+                    &mut bits[w0..w0 + bb.div_ceil(64)],
+                );
+            }
+        }
         mask_residual(z, &r[rows.clone()]);
         // SAFETY: G is t × d row-major (g[jj·d + i]), Pᵀ is t × bb (z[jj·bb + r]), X_blk is
-        // bb × d at xt[i·n + rows.start + r]; all in bounds.
+        // bb × d at xt[i·ld + rows.start + r]; all in bounds.
         unsafe {
             gemm(
                 t,
@@ -69,7 +84,7 @@ fn compute_tile(
                 1,
                 bb as isize,
                 xt.as_ptr().add(rows.start),
-                n as isize,
+                op.data().ld() as isize,
                 1,
                 1.0,
                 1.0,
@@ -102,6 +117,21 @@ pub fn gradient_topk(
     keep: usize,
     workers: usize,
 ) -> SparseVec {
+    gradient_topk_keeping_masks(op, x, r, mu, keep, workers).0
+}
+
+/// [`gradient_topk`], and under `h = w` the activation bits of the live neurons it formed on
+/// the way (ascending neurons, aligned with the runs of the [`Masks`]): the support phase of
+/// the same step needs the masks of the same neurons under the same generators, and takes them
+/// from here instead of forming them again.
+pub fn gradient_topk_keeping_masks(
+    op: &Operator,
+    x: &SparseVec,
+    r: &[f32],
+    mu: f32,
+    keep: usize,
+    workers: usize,
+) -> (SparseVec, Option<(Vec<u32>, Masks)>) {
     let d = op.d();
     let live = op.live_neurons();
     let (reps, members) = mask_classes(op, &live);
@@ -110,8 +140,17 @@ pub fn gradient_topk(
         .chunks(plan.tile)
         .zip(members.chunks(plan.tile))
         .collect();
+    let keep_masks = matches!(op.generators(), Generators::Weights(_)) && !reps.is_empty();
+    let words = op.n().div_ceil(64);
+    let mut rep_bits = vec![0u64; if keep_masks { words * reps.len() } else { 0 }];
+    let mut slots: Vec<&mut [u64]> = if keep_masks {
+        rep_bits.chunks_mut(words * plan.tile).collect()
+    } else {
+        tiles.iter().map(|_| <&mut [u64]>::default()).collect()
+    };
     let mut top = tiles
         .par_iter()
+        .zip(slots.par_iter_mut())
         .fold(
             || {
                 let s = Scratch {
@@ -121,8 +160,8 @@ pub fn gradient_topk(
                 };
                 (s, TopS::new(keep), vec![0.0f32; d])
             },
-            |(mut s, mut top, mut cand), &(tile, members)| {
-                compute_tile(op, tile, r, plan.block, &mut s.z, &mut s.h, &mut s.g);
+            |(mut s, mut top, mut cand), (&(tile, members), bits)| {
+                compute_tile(op, tile, r, plan.block, &mut s.z, &mut s.h, &mut s.g, bits);
                 for (jj, class) in members.iter().enumerate() {
                     let g = &s.g[jj * d..(jj + 1) * d];
                     // Every neuron of the class has this gradient: its candidates x_j − μ g.
@@ -151,7 +190,22 @@ pub fn gradient_topk(
             }
         }
     }
-    top.finish(op.cols())
+    let masks = keep_masks.then(|| {
+        // Every member of a class has its representative's bits.
+        let mut of: Vec<(u32, usize)> = members
+            .iter()
+            .enumerate()
+            .flat_map(|(k, class)| class.iter().map(move |&j| (j, k)))
+            .collect();
+        of.sort_unstable();
+        let mut bits = Vec::with_capacity(words * of.len());
+        for &(_, k) in &of {
+            bits.extend_from_slice(&rep_bits[k * words..(k + 1) * words]);
+        }
+        let neurons = of.into_iter().map(|(j, _)| j).collect();
+        (neurons, Masks { words, bits })
+    });
+    (top.finish(op.cols()), masks)
 }
 
 /// The live neurons grouped by mask: under `h = w` a neuron with one weight `a` at input i has

@@ -42,11 +42,11 @@ pub fn preactivation_tile(
     h: &[f32],
     z: &mut [f32],
 ) {
-    let (n, d, t, bb) = (op.n(), op.d(), tile.len(), rows.len());
+    let (d, t, bb) = (op.d(), tile.len(), rows.len());
     let z = &mut z[..bb * t];
     if random {
         // SAFETY: Z is bb × t column-major (z[jj·bb + r]); X_blk is bb × d at
-        // xt[i·n + rows.start + r]; H is d × t column-major (h[jj·d + i]); all in bounds.
+        // xt[i·ld + rows.start + r]; H is d × t column-major (h[jj·d + i]); all in bounds.
         unsafe {
             gemm(
                 bb,
@@ -57,7 +57,7 @@ pub fn preactivation_tile(
                 1,
                 false,
                 op.data().xt().as_ptr().add(rows.start),
-                n as isize,
+                op.data().ld() as isize,
                 1,
                 h.as_ptr(),
                 d as isize,
@@ -71,8 +71,14 @@ pub fn preactivation_tile(
             );
         }
     } else {
-        for (jj, &j) in tile.iter().enumerate() {
-            op.preactivation(j, rows.start, &mut z[jj * bb..(jj + 1) * bb]);
+        // Sparse generators: sub-blocks of rows small enough that the X columns the whole tile
+        // reads stay in cache while every neuron of the tile reads them.
+        let sub = crate::problem::stream::sparse_block_rows(d);
+        for r0 in (0..bb).step_by(sub) {
+            let r1 = (r0 + sub).min(bb);
+            for (jj, &j) in tile.iter().enumerate() {
+                op.preactivation(j, rows.start + r0, &mut z[jj * bb + r0..jj * bb + r1]);
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ fn hidden_tile(op: &Operator, b: &Blocks, range: std::ops::Range<usize>, h: &mut
     if t == 0 {
         return;
     }
-    // SAFETY: H is n × t column-major (h[jj·n + r]); X is n × d column-major (xt[i·n + r]);
+    // SAFETY: H is n × t column-major (h[jj·n + r]); X is n × d column-major (xt[i·ld + r]);
     // W1ᵀ is d × t with (i, jj) at w1[(range.start + jj)·d + i]; all in bounds.
     unsafe {
         gemm(
@@ -44,7 +44,7 @@ fn hidden_tile(op: &Operator, b: &Blocks, range: std::ops::Range<usize>, h: &mut
             1,
             false,
             op.data().xt().as_ptr(),
-            n as isize,
+            op.data().ld() as isize,
             1,
             b.w1[range.start * d..].as_ptr(),
             d as isize,
@@ -156,7 +156,7 @@ pub fn step(
         }
         let mut g1 = vec![0.0f32; tt * d];
         // SAFETY: G1 is tt × d row-major (g1[jj·d + i]); Pᵀ is tt × n with (jj, r) at p[jj·n + r];
-        // X is n × d at xt[i·n + r]; all in bounds.
+        // X is n × d at xt[i·ld + r]; all in bounds.
         unsafe {
             gemm(
                 tt,
@@ -170,7 +170,7 @@ pub fn step(
                 1,
                 n as isize,
                 op.data().xt().as_ptr(),
-                n as isize,
+                op.data().ld() as isize,
                 1,
                 0.0,
                 1.0,

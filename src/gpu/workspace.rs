@@ -121,7 +121,7 @@ impl Workspace {
         self.put("y", data.y())?;
         let whole = x_bytes <= self.budget / 2 && x_bytes <= binding;
         let block_rows = if whole {
-            self.put("x", data.xt())?;
+            self.put("x", &data.packed_columns())?;
             n.min(MAX_DISPATCH_ROWS)
         } else {
             let cap = (self.budget / 4).min(binding) / (4 * d as u64);

@@ -1,6 +1,9 @@
 //! A training set `(X, y)` in the layout the engine streams: `X` is stored column by column
-//! (`xt[i·n + r] = X[r, i]`), so the columns a support touches are contiguous slices and a row
-//! block of `X` is a strided view the GEMM kernels read directly. Values are validated finite
+//! (`xt[i·ld + r] = X[r, i]`, with a column stride `ld ≥ n`), so the columns a support touches
+//! are contiguous slices and a row block of `X` is a strided view the GEMM kernels read directly.
+//! The stride is `n` unless `n` is a multiple of 256: then columns a multiple of 1 KiB apart
+//! would fall into the same few cache sets (a support reads hundreds of columns at the same rows),
+//! and each column is padded by 64 bytes. Values are validated finite
 //! once, at construction, so no kernel has to think about NaN.
 
 use crate::error::{Error, Result};
@@ -11,6 +14,8 @@ use std::sync::Arc;
 pub struct Data {
     n: usize,
     d: usize,
+    /// Column stride of `xt` ([`column_stride`]).
+    ld: usize,
     xt: Vec<f32>,
     y: Vec<f32>,
     /// Per column, the smallest nonzero |X[r, i]| (∞ for an all-zero column), computed on first
@@ -18,11 +23,22 @@ pub struct Data {
     min_abs: std::sync::OnceLock<Vec<f32>>,
 }
 
+/// The column stride for `n` rows: `n`, or `n + 16` when `n` is a multiple of 256 (see the
+/// module's notes).
+pub fn column_stride(n: usize) -> usize {
+    if n > 0 && n.is_multiple_of(256) {
+        n + 16
+    } else {
+        n
+    }
+}
+
 /// The smallest nonzero magnitude of each column.
-fn column_min_abs(n: usize, xt: &[f32]) -> Vec<f32> {
-    xt.chunks(n.max(1))
+fn column_min_abs(n: usize, ld: usize, xt: &[f32]) -> Vec<f32> {
+    xt.chunks(ld.max(1))
         .map(|col| {
-            col.iter()
+            col[..n]
+                .iter()
                 .map(|v| v.abs())
                 .filter(|&a| a > 0.0)
                 .fold(f32::INFINITY, f32::min)
@@ -59,9 +75,20 @@ impl Data {
         }
         check_finite("X", &xt)?;
         check_finite("y", &y)?;
+        let ld = column_stride(n);
+        let mut xt = xt;
+        if ld != n {
+            // Spread the columns in place, last first (each moves up), zeroing the padding.
+            xt.resize(ld * d, 0.0);
+            for i in (0..d).rev() {
+                xt.copy_within(i * n..(i + 1) * n, i * ld);
+                xt[i * ld + n..(i + 1) * ld].fill(0.0);
+            }
+        }
         Ok(Self {
             n,
             d,
+            ld,
             xt,
             y,
             min_abs: Default::default(),
@@ -88,7 +115,15 @@ impl Data {
 
     /// The same inputs with new targets.
     pub fn with_targets(self, y: Vec<f32>) -> Result<Self> {
-        Self::from_columns(self.n, self.d, self.xt, y)
+        if y.len() != self.n {
+            return Err(Error::ShapeMismatch {
+                what: "y (n values)",
+                expected: self.n,
+                got: y.len(),
+            });
+        }
+        check_finite("y", &y)?;
+        Ok(Self { y, ..self })
     }
 
     /// Number of data points.
@@ -103,19 +138,31 @@ impl Data {
     pub fn y(&self) -> &[f32] {
         &self.y
     }
-    /// Column-major inputs, `d` columns of length `n`.
+    /// Column-major inputs: column `i` is `xt()[i·ld() ..][..n]`; padding entries are zero.
     pub fn xt(&self) -> &[f32] {
         &self.xt
+    }
+    /// Column stride of [`Data::xt`] (at least `n`).
+    pub fn ld(&self) -> usize {
+        self.ld
     }
     /// Column `i` of `X` (length `n`).
     #[inline]
     pub fn column(&self, i: usize) -> &[f32] {
-        &self.xt[i * self.n..(i + 1) * self.n]
+        &self.xt[i * self.ld..i * self.ld + self.n]
     }
     /// Entry `X[r, i]`.
     #[inline]
     pub fn at(&self, r: usize, i: usize) -> f32 {
-        self.xt[i * self.n + r]
+        self.xt[i * self.ld + r]
+    }
+    /// X column-major with stride `n` (a copy when the columns are padded).
+    pub fn packed_columns(&self) -> std::borrow::Cow<'_, [f32]> {
+        if self.ld == self.n {
+            std::borrow::Cow::Borrowed(&self.xt)
+        } else {
+            std::borrow::Cow::Owned((0..self.d).flat_map(|i| self.column(i)).copied().collect())
+        }
     }
     /// Bytes held by this data set.
     pub fn bytes(&self) -> usize {
@@ -126,21 +173,24 @@ impl Data {
     /// `a·X[r, i]` with `|a| · min_nonzero_abs(i) ≥ f32::MIN_POSITIVE` never rounds to zero.
     pub fn min_nonzero_abs(&self, i: usize) -> f32 {
         self.min_abs
-            .get_or_init(|| column_min_abs(self.n, &self.xt))[i]
+            .get_or_init(|| column_min_abs(self.n, self.ld, &self.xt))[i]
     }
 
     /// A new data set of the given rows, in that order (a minibatch).
     pub fn gather_rows(&self, rows: &[usize]) -> Data {
         let b = rows.len();
-        let mut xt = Vec::with_capacity(b * self.d);
+        let ld = column_stride(b);
+        let mut xt = Vec::with_capacity(ld * self.d);
         for i in 0..self.d {
             let col = self.column(i);
             xt.extend(rows.iter().map(|&r| col[r]));
+            xt.resize((i + 1) * ld, 0.0);
         }
         let y = rows.iter().map(|&r| self.y[r]).collect();
         Data {
             n: b,
             d: self.d,
+            ld,
             xt,
             y,
             min_abs: Default::default(),

@@ -72,7 +72,7 @@ impl<'a, T: Copy> View<'a, T> {
 impl<'a> View<'a, f32> {
     /// The rows from `r0` on of a data set's X, read in place.
     pub fn inputs(data: &'a Data, r0: usize) -> Self {
-        Self::cols(&data.xt()[r0..], data.n())
+        Self::cols(&data.xt()[r0..], data.ld())
     }
 }
 

@@ -86,29 +86,38 @@ pub fn apply_sparse(data: &Data, gens: &Generators, x: &SparseVec) -> Result<Vec
     // The sequential-convex model masks each neuron by its own pre-activation.
     let own_masks = matches!(gens, Generators::Weights(w) if w == x);
     let mut out = vec![0.0f32; n];
-    let mut z = vec![0.0f32; n];
-    let mut h = vec![0.0f32; if own_masks { 0 } else { n }];
-    for j in x.neurons(d) {
-        let lo = j * d as u32;
-        let r = x.range(lo, lo + d as u32);
-        z.fill(0.0);
-        sparse_columns(
-            data,
-            lo,
-            &x.indices()[r.clone()],
-            &x.values()[r],
-            0..n,
-            &mut z,
-        );
-        let mask = if own_masks {
-            &z
-        } else {
-            gens.preactivation(data, j, 0, &mut h);
-            &h
-        };
-        for ((o, &zr), &hr) in out.iter_mut().zip(&z).zip(mask) {
-            if hr > 0.0 {
-                *o += zr;
+    // Row blocks outside, neurons inside: a block's columns stay in cache for every neuron.
+    let block = crate::problem::stream::sparse_block_rows(d);
+    let mut z = vec![0.0f32; block.min(n)];
+    let mut h = vec![0.0f32; if own_masks { 0 } else { block.min(n) }];
+    let neurons = x.neurons(d);
+    for r0 in (0..n).step_by(block) {
+        let rows = r0..(r0 + block).min(n);
+        let (z, h) = (&mut z[..rows.len()], &mut h[..]);
+        let out = &mut out[rows.clone()];
+        for &j in &neurons {
+            let lo = j * d as u32;
+            let r = x.range(lo, lo + d as u32);
+            z.fill(0.0);
+            sparse_columns(
+                data,
+                lo,
+                &x.indices()[r.clone()],
+                &x.values()[r],
+                rows.clone(),
+                z,
+            );
+            let mask: &[f32] = if own_masks {
+                z
+            } else {
+                let h = &mut h[..rows.len()];
+                gens.preactivation(data, j, rows.start, h);
+                h
+            };
+            for ((o, &zr), &hr) in out.iter_mut().zip(z.iter()).zip(mask) {
+                if hr > 0.0 {
+                    *o += zr;
+                }
             }
         }
     }
@@ -280,7 +289,9 @@ impl Operator {
     }
 }
 
-/// `out += Σ_k vals[k] · X[rows, idx[k] − lo]`; compiled for AVX2+FMA when the CPU has it.
+/// `out += Σ_k vals[k] · X[rows, idx[k] − lo]`, each row's terms added in k order with a
+/// rounded product and a rounded sum (as [`axpy`] column after column gives them), 32 rows at a
+/// time held in registers; compiled for AVX2+FMA when the CPU has it.
 #[multiversion(targets("x86_64+avx2+fma"))]
 fn sparse_columns(
     data: &Data,
@@ -290,8 +301,22 @@ fn sparse_columns(
     rows: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
+    const B: usize = 32;
+    let full = out.len() / B * B;
+    let col = |c: u32| &data.column((c - lo) as usize)[rows.clone()];
+    for (b, block) in out[..full].chunks_exact_mut(B).enumerate() {
+        let mut acc = [0.0f32; B];
+        acc.copy_from_slice(block);
+        for (&c, &h) in idx.iter().zip(vals) {
+            let x: &[f32; B] = col(c)[b * B..(b + 1) * B].try_into().expect("32 rows");
+            for l in 0..B {
+                acc[l] += h * x[l];
+            }
+        }
+        block.copy_from_slice(&acc);
+    }
     for (&c, &h) in idx.iter().zip(vals) {
-        axpy(h, &data.column((c - lo) as usize)[rows.clone()], out);
+        axpy(h, &col(c)[full..], &mut out[full..]);
     }
 }
 

@@ -38,6 +38,12 @@ impl Plan {
     }
 }
 
+/// Rows per sub-block when sparse generators (`h = w`) are applied neuron after neuron: a
+/// sub-block of all `d` columns fits in about 256 KiB (a core's L2), between 64 and 2048 rows.
+pub fn sparse_block_rows(d: usize) -> usize {
+    ((65_536 / d.max(1)) / 64 * 64).clamp(64, BLOCK_ROWS)
+}
+
 /// Splits `0..n` into consecutive ranges of at most `block` rows.
 pub fn row_blocks(n: usize, block: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     (0..n)

@@ -75,4 +75,7 @@ pub const SHAPES: &[(usize, usize, usize)] = &[
     (130, 9, 7),
     (1100, 4, 3),
     (2500, 13, 11),
+    // Multiples of 256 rows: X's columns are padded (`Data::ld`), one spanning several chunks.
+    (768, 6, 4),
+    (2304, 5, 3),
 ];

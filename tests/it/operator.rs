@@ -184,6 +184,48 @@ fn masks_follow_strict_definition() {
 }
 
 #[test]
+fn padded_columns_hold_the_same_data() {
+    use relu_iht::problem::data::column_stride;
+    let mut rng = rng(3);
+    for (n, d) in [(256, 3), (512, 1), (300, 4), (1, 2)] {
+        let rows = nonzero(&mut rng, n * d);
+        let y = nonzero(&mut rng, n);
+        let data = Data::from_rows(n, d, &rows, y.clone()).unwrap();
+        let ld = column_stride(n);
+        assert_eq!(data.ld(), ld, "n={n}");
+        assert_eq!(
+            ld > n,
+            n % 256 == 0,
+            "n={n}: only multiples of 256 are padded"
+        );
+        assert_eq!(data.xt().len(), ld * d);
+        for i in 0..d {
+            for r in 0..n {
+                assert_eq!(data.at(r, i), rows[r * d + i]);
+                assert_eq!(data.column(i)[r], rows[r * d + i]);
+            }
+            assert!(data.xt()[i * ld + n..(i + 1) * ld]
+                .iter()
+                .all(|&v| v == 0.0));
+        }
+        let packed = data.packed_columns();
+        assert_eq!(packed.len(), n * d);
+        assert!((0..d).all(|i| packed[i * n..(i + 1) * n] == *data.column(i)));
+        // A batch of 256 rows out of any set is padded too, and reads the same values.
+        let pick: Vec<usize> = (0..256).map(|k| (k * 7) % n).collect();
+        let batch = data.gather_rows(&pick);
+        assert_eq!(batch.ld(), column_stride(256));
+        for (k, &r) in pick.iter().enumerate() {
+            assert!((0..d).all(|i| batch.at(k, i) == data.at(r, i)));
+            assert_eq!(batch.y()[k], y[r]);
+        }
+        let again = data.with_targets(vec![0.5; n]).unwrap();
+        assert_eq!(again.ld(), ld);
+        assert!(again.with_targets(vec![f32::NAN; n]).is_err());
+    }
+}
+
+#[test]
 fn generators_are_counter_based() {
     let mut rng = rng(4);
     let data = data(&mut rng, 10, 6);

@@ -25,7 +25,8 @@ impl Layout {
         let t = Support::new(support, d);
         let neurons: Vec<u32> = t.runs.iter().map(|r| r.0).collect();
         let h: Vec<f32> = neurons.iter().flat_map(|&j| op.generator(j)).collect();
-        let x = op.data().xt();
+        let packed = op.data().packed_columns();
+        let x = &*packed;
         let bits = relu_mask::twin(x, op.n(), 0, op.n(), d, &h, neurons.len());
         let mut run_start: Vec<u32> = t.runs.iter().map(|r| r.1 as u32).collect();
         run_start.push(t.len() as u32);
@@ -61,7 +62,7 @@ fn relu_mask_twin_follows_the_definition() {
         for op in operators(&mut rng, data, m) {
             let neurons = op.live_neurons();
             let h: Vec<f32> = neurons.iter().flat_map(|&j| op.generator(j)).collect();
-            let bits = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, neurons.len());
+            let bits = relu_mask::twin(&op.data().packed_columns(), n, 0, n, d, &h, neurons.len());
             let words = n.div_ceil(32);
             for (jj, &j) in neurons.iter().enumerate() {
                 let hj = op.generator(j);
@@ -90,8 +91,11 @@ fn support_twins_match_dense_formula() {
         for op in operators(&mut rng, data, m) {
             let x = sparse(&mut rng, m * d, (m * d).div_ceil(2));
             let lay = Layout::new(&op, x.indices());
-            let got =
-                support_forward::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), x.values());
+            let got = support_forward::twin(
+                &RowBlock::all(&op.data().packed_columns(), n),
+                &lay.view(),
+                x.values(),
+            );
             let want = op.dense_forward(&x.to_dense());
             let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
             assert_close(
@@ -102,7 +106,12 @@ fn support_twins_match_dense_formula() {
                 scale,
             );
             let v = nonzero(&mut rng, n);
-            let got = support_adjoint::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), &v, 0);
+            let got = support_adjoint::twin(
+                &RowBlock::all(&op.data().packed_columns(), n),
+                &lay.view(),
+                &v,
+                0,
+            );
             let dense = op.dense_adjoint(&v);
             let want: Vec<f64> = x.indices().iter().map(|&c| dense[c as usize]).collect();
             assert_close(
@@ -125,11 +134,11 @@ fn masked_gradient_twin_matches_dense_adjoint_and_step() {
             let neurons = op.live_neurons();
             let t = neurons.len();
             let h: Vec<f32> = neurons.iter().flat_map(|&j| op.generator(j)).collect();
-            let bits = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
+            let bits = relu_mask::twin(&op.data().packed_columns(), n, 0, n, d, &h, t);
             let res = nonzero(&mut rng, n);
             let xtile = nonzero(&mut rng, t * d);
             let block = GradientBlock {
-                x: op.data().xt(),
+                x: &op.data().packed_columns(),
                 x_stride: n,
                 x_row0: 0,
                 rows: n,
@@ -242,7 +251,8 @@ pub fn vector_twin_step(
     alpha: f32,
 ) -> VectorStep {
     let (n, d, t) = (op.n(), op.d(), b.live.len());
-    let x = op.data().xt();
+    let packed = op.data().packed_columns();
+    let x = &*packed;
     let h: Vec<f32> = b.live.iter().flat_map(|&j| op.generator(j)).collect();
     let bits = relu_mask::twin(x, n, 0, n, d, &h, t);
     let l = TileLayout {
