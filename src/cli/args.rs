@@ -425,6 +425,11 @@ pub struct InrArgs {
     /// Where to write the reconstruction (PNG).
     #[arg(long, default_value = "inr.png")]
     pub out: std::path::PathBuf,
+    /// Held-out test: fit only the pixels of even row and column (the half-resolution sub-grid),
+    /// then score the network on every pixel of the image (`psnr`), on the fitted ones
+    /// (`psnr_train`) and on the others (`psnr_heldout`); --out gets the full-size rendering.
+    #[arg(long, conflicts_with = "mnist_digit")]
+    pub holdout: bool,
     #[command(flatten)]
     pub solver: SolverArgs,
 }

@@ -26,6 +26,8 @@ const MAX_FEATURE_BYTES: u64 = 1 << 30;
 /// (`--paper`) and the input's defaults.
 struct Plan {
     image: Image,
+    /// With --holdout, the whole image (`image` is then its sub-grid).
+    full: Option<Image>,
     label: String,
     sigma: f32,
     unit: bool,
@@ -70,6 +72,11 @@ fn plan(a: &InrArgs) -> Result<Plan> {
             }
         },
     };
+    let (image, full) = if a.holdout {
+        (image.subgrid(), Some(image))
+    } else {
+        (image, None)
+    };
     let request = InrRequest {
         paper: a.paper,
         digit,
@@ -109,6 +116,7 @@ fn plan(a: &InrArgs) -> Result<Plan> {
     }
     Ok(Plan {
         image,
+        full,
         label,
         sigma: plan.sigma,
         unit: plan.unit,
@@ -137,6 +145,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
     }
     let Plan {
         image,
+        full,
         label,
         sigma,
         unit,
@@ -179,6 +188,9 @@ pub fn run(a: &InrArgs) -> Result<()> {
         );
     }
     if a.solver.method == MethodChoice::Imp {
+        if a.holdout {
+            bail!("invalid --holdout with --method imp: the held-out test scores IHT fits in this build");
+        }
         return imp_fit(a, &config, &image, ff, &label);
     }
     // With minibatches the features of each batch are generated on demand (memory bounded by the
@@ -186,13 +198,48 @@ pub fn run(a: &InrArgs) -> Result<()> {
     let meta = inr::inr_meta(&image, &ff, sigma, a.unit_coords);
     let rows = inr::feature_rows(&image, ff, a.unit_coords, config.batch_size.is_some())?;
     let engine = engine::for_run(&a.solver)?;
-    crate::with_engine!(engine, b => fit(a, &config, &image, rows, (sigma, meta), &label, b))
+    let images = (&image, full.as_ref());
+    crate::with_engine!(engine, b => fit(a, &config, images, rows, (sigma, meta), &label, b))
+}
+
+/// The network's scores on the whole image of a held-out test (every pixel, the fitted sub-grid's
+/// and the others'), all from one full-size rendering.
+struct Heldout {
+    recon: Image,
+    all: f64,
+    train: f64,
+    heldout: f64,
+}
+
+fn score_heldout(
+    network: &relu_iht::problem::network::Network,
+    meta: &relu_iht::io::model_file::InrMeta,
+    full: &Image,
+) -> Result<Heldout> {
+    let recon = inr::render_full_grid(network, meta, full.width, full.height)?;
+    let all = inr::psnr(&full.pixels, &recon.pixels);
+    let on = full.on_subgrid();
+    let part = |fitted: bool| {
+        let (want, got): (Vec<f32>, Vec<f32>) = (full.pixels.iter().zip(&recon.pixels))
+            .zip(&on)
+            .filter(|(_, &f)| f == fitted)
+            .map(|((&w, &g), _)| (w, g))
+            .unzip();
+        inr::psnr(&want, &got)
+    };
+    let (train, heldout) = (part(true), part(false));
+    Ok(Heldout {
+        recon,
+        all,
+        train,
+        heldout,
+    })
 }
 
 fn fit<B: Backend>(
     a: &InrArgs,
     config: &IhtConfig,
-    image: &Image,
+    (image, full): (&Image, Option<&Image>),
     rows: Arc<dyn RowSource>,
     (sigma, inr_meta): (f32, relu_iht::io::model_file::InrMeta),
     label: &str,
@@ -238,8 +285,18 @@ fn fit<B: Backend>(
         (deep, pred)
     };
     let recon = image.with_pixels(&pred);
-    let psnr = inr::psnr(&image.pixels, &recon.pixels);
-    recon.save_png(&a.out)?;
+    let fit_psnr = inr::psnr(&image.pixels, &recon.pixels);
+    let network = deep.network(d)?;
+    let heldout = match full {
+        Some(full) => Some(score_heldout(&network, &inr_meta, full)?),
+        None => None,
+    };
+    let psnr = heldout.as_ref().map_or(fit_psnr, |h| h.all);
+    match &heldout {
+        Some(h) => h.recon.save_png(&a.out)?,
+        None => recon.save_png(&a.out)?,
+    }
+    let shown = full.unwrap_or(image);
     let mut record = RunRecord::scalar_iht(
         "inr",
         name,
@@ -248,9 +305,15 @@ fn fit<B: Backend>(
         &deep,
         json!({
             "image": label,
-            "width": image.width,
-            "height": image.height,
+            "width": shown.width,
+            "height": shown.height,
             "channels": image.channels,
+            "holdout": heldout.as_ref().map(|h| json!({
+                "fit_width": image.width,
+                "fit_height": image.height,
+                "psnr_train": h.train,
+                "psnr_heldout": h.heldout,
+            })),
             "sigma": sigma,
             "unit_coords": a.unit_coords,
             "psnr": psnr,
@@ -266,7 +329,7 @@ fn fit<B: Backend>(
     );
     let mut meta = save::meta("inr", Kind::Inr, &a.solver, config, m);
     meta.inr = Some(inr_meta);
-    save::save(&a.solver, deep.network(d)?, meta, &mut record)?;
+    save::save(&a.solver, network, meta, &mut record)?;
     report::write_trace(&a.solver, &deep)?;
     if a.solver.json {
         return record.print();
@@ -281,9 +344,21 @@ fn fit<B: Backend>(
         deep.neurons(),
         deep.steps(),
         deep.seconds(),
-        psnr,
+        fit_psnr,
         a.out.display()
     );
+    if let (Some(h), Some(full)) = (&heldout, full) {
+        println!(
+            "held out: the {} × {} image scored from its {} × {} sub-grid: PSNR {:.2} dB on every pixel, {:.2} dB on the {} pixels not fitted",
+            full.width,
+            full.height,
+            image.width,
+            image.height,
+            h.all,
+            h.heldout,
+            full.width * full.height - image.width * image.height
+        );
+    }
     Ok(())
 }
 

@@ -143,6 +143,39 @@ impl Image {
         out
     }
 
+    /// The pixels of even row and even column: a `⌈width/2⌉ × ⌈height/2⌉` image whose pixel
+    /// (r, c) is this image's pixel (2r, 2c) (the training grid of a held-out test).
+    pub fn subgrid(&self) -> Self {
+        let (w, h, ch) = (
+            self.width.div_ceil(2),
+            self.height.div_ceil(2),
+            self.channels,
+        );
+        let mut pixels = Vec::with_capacity(w * h * ch);
+        for r in 0..h {
+            for c in 0..w {
+                let at = ((2 * r) * self.width + 2 * c) * ch;
+                pixels.extend_from_slice(&self.pixels[at..at + ch]);
+            }
+        }
+        Self {
+            width: w,
+            height: h,
+            channels: ch,
+            pixels,
+        }
+    }
+
+    /// Per sample (pixel and channel), whether its pixel lies on the sub-grid of [`Image::subgrid`].
+    pub fn on_subgrid(&self) -> Vec<bool> {
+        (0..self.len())
+            .map(|e| {
+                let p = e / self.channels;
+                (p / self.width) % 2 == 0 && (p % self.width) % 2 == 0
+            })
+            .collect()
+    }
+
     /// The same image with new intensities (clamped to [0, 1]).
     pub fn with_pixels(&self, values: &[f32]) -> Self {
         Self {
@@ -545,6 +578,33 @@ const RENDER_SAMPLES: usize = 4096;
 /// coordinates (r·H/height, c·W/width), so the fitted size reproduces the fit and other sizes
 /// resample the same function. Streams blocks of samples (memory: the image and one block).
 pub fn render(network: &Network, inr: &InrMeta, width: usize, height: usize) -> Result<Image> {
+    let (sy, sx) = (
+        inr.height as f32 / height as f32,
+        inr.width as f32 / width as f32,
+    );
+    render_scaled(network, inr, width, height, (sy, sx))
+}
+
+/// Renders a saved INR fitted on the sub-grid of [`Image::subgrid`] at the full image's size
+/// `width × height`: output pixel (r, c) is evaluated at the fitted coordinates (r/2, c/2), so
+/// pixels of even row and column are the fitted samples, bit for bit, and the others lie between.
+pub fn render_full_grid(
+    network: &Network,
+    inr: &InrMeta,
+    width: usize,
+    height: usize,
+) -> Result<Image> {
+    render_scaled(network, inr, width, height, (0.5, 0.5))
+}
+
+/// [`render`] with output pixel (r, c) at the fitted coordinates (r·sy, c·sx).
+fn render_scaled(
+    network: &Network,
+    inr: &InrMeta,
+    width: usize,
+    height: usize,
+    (sy, sx): (f32, f32),
+) -> Result<Image> {
     if width == 0 || height == 0 {
         return Err(Error::invalid(
             "size",
@@ -571,11 +631,7 @@ pub fn render(network: &Network, inr: &InrMeta, width: usize, height: usize) -> 
         half: inr.half,
         k: inr.coords,
     };
-    let (sy, sx) = (
-        inr.height as f32 / height as f32,
-        inr.width as f32 / width as f32,
-    );
-    let same = (width, height) == (inr.width, inr.height);
+    let same = (sy, sx) == (1.0, 1.0);
     let n = n as usize;
     let mut pixels = vec![0.0f32; n];
     let mut coords = Vec::with_capacity(RENDER_SAMPLES * inr.coords);

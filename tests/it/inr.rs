@@ -608,3 +608,89 @@ fn inr_psnr_is_the_same_on_every_cpu_code_path() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn holdout_fits_the_sub_grid_and_scores_every_pixel() {
+    let dir = tempdir("holdout");
+    let (w, h) = (21u32, 14u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let v = |a: f32| (127.5 + 120.0 * a.sin()) as u8;
+        image::Rgb([
+            v(x as f32 * 0.4),
+            v(y as f32 * 0.5 + 1.0),
+            v((x + y) as f32 * 0.3),
+        ])
+    });
+    let path = dir.join("in.png");
+    img.save(&path).unwrap();
+    // The sub-grid as its own image: pixel (r, c) is the full image's (2r, 2c).
+    let sub = image::RgbImage::from_fn(11, 7, |x, y| *img.get_pixel(2 * x, 2 * y));
+    let sub_path = dir.join("sub.png");
+    sub.save(&sub_path).unwrap();
+    assert_eq!(
+        Image::load(&path, usize::MAX).unwrap().subgrid().pixels,
+        Image::load(&sub_path, usize::MAX).unwrap().pixels
+    );
+    let flags = [
+        "--m",
+        "20",
+        "--s",
+        "300",
+        "--steps",
+        "10",
+        "--features",
+        "200",
+        "--coords",
+        "unit",
+        "--sigma",
+        "3",
+    ];
+    let (out, plain_out) = (dir.join("full.png"), dir.join("sub-fit.png"));
+    let (rec, _) = inr_json(&path, &out, &[&flags[..], &["--holdout"]].concat());
+    let (plain, _) = inr_json(&sub_path, &plain_out, &flags);
+    let held = &rec["holdout"];
+    assert_eq!(
+        (rec["width"].as_u64(), rec["height"].as_u64()),
+        (Some(21), Some(14))
+    );
+    assert_eq!(
+        (held["fit_width"].as_u64(), held["fit_height"].as_u64()),
+        (Some(11), Some(7))
+    );
+    assert!(plain["holdout"].is_null());
+    // Fitting the sub-grid is fitting the sub-grid image: the same coordinates, the same fit
+    // (the scores come from a rendering on the host, the fit's from the engine: equal to
+    // rounding).
+    let (train, sub_fit) = (
+        held["psnr_train"].as_f64().unwrap(),
+        plain["psnr"].as_f64().unwrap(),
+    );
+    assert!(
+        (train - sub_fit).abs() < 1e-3,
+        "{train} dB against {sub_fit} dB"
+    );
+    let full = image::open(&out).unwrap().to_rgb8();
+    let fitted = image::open(&plain_out).unwrap().to_rgb8();
+    assert_eq!(full.dimensions(), (21, 14));
+    for (x, y, p) in fitted.enumerate_pixels() {
+        let q = full.get_pixel(2 * x, 2 * y);
+        assert!(
+            (0..3).all(|c| p[c].abs_diff(q[c]) <= 1),
+            "sub-grid pixel ({x}, {y}): {p:?} against {q:?}"
+        );
+    }
+    // Every pixel's error is the fitted pixels' and the others' together (MSE is a weighted mean).
+    let (all, train, test) = (
+        rec["psnr"].as_f64().unwrap(),
+        held["psnr_train"].as_f64().unwrap(),
+        held["psnr_heldout"].as_f64().unwrap(),
+    );
+    let mse = |p: f64| 10f64.powf(-p / 10.0);
+    let (k, n) = (11.0 * 7.0, 21.0 * 14.0);
+    let want = (k * mse(train) + (n - k) * mse(test)) / n;
+    assert!(
+        (mse(all) / want - 1.0).abs() < 1e-9,
+        "all {all} dB, train {train} dB, held out {test} dB"
+    );
+    assert!(train.is_finite() && test.is_finite() && test > 5.0);
+}
