@@ -310,7 +310,7 @@ fn photo_defaults_fit_the_whole_image_and_paper_takes_the_papers_settings() {
         &out,
         &["--features", "16", "--steps", "1", "--s", "8"],
     );
-    assert_eq!(v["m"], 400, "{v}");
+    assert_eq!(v["m"], relu_iht::tasks::inr::PHOTO_M as u64, "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
