@@ -98,7 +98,10 @@ fn compute_tile(
 }
 
 /// `P = 1{Z > 0} ∘ r` in place, column by column; compiled for AVX2 when present.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn mask_residual(z: &mut [f32], rb: &[f32]) {
     for col in z.chunks_mut(rb.len()) {
         for (v, &res) in col.iter_mut().zip(rb) {

@@ -164,7 +164,10 @@ impl Masks {
 }
 
 /// Packs `z > 0` into bits; compiled for AVX2 when the CPU has it.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 pub fn pack(z: &[f32], out: &mut [u64]) {
     lanes::pack(z, out)
 }

@@ -31,8 +31,10 @@ const FWD_BLOCKS: usize = 4;
 /// Support entries the adjoint half sums at once.
 const ADJ_ENTRIES: usize = 4;
 
-/// The masks of a support laid out chunk by chunk: chunk c's words of run k are
-/// `bits[(c·runs + k)·WORDS ..][..WORDS]`, so a chunk reads one contiguous block.
+/// The masks of a support laid out chunk by chunk, and inside a chunk by pairs of words (128
+/// rows) run after run: word w of run k in chunk c is `bits[c·runs·WORDS + word(runs, k, w)]`.
+/// A chunk reads one contiguous block; the forward half, which takes 128 rows of every run in
+/// turn, reads it in order, and the adjoint's consecutive entries share cache lines.
 #[derive(Debug, Default)]
 pub struct ChunkMasks {
     runs: usize,
@@ -54,7 +56,9 @@ impl ChunkMasks {
                 .for_each(|(c, out)| {
                     for k in 0..runs {
                         let src = &masks.run(k)[c * WORDS..((c + 1) * WORDS).min(masks.words)];
-                        out[k * WORDS..k * WORDS + src.len()].copy_from_slice(src);
+                        for (w, &v) in src.iter().enumerate() {
+                            out[word(runs, k, w)] = v;
+                        }
                     }
                 });
         }
@@ -126,6 +130,12 @@ impl ChunkMasks {
     fn chunk(&self, c: usize) -> &[u64] {
         &self.bits[c * self.runs * WORDS..(c + 1) * self.runs * WORDS]
     }
+}
+
+/// Position of word `w` (< WORDS) of run `k` in a chunk's block of `runs` runs.
+#[inline(always)]
+fn word(runs: usize, k: usize, w: usize) -> usize {
+    (w / 2) * runs * 2 + k * 2 + w % 2
 }
 
 /// What a pass computes.
@@ -335,12 +345,12 @@ impl Chunk<'_> {
     /// The 32 mask bits of run `k` at chunk row `b` (a multiple of 32).
     #[inline(always)]
     fn bits32(&self, k: usize, b: usize) -> u32 {
-        (self.masks[k * WORDS + b / 64] >> (b % 64)) as u32
+        (self.masks[word(self.t.runs.len(), k, b / 64)] >> (b % 64)) as u32
     }
 
     #[inline(always)]
     fn bit(&self, k: usize, b: usize) -> bool {
-        (self.masks[k * WORDS + b / 64] >> (b % 64)) & 1 == 1
+        (self.masks[word(self.t.runs.len(), k, b / 64)] >> (b % 64)) & 1 == 1
     }
 
     /// Column of support entry p, from this chunk's first row on.
@@ -534,15 +544,17 @@ impl Chunk<'_> {
         // Column pointers and mask words per entry, looked up once; no branch on the bits (an
         // all-zero block adds ±0 to an accumulator that is never −0, leaving it unchanged).
         let xp: [*const f32; E] = std::array::from_fn(|e| unsafe { self.x32(ps[e], 0) });
-        let mw: [&[u64]; E] = std::array::from_fn(|e| &self.masks[ks[e] * WORDS..][..WORDS]);
+        let runs = self.t.runs.len();
+        let mw: [*const u64; E] = std::array::from_fn(|e| self.masks[ks[e] * 2..].as_ptr());
         let qp = q.as_ptr();
         for b in (0..full).step_by(32) {
-            // SAFETY: b + 32 ≤ full ≤ the chunk's rows, within every column and q; b / 64 <
-            // WORDS.
+            // SAFETY: b + 32 ≤ full ≤ the chunk's rows, within every column and q; word b / 64
+            // of run ks[e] lies at ks[e]·2 + word(runs, 0, b / 64) within the chunk's block.
             unsafe {
                 let qb = V::load(qp.add(b));
+                let at = word(runs, 0, b / 64);
                 for e in 0..E {
-                    let bits = (*mw[e].get_unchecked(b / 64) >> (b % 64)) as u32;
+                    let bits = (*mw[e].add(at) >> (b % 64)) as u32;
                     let qv = V::select(bits, qb);
                     acc[e] = V::fma(acc[e], V::load(xp[e].add(b)), qv);
                 }

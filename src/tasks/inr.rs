@@ -437,7 +437,10 @@ pub fn sin_cos_turns(p: f64) -> (f32, f32) {
 const EMBED_BLOCK: usize = 1024;
 
 /// One feature pair over a block of rows: `sin[r], cos[r]` of the phases `b · coords[r]`.
-#[multiversion(targets("x86_64+avx2+fma"))]
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
 fn embed_block(b: &[f32], coords: &[f32], k: usize, sin: &mut [f32], cos: &mut [f32]) {
     let mut phase = [0.0f64; EMBED_BLOCK];
     let phase = &mut phase[..sin.len()];
