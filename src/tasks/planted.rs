@@ -96,11 +96,21 @@ pub fn planted_weights(spec: &PlantedSpec) -> SparseVec {
 pub fn gaussian_inputs(n: usize, d: usize, seed: u64) -> Vec<f32> {
     let key = rng::key(seed, Stream::Inputs);
     let mut xt = vec![0.0f32; n * d];
-    xt.par_chunks_mut(n).enumerate().for_each(|(i, col)| {
-        for (r, v) in col.iter_mut().enumerate() {
-            *v = rng::gauss(key, r as u64, i as u64);
-        }
-    });
+    // Columns 2i and 2i + 1 of a row share one Box–Muller draw: generated together.
+    xt.par_chunks_mut(2 * n.max(1))
+        .enumerate()
+        .for_each(|(i2, cols)| {
+            let (even, odd) = cols.split_at_mut(n.min(cols.len()));
+            if odd.is_empty() {
+                for (r, v) in even.iter_mut().enumerate() {
+                    *v = rng::gauss(key, r as u64, 2 * i2 as u64);
+                }
+            } else {
+                for (r, (e, o)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
+                    (*e, *o) = rng::gauss_pair(key, r as u64, 2 * i2 as u64);
+                }
+            }
+        });
     xt
 }
 
