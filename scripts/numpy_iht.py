@@ -9,8 +9,10 @@ than NumPy"); it is not part of the crate. It is written as a practitioner who
 knows the algorithm would write it: every heavy product is a float32 BLAS call
 (reductions in float64), dead neurons are skipped, the masks of a step are
 formed once (and with h_j = w_j they give the model output for free), the
-gradient on the support is read off the full gradient, and the support matrix
-A_T is formed once per step for the inner steps.
+gradient on the support is read off the full gradient, the support matrix
+A_T is formed once per step for the inner steps, and with h_j = w_j a neuron
+whose only weight is a at input i (most of them) has its mask and output read
+off X+ = max(X, 0) and X- = min(X, 0) (two GEMVs for all such neurons).
 
 The unknown is a vector x of length m*d with index c = j*d + i (neuron j,
 input i).  Block j of the implicit design matrix is A_j = diag(1{X h_j > 0}) X,
@@ -60,37 +62,67 @@ def make_data(n, d, m, s, seed):
     return X, y, H0
 
 
-def network_output(X, W):
-    """sum_j relu(X @ W[:, j]), skipping all-zero neurons (they contribute 0)."""
+def network_output(X, W, block=4096):
+    """sum_j relu(X @ W[:, j]), skipping all-zero neurons (they contribute 0); rows in blocks,
+    so no n x m temporary is allocated (and faulted in) at once."""
     cols = np.flatnonzero(np.any(W != 0, axis=0))
+    out = np.zeros(X.shape[0], dtype=np.float32)
     if cols.size == 0:
-        return np.zeros(X.shape[0], dtype=np.float32)
-    return np.maximum(X @ W[:, cols], 0).sum(axis=1, dtype=np.float32)
+        return out
+    Wc = np.ascontiguousarray(W[:, cols])
+    Z = np.empty((min(block, X.shape[0]), cols.size), dtype=np.float32)
+    for lo in range(0, X.shape[0], block):
+        z = Z[:min(block, X.shape[0] - lo)]
+        np.matmul(X[lo:lo + block], Wc, out=z)
+        np.maximum(z, 0, out=z)
+        z.sum(axis=1, dtype=np.float32, out=out[lo:lo + z.shape[0]])
+    return out
 
 
-def live_masks(XT, H, tile, own_weights):
+def live_masks(XT, H, tile, own_weights, split=None):
     """Masks 1{X h_j > 0} of the live neurons (h_j != 0; a dead neuron's mask, column block
     and gradient are all zero, so skipping it is exact) as an (L + 1) x n bool matrix whose
     last row (for "not live") is all false, and, when H is the iterate's own sparse weights,
-    sum_j relu(X h_j) over them (the model output). Random generators take a GEMM per tile of
-    neurons; sparse weights take one small product per neuron over its nonzeros (O(n nnz))."""
+    sum_j relu(X h_j) over them (the model output) and each live neuron's sign class (below).
+    Random generators take a GEMM per tile of neurons. With h_j = w_j, a neuron whose only
+    weight is a at input i has the mask 1{sign(a) X[:, i] > 0} and the output relu(a X[:, i]) =
+    a X+[:, i] (a > 0) or a X-[:, i] (a < 0), X+ = max(X, 0), X- = min(X, 0): its mask row is
+    copied from a precomputed one and all such outputs are two GEMVs (`split` holds X+, X- and
+    the two sign masks); other neurons take one small product over their nonzeros."""
     live = np.flatnonzero(np.any(H != 0, axis=0))
     n = XT.shape[1]
     MT = np.zeros((live.size + 1, n), dtype=bool)
     out = np.zeros(n, dtype=np.float32)
     if own_weights:
-        for l, j in enumerate(live):
-            nz = np.flatnonzero(H[:, j])
-            z = H[nz, j] @ XT[nz]
+        Xp, Xm, MpT, MmT = split
+        HL = H[:, live]
+        single = np.count_nonzero(HL, axis=0) == 1
+        sign = np.zeros(live.size, dtype=np.int8)           # +1 / -1: single weight; 0: other
+        ls = np.flatnonzero(single)
+        if ls.size:
+            inp = np.argmax(HL[:, ls] != 0, axis=0)
+            val = HL[inp, ls]
+            pos = val > 0
+            MT[ls[pos]] = MpT[inp[pos]]
+            MT[ls[~pos]] = MmT[inp[~pos]]
+            sign[ls] = np.where(pos, 1, -1)
+            d = XT.shape[0]
+            ap = np.bincount(inp[pos], weights=val[pos], minlength=d).astype(np.float32)
+            am = np.bincount(inp[~pos], weights=val[~pos], minlength=d).astype(np.float32)
+            out += Xp @ ap
+            out += Xm @ am
+        for l in np.flatnonzero(~single):
+            nz = np.flatnonzero(HL[:, l])
+            z = HL[nz, l] @ XT[nz]
             np.greater(z, 0, out=MT[l])
             np.maximum(z, 0, out=z)
             out += z
-        return live, MT, out
+        return live, MT, out, sign
     HT = np.ascontiguousarray(H[:, live].T)
     for lo in range(0, live.size, tile):
         Z = HT[lo:lo + tile] @ XT                        # float32 GEMM, t x n
         np.greater(Z, 0, out=MT[lo:lo + Z.shape[0]])
-    return live, MT, None
+    return live, MT, None, None
 
 
 def support_rows(XT, MT, slot, idx, d, buf):
@@ -103,25 +135,43 @@ def support_rows(XT, MT, slot, idx, d, buf):
     return A
 
 
-def masked_product(XT, MT, slot, idx, vals, d):
-    """A_idx v = sum_j mask_j * (X v_j), one small product per neuron over its entries."""
+def masked_product(XT, MT, slot, idx, vals, d, classes=None):
+    """A_idx v = sum_j mask_j * (X v_j), one small product per neuron over its entries; with
+    `classes` (the sign of each neuron's single weight under h_j = w_j, 0 for others, and X+,
+    X-), the entries of single-weight neurons (whose one support entry is that weight's input)
+    go through two GEMVs, X+ v+ + X- v-."""
     j, i = np.divmod(idx, d)
     out = np.zeros(XT.shape[1], dtype=np.float32)
     if idx.size == 0:
         return out
+    if classes is not None:
+        sign, Xp, Xm = classes
+        sj = sign[j]
+        for sg, Xs in ((1, Xp), (-1, Xm)):
+            sel = sj == sg
+            out += Xs @ np.bincount(i[sel], weights=vals[sel], minlength=d).astype(np.float32)
+        keep = sj == 0
+        j, i, vals = j[keep], i[keep], vals[keep]
+        if j.size == 0:
+            return out
     starts = np.flatnonzero(np.r_[True, j[1:] != j[:-1]])
     for a, b in zip(starts, np.r_[starts[1:], j.size]):
         out += (vals[a:b] @ XT[i[a:b]]) * MT[slot[j[a]]]
     return out
 
 
-def iht_step(X, XT, y, x, H, s, d, tile, own_weights, buf):
+def iht_step(X, XT, y, x, H, s, d, tile, own_weights, buf, split):
     """One step. `own_weights`: H is the iterate's own weights (h_j = w_j), so the model
     output comes with the masks; otherwise (random generators) it is one more product."""
     m = H.shape[1]
-    live, MT, out = live_masks(XT, H, tile, own_weights)
+    live, MT, out, sign = live_masks(XT, H, tile, own_weights, split)
     slot = np.full(m, live.size)                         # not live: the all-false row
     slot[live] = np.arange(live.size)
+    classes = None
+    if sign is not None:
+        sign_of = np.zeros(m, dtype=np.int8)
+        sign_of[live] = sign
+        classes = (sign_of, split[0], split[1])
     S = np.flatnonzero(x)
     if out is None:
         out = masked_product(XT, MT, slot, S, x[S], d)
@@ -140,7 +190,7 @@ def iht_step(X, XT, y, x, H, s, d, tile, own_weights, buf):
         mu = 1e-14
     else:
         g = grad[S]                                      # A_S^T r, read off the gradient
-        mu = sqnorm(g) / (sqnorm(masked_product(XT, MT, slot, S, g, d)) + 1e-8)
+        mu = sqnorm(g) / (sqnorm(masked_product(XT, MT, slot, S, g, d, classes)) + 1e-8)
     cand = x - np.float32(mu) * grad
     a = np.abs(cand)
     T = np.argpartition(a, a.size - s)[a.size - s:] if s < a.size else np.arange(a.size)
@@ -181,11 +231,13 @@ def solve(X, y, H0, m, s, steps, tile):
     XT = np.ascontiguousarray(X.T)
     x = np.zeros(m * d, dtype=np.float32)
     buf = np.empty((s, X.shape[0]), dtype=np.float32)
+    # For single-weight neurons under h_j = w_j (see live_masks): X+, X- and the sign masks.
+    split = (np.maximum(X, 0), np.minimum(X, 0), XT > 0, XT < 0)
     per_step = []
     for k in range(steps):
         t0 = time.perf_counter()
         H = H0 if k < 2 else np.ascontiguousarray(x.reshape(m, d).T)
-        x = iht_step(X, XT, y, x, H, s, d, tile, own_weights=k >= 2, buf=buf)
+        x = iht_step(X, XT, y, x, H, s, d, tile, own_weights=k >= 2, buf=buf, split=split)
         per_step.append(time.perf_counter() - t0)
     return x, per_step
 
