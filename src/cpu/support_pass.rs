@@ -254,10 +254,16 @@ fn run(
             .collect(),
         None => Vec::new(),
     };
+    let groups = if want == Want::Forward {
+        AdjointGroups::default()
+    } else {
+        AdjointGroups::new(t, &cols, &masks.in_class)
+    };
     let chunk = |ci: usize, q: &mut [f32], part: &mut [f64]| {
         let c = Chunk {
             xt: data.xt(),
             cols: &cols,
+            groups: &groups,
             t,
             masks: masks.chunk(ci),
             classes: &masks.classes,
@@ -299,11 +305,51 @@ fn run(
     }
 }
 
+/// The support entries the adjoint half sums (those not computed through a class), in groups of
+/// [`ADJ_ENTRIES`] (run, position) pairs: first groups whose entries share one column of X (one
+/// load of X serves all, entries sorted by column), then groups of the rest, then single entries.
+/// Each entry's sum is the same in any group.
+#[derive(Default)]
+struct AdjointGroups {
+    shared: Vec<[(usize, usize); ADJ_ENTRIES]>,
+    mixed: Vec<[(usize, usize); ADJ_ENTRIES]>,
+    single: Vec<(usize, usize)>,
+}
+
+impl AdjointGroups {
+    fn new(t: &Support, cols: &[usize], in_class: &[bool]) -> Self {
+        let mut entries: Vec<(usize, usize)> = t
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| !in_class[k])
+            .flat_map(|(k, &(_, s, e))| (s..e).map(move |p| (k, p)))
+            .collect();
+        entries.sort_by_key(|&(_, p)| cols[p]);
+        let mut g = Self::default();
+        let mut rest = Vec::new();
+        for same in entries.chunk_by(|a, b| cols[a.1] == cols[b.1]) {
+            let mut quads = same.chunks_exact(ADJ_ENTRIES);
+            for quad in quads.by_ref() {
+                g.shared.push(quad.try_into().expect("a group"));
+            }
+            rest.extend_from_slice(quads.remainder());
+        }
+        let mut quads = rest.chunks_exact(ADJ_ENTRIES);
+        for quad in quads.by_ref() {
+            g.mixed.push(quad.try_into().expect("a group"));
+        }
+        g.single = quads.remainder().to_vec();
+        g
+    }
+}
+
 /// One chunk's work: rows `r0..r0 + q.len()`.
 struct Chunk<'a> {
     /// X column-major, and each support entry's column offset into it.
     xt: &'a [f32],
     cols: &'a [usize],
+    groups: &'a AdjointGroups,
     t: &'a Support,
     masks: &'a [u64],
     classes: &'a [(usize, Vec<usize>)],
@@ -425,38 +471,28 @@ impl Chunk<'_> {
         if self.want == Want::Forward {
             return;
         }
-        // Entries ADJ_ENTRIES at a time (independent accumulators sharing each load of q); each
-        // entry's sum is the same as alone.
-        let mut group = [(0usize, 0usize); ADJ_ENTRIES];
-        let mut filled = 0;
-        for (k, &(_, s, e)) in runs.iter().enumerate() {
-            if self.in_class[k] {
-                continue;
-            }
-            for p in s..e {
-                group[filled] = (k, p);
-                filled += 1;
-                if filled == ADJ_ENTRIES {
-                    let v = unsafe {
-                        self.adjoint_entries::<V, ADJ_ENTRIES>(
-                            group.map(|g| g.0),
-                            group.map(|g| g.1),
-                            full,
-                            q,
-                        )
-                    };
-                    for (g, v) in group.iter().zip(v) {
-                        part[g.1] = v;
+        // Entries ADJ_ENTRIES at a time (independent accumulators sharing each load of q, and of
+        // X where they share a column); each entry's sum is the same as alone.
+        for (groups, shared) in [(&self.groups.shared, true), (&self.groups.mixed, false)] {
+            for group in groups {
+                let (ks, ps) = (group.map(|g| g.0), group.map(|g| g.1));
+                let v = unsafe {
+                    if shared {
+                        self.adjoint_entries::<V, ADJ_ENTRIES, true>(ks, ps, full, q)
+                    } else {
+                        self.adjoint_entries::<V, ADJ_ENTRIES, false>(ks, ps, full, q)
                     }
-                    filled = 0;
+                };
+                for (&p, v) in ps.iter().zip(v) {
+                    part[p] = v;
                 }
             }
         }
-        for &(k, p) in &group[..filled] {
-            part[p] = unsafe { self.adjoint_entries::<V, 1>([k], [p], full, q) }[0];
+        for &(k, p) in &self.groups.single {
+            part[p] = unsafe { self.adjoint_entries::<V, 1, false>([k], [p], full, q) }[0];
         }
         for (k, ps) in self.classes {
-            let [v] = unsafe { self.adjoint_entries::<V, 1>([*k], [ps[0]], full, q) };
+            let [v] = unsafe { self.adjoint_entries::<V, 1, false>([*k], [ps[0]], full, q) };
             for &p in ps {
                 part[p] = v;
             }
@@ -529,11 +565,12 @@ impl Chunk<'_> {
     /// `Σ_rows bit_k · X[:, col(p)] · q` over the chunk for E entries at once (run `ks[e]`, entry
     /// `ps[e]`): 32 f32 lanes each, folded to 16, the rows after `full` added one at a time into
     /// lanes 0, 1, …, and the 16 lanes summed in f64. Each entry's arithmetic is the same for any E.
+    /// With `SHARED` all E entries are at one column of X (`ps[0]`'s), loaded once.
     ///
     /// # Safety
     /// `V`'s instruction set must be available.
     #[inline(always)]
-    unsafe fn adjoint_entries<V: Rows32, const E: usize>(
+    unsafe fn adjoint_entries<V: Rows32, const E: usize, const SHARED: bool>(
         &self,
         ks: [usize; E],
         ps: [usize; E],
@@ -553,10 +590,12 @@ impl Chunk<'_> {
             unsafe {
                 let qb = V::load(qp.add(b));
                 let at = word(runs, 0, b / 64);
+                let x0 = V::load(xp[0].add(b));
                 for e in 0..E {
                     let bits = (*mw[e].add(at) >> (b % 64)) as u32;
                     let qv = V::select(bits, qb);
-                    acc[e] = V::fma(acc[e], V::load(xp[e].add(b)), qv);
+                    let x = if SHARED { x0 } else { V::load(xp[e].add(b)) };
+                    acc[e] = V::fma(acc[e], x, qv);
                 }
             }
         }
