@@ -53,6 +53,9 @@ pub struct Counters {
     pub readbacks: u64,
     /// Bytes read back.
     pub readback_bytes: u64,
+    /// Microseconds the host spent blocked in readbacks (from submitting a readback to holding
+    /// its bytes: the device finishing the queued work, the copy and the mapping).
+    pub readback_wait_us: u64,
     /// Compute dispatches.
     pub dispatches: u64,
     /// Device buffers created (pooled reuse is not a creation).
@@ -68,6 +71,7 @@ impl Counters {
             submits: self.submits - earlier.submits,
             readbacks: self.readbacks - earlier.readbacks,
             readback_bytes: self.readback_bytes - earlier.readback_bytes,
+            readback_wait_us: self.readback_wait_us - earlier.readback_wait_us,
             dispatches: self.dispatches - earlier.dispatches,
             buffers_created: self.buffers_created - earlier.buffers_created,
             bind_groups_created: self.bind_groups_created - earlier.bind_groups_created,

@@ -167,6 +167,11 @@ pub struct SolverArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// GPU engine: time every kernel with timestamp queries (one small extra readback per
+    /// submission) and print the device milliseconds and dispatches per kernel on stderr at the
+    /// end.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 impl SolverArgs {
@@ -531,9 +536,22 @@ pub struct BenchArgs {
     /// Device memory budget in bytes for the GPU engine.
     #[arg(long, value_parser = parse_bytes)]
     pub device_memory: Option<u64>,
+    /// The GPU's fp32 peak in GFLOP/s (from its vendor's sheet): GPU rows then report the
+    /// fraction of it the gradient kernel reaches (from timestamps where the device has them,
+    /// else from wall time).
+    #[arg(long, value_parser = parse_peak_gflops)]
+    pub peak_gflops: Option<f64>,
     /// Print one JSON object per configuration and backend.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--peak-gflops`: a positive, finite number.
+fn parse_peak_gflops(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number of GFLOP/s")),
+    }
 }
 
 #[derive(Debug, Args, Clone)]

@@ -31,6 +31,16 @@ struct Row {
     s: usize,
     gradient_seconds: f64,
     gradient_gflops: f64,
+    /// GPU rows on a device with timestamp queries: the gradient kernel's (`masked_gradient`)
+    /// 2·n·d·m flops over its device time per pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gradient_kernel_gflops: Option<f64>,
+    /// `--peak-gflops`, and on GPU rows the fraction of it the gradient kernel reaches (by
+    /// timestamps where present, else the whole pass by wall time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_gflops: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gradient_peak_fraction: Option<f64>,
     /// Activation bits of the support's neurons (`relu_mask` over all rows).
     mask_seconds: f64,
     /// Half of the best fused inner-step pass (`A_T z` and its adjoint).
@@ -53,6 +63,9 @@ struct Row {
     submits_per_step: f64,
     readbacks_per_step: f64,
     readback_bytes_per_step: f64,
+    /// Milliseconds the host waits per readback (submission to bytes in hand), mean over the
+    /// solve's steps after the first.
+    readback_wait_ms: f64,
     dispatches_per_step: f64,
     /// Device buffers and bind groups created from the solve's third step on (0: every object is
     /// built once and reused).
@@ -184,6 +197,21 @@ fn print(json: bool, r: &Row) -> Result<()> {
             list.join(", ")
         );
     }
+    if r.readbacks_per_step > 0.0 {
+        println!(
+            "    readbacks per step {:.1}, host wait per readback {:.3} ms, submissions per step {:.1}",
+            r.readbacks_per_step, r.readback_wait_ms, r.submits_per_step
+        );
+    }
+    if let Some(g) = r.gradient_kernel_gflops {
+        println!("    gradient kernel (timestamps): {g:.1} GFLOP/s");
+    }
+    if let (Some(f), Some(p)) = (r.gradient_peak_fraction, r.peak_gflops) {
+        println!(
+            "    gradient kernel at {:.2}% of the {p} GFLOP/s fp32 peak",
+            100.0 * f
+        );
+    }
     Ok(())
 }
 
@@ -193,6 +221,7 @@ struct StepCounts {
     submits: f64,
     readbacks: f64,
     readback_bytes: f64,
+    readback_wait_ms: f64,
     dispatches: f64,
     buffers_after_warmup: u64,
     bind_groups_after_warmup: u64,
@@ -208,6 +237,12 @@ impl StepCounts {
             submits: mean(|c| c.submits),
             readbacks: mean(|c| c.readbacks),
             readback_bytes: mean(|c| c.readback_bytes),
+            readback_wait_ms: {
+                let (us, k): (u64, u64) = later.iter().fold((0, 0), |(u, k), c| {
+                    (u + c.readback_wait_us, k + c.readbacks)
+                });
+                us as f64 / 1e3 / k.max(1) as f64
+            },
             dispatches: mean(|c| c.dispatches),
             buffers_after_warmup: warm.iter().map(|c| c.buffers_created).sum(),
             bind_groups_after_warmup: warm.iter().map(|c| c.bind_groups_created).sum(),
@@ -232,13 +267,28 @@ fn measure<B: Backend + SupportOps>(
     // (1) The gradient phase over all m neurons (x = 0: its support work is empty).
     let mut grad_best = f64::INFINITY;
     let mut support = x.clone();
-    for _ in 0..a.repeats.max(1) {
+    let repeats = a.repeats.max(1);
+    // Timestamps over the repeats (the GPU's gradient kernel alone); wall time stays the measure
+    // of the whole pass.
+    let profiling = be.start_profile();
+    for _ in 0..repeats {
         let t0 = Instant::now();
         let phase = be.gradient_phase(&op, &x, s)?;
         grad_best = grad_best.min(t0.elapsed().as_secs_f64());
         support = phase.z0;
     }
+    let grad_times = if profiling { be.take_profile() } else { None };
     let flops = 4.0 * n as f64 * d as f64 * m as f64;
+    let gradient_kernel_gflops = grad_times
+        .as_ref()
+        .and_then(|t| t.get("masked_gradient.main"))
+        .filter(|(ms, _)| *ms > 0.0)
+        .map(|(ms, _)| flops / 2.0 / (ms / 1e3 / repeats as f64) / 1e9);
+    let is_gpu = name.starts_with("gpu");
+    let gradient_peak_fraction = a
+        .peak_gflops
+        .filter(|_| is_gpu)
+        .map(|peak| gradient_kernel_gflops.unwrap_or(flops / grad_best / 1e9) / peak);
 
     // (2) Support products on a support of s entries spread over min(m, s) neurons.
     let t0 = Instant::now();
@@ -311,6 +361,9 @@ fn measure<B: Backend + SupportOps>(
         s,
         gradient_seconds: grad_best,
         gradient_gflops: flops / grad_best / 1e9,
+        gradient_kernel_gflops,
+        peak_gflops: a.peak_gflops,
+        gradient_peak_fraction,
         mask_seconds: mask_secs,
         support_product_seconds: supp_secs,
         support_gbps: supp_gbs,
@@ -329,6 +382,7 @@ fn measure<B: Backend + SupportOps>(
         submits_per_step: counts.submits,
         readbacks_per_step: counts.readbacks,
         readback_bytes_per_step: counts.readback_bytes,
+        readback_wait_ms: counts.readback_wait_ms,
         dispatches_per_step: counts.dispatches,
         buffers_created_after_warmup: counts.buffers_after_warmup,
         bind_groups_created_after_warmup: counts.bind_groups_after_warmup,

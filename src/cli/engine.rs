@@ -46,9 +46,64 @@ pub fn open(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> R
 }
 
 /// The engine of a task run: `--backend` and `--device-memory`, quiet on stderr with `--quiet`
-/// or `--json`.
+/// or `--json`; with `--profile` its kernels are timed from here on (see [`print_profile`]).
 pub fn for_run(sa: &SolverArgs) -> Result<Engine> {
-    open(sa.backend, sa.quiet || sa.json, sa.device_memory)
+    let engine = open(sa.backend, sa.quiet || sa.json, sa.device_memory)?;
+    if sa.profile {
+        match &engine {
+            Engine::Gpu(g) => {
+                let ctx = g.context().clone();
+                if ctx.start_profile() {
+                    *PROFILED.lock().unwrap_or_else(|p| p.into_inner()) = Some(ctx);
+                } else {
+                    eprintln!("profile: this adapter offers no timestamp queries; no kernel times");
+                }
+            }
+            Engine::Cpu(_) => eprintln!(
+                "profile: the CPU engine runs no device kernels to time (`--backend gpu` profiles \
+                 the GPU engine's)"
+            ),
+        }
+    }
+    Ok(engine)
+}
+
+/// The device a `--profile` run times.
+static PROFILED: std::sync::Mutex<Option<std::sync::Arc<relu_iht::GpuContext>>> =
+    std::sync::Mutex::new(None);
+
+/// Prints the kernel times of a `--profile` run on stderr, slowest first: device milliseconds,
+/// dispatches and share of the device time per kernel entry point. Nothing without a profile.
+pub fn print_profile() {
+    let Some(ctx) = PROFILED.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    let Some(times) = ctx.take_profile() else {
+        return;
+    };
+    let total: f64 = times.values().map(|(ms, _)| ms).sum();
+    let mut rows: Vec<(&String, &(f64, u64))> = times.iter().collect();
+    rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    eprintln!("profile: device time by kernel (timestamps), {total:.1} ms in all");
+    eprintln!(
+        "  {:<28} {:>12} {:>11} {:>7}",
+        "kernel", "ms", "dispatches", "share"
+    );
+    for (name, (ms, n)) in rows {
+        eprintln!(
+            "  {name:<28} {ms:>12.2} {n:>11} {:>6.1}%",
+            100.0 * ms / total.max(f64::MIN_POSITIVE)
+        );
+    }
+    let c = ctx.counters();
+    eprintln!(
+        "  submissions {}, readbacks {} ({:.1} ms of host wait, {:.3} ms each), dispatches {}",
+        c.submits,
+        c.readbacks,
+        c.readback_wait_us as f64 / 1e3,
+        c.readback_wait_us as f64 / 1e3 / c.readbacks.max(1) as f64,
+        c.dispatches
+    );
 }
 
 /// The engines `relu-iht bench` compares, the CPU first (the ratios' baseline): `cpu` the CPU

@@ -102,7 +102,7 @@ pub fn main() -> Result<()> {
             .num_threads(threads)
             .build_global()?;
     }
-    match cli.command {
+    let done = match cli.command {
         args::Command::Planted(a) => planted::run(&a),
         args::Command::Mnist(a) => mnist::run(&a),
         args::Command::Inr(a) => inr::run(&a),
@@ -112,5 +112,9 @@ pub fn main() -> Result<()> {
         args::Command::Fit(a) => fit::run(&a),
         args::Command::Predict(a) => predict::predict(&a),
         args::Command::Render(a) => predict::render(&a),
+    };
+    if done.is_ok() {
+        engine::print_profile();
     }
+    done
 }

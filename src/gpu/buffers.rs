@@ -217,6 +217,7 @@ pub struct Stats {
     submits: AtomicU64,
     readbacks: AtomicU64,
     readback_bytes: AtomicU64,
+    readback_wait_us: AtomicU64,
     dispatches: AtomicU64,
     buffers_created: AtomicU64,
     bind_groups_created: AtomicU64,
@@ -229,6 +230,7 @@ impl Stats {
             submits: get(&self.submits),
             readbacks: get(&self.readbacks),
             readback_bytes: get(&self.readback_bytes),
+            readback_wait_us: get(&self.readback_wait_us),
             dispatches: get(&self.dispatches),
             buffers_created: get(&self.buffers_created),
             bind_groups_created: get(&self.bind_groups_created),
@@ -605,6 +607,7 @@ impl<'c> Recorder<'c> {
                 .copy_buffer_to_buffer(&src.buf, at, &staging.buf, to, bytes);
             to += bytes;
         }
+        let waiting = std::time::Instant::now();
         self.finish_in_place()?;
         ctx.stats.readbacks.fetch_add(1, Ordering::Relaxed);
         ctx.stats.readback_bytes.fetch_add(total, Ordering::Relaxed);
@@ -629,6 +632,9 @@ impl<'c> Recorder<'c> {
                 message: e.to_string(),
             })?;
         let out = slice.get_mapped_range().map(|view| view.to_vec());
+        ctx.stats
+            .readback_wait_us
+            .fetch_add(waiting.elapsed().as_micros() as u64, Ordering::Relaxed);
         // Unmapped on every path: the staging buffer goes back to the pool.
         staging.buf.unmap();
         out.map_err(|e| Error::Gpu {

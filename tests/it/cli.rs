@@ -238,9 +238,23 @@ fn bench_prints_one_row_per_backend() {
     }
     // gpu: the CPU rows as the baseline, and the GPU engine on any adapter.
     if gpu {
-        let (rows, _) = bench_rows(&["--backend", "gpu"]);
+        let (rows, _) = bench_rows(&["--backend", "gpu", "--peak-gflops", "5000"]);
         assert_eq!(rows.len(), 4);
         assert_eq!(rows.iter().filter(|r| r["backend"] == "cpu").count(), 2);
+        for r in &rows {
+            assert_eq!(r["peak_gflops"].as_f64(), Some(5000.0), "{r}");
+            if r["backend"] == "cpu" {
+                assert!(r.get("gradient_peak_fraction").is_none(), "{r}");
+                assert_eq!(r["readback_wait_ms"].as_f64(), Some(0.0), "{r}");
+            } else {
+                // The fraction of the stated peak, by timestamps or wall time: a small positive
+                // number on Lavapipe.
+                let f = r["gradient_peak_fraction"].as_f64().unwrap();
+                assert!(f > 0.0 && f < 1.0, "{r}");
+                // Every readback waits on the device for some time.
+                assert!(r["readback_wait_ms"].as_f64().unwrap() > 0.0, "{r}");
+            }
+        }
         // Device time per kernel from timestamp queries (Lavapipe has them), for every kernel a
         // solve dispatches.
         let has = relu_iht::gpu::GpuContext::new(false)
@@ -271,7 +285,70 @@ fn bench_prints_one_row_per_backend() {
                 k.values().map(|v| v.as_f64().unwrap()).sum::<f64>() > 0.0,
                 "{r}"
             );
+            let g = r["gradient_kernel_gflops"].as_f64().unwrap();
+            let f = r["gradient_peak_fraction"].as_f64().unwrap();
+            assert!((f - g / 5000.0).abs() <= 1e-12 * f.max(1.0), "{r}");
         }
+    }
+    let out = relu_iht(&["bench", "--peak-gflops=0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--peak-gflops"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn profile_prints_the_kernel_table_at_the_end() {
+    let run = |backend: &str| {
+        let out = relu_iht(&[
+            "planted",
+            "--backend",
+            backend,
+            "--n",
+            "600",
+            "--d",
+            "5",
+            "--m",
+            "6",
+            "--s",
+            "6",
+            "--steps",
+            "3",
+            "--quiet",
+            "--profile",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    // The CPU engine says it has nothing to time instead of ignoring the flag.
+    assert!(run("cpu").contains("profile: the CPU engine"));
+    if std::env::var("RELU_IHT_REQUIRE_GPU").as_deref() == Ok("1") {
+        let has = relu_iht::gpu::GpuContext::new(false)
+            .unwrap()
+            .has_timestamps();
+        let stderr = run("gpu");
+        if !has {
+            assert!(stderr.contains("no timestamp queries"), "{stderr}");
+            return;
+        }
+        assert!(
+            stderr.contains("profile: device time by kernel"),
+            "{stderr}"
+        );
+        for kernel in [
+            "masked_gradient.main",
+            "support_forward.main",
+            "armijo.trials",
+        ] {
+            let line = stderr
+                .lines()
+                .find(|l| l.trim_start().starts_with(kernel))
+                .unwrap_or_else(|| panic!("{kernel} in {stderr}"));
+            let dispatches: u64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+            assert!(dispatches > 0, "{line}");
+        }
+        assert!(stderr.contains("readbacks"), "{stderr}");
     }
 }
 
