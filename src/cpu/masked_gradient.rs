@@ -97,7 +97,8 @@ fn compute_tile(
     }
 }
 
-/// `P = 1{Z > 0} ∘ r` in place, column by column; compiled for AVX2 when present.
+/// `P = 1{Z > 0} ∘ r` in place, column by column; compiled for AVX-512 or AVX2 when present
+/// (no fused operation: every width gives the same bits).
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma"

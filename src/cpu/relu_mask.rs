@@ -163,7 +163,7 @@ impl Masks {
     }
 }
 
-/// Packs `z > 0` into bits; compiled for AVX2 when the CPU has it.
+/// Packs `z > 0` into bits; compiled for AVX-512 or AVX2 when the CPU has it.
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma"

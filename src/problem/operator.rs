@@ -291,7 +291,8 @@ impl Operator {
 
 /// `out += Σ_k vals[k] · X[rows, idx[k] − lo]`, each row's terms added in k order with a
 /// rounded product and a rounded sum (as [`axpy`] column after column gives them), 32 rows at a
-/// time held in registers; compiled for AVX2+FMA when the CPU has it.
+/// time held in registers; compiled for AVX-512 or AVX2+FMA when the CPU has it (the same
+/// operations at every width).
 #[multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma"

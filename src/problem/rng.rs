@@ -56,12 +56,13 @@ fn unit_open(w: u64) -> f64 {
 /// taking the cosine branch for even `b` and the sine branch for odd `b`.
 #[inline]
 pub fn gauss(key: u64, a: u64, b: u64) -> f32 {
-    let (c, s) = gauss_pair(key, a, b & !1);
-    if b & 1 == 0 {
-        c
+    let (radius, angle) = polar(key, a, b & !1);
+    let v = if b & 1 == 0 {
+        radius * angle.cos()
     } else {
-        s
-    }
+        radius * angle.sin()
+    };
+    v as f32
 }
 
 /// The two standard normals of counters `(a, even)` and `(a, even | 1)` (`even` even): one
@@ -69,11 +70,16 @@ pub fn gauss(key: u64, a: u64, b: u64) -> f32 {
 #[inline]
 pub fn gauss_pair(key: u64, a: u64, even: u64) -> (f32, f32) {
     debug_assert_eq!(even & 1, 0);
+    let (radius, angle) = polar(key, a, even);
+    ((radius * angle.cos()) as f32, (radius * angle.sin()) as f32)
+}
+
+/// Box–Muller's radius and angle for the pair `(a, even)`, `(a, even | 1)`.
+#[inline]
+fn polar(key: u64, a: u64, even: u64) -> (f64, f64) {
     let u1 = unit_open(bits(key, a, even));
     let u2 = unit_open(bits(key, a, even | 1));
-    let radius = (-2.0 * u1.ln()).sqrt();
-    let angle = std::f64::consts::TAU * u2;
-    ((radius * angle.cos()) as f32, (radius * angle.sin()) as f32)
+    ((-2.0 * u1.ln()).sqrt(), std::f64::consts::TAU * u2)
 }
 
 /// Uniform in [−1, 1) for counter `(a, b)`.
