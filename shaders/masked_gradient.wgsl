@@ -1,28 +1,38 @@
-// masked_gradient: the gradient of a tile of neurons over a block of rows, fused with the
-// candidate step.
+// masked_gradient: the gradient of a tile of neurons over a block of rows, split over the rows
+// (split-K) so a dispatch fills a large GPU, then reduced pairwise and fused with the candidate step.
 //
-//   acc[jj, i] = Σ_r X[r, i] · bit(jj, r) · res[r]            (r over the block's rows)
+//   entry `main`, workgroup (x, y, z) = (coordinates i0.., neurons j0.., split k):
+//   part[(k * tile + jj) * d + i] = Σ_r X[r, i] · bit(jj, r) · res[r]
+//       over the split's rows r ∈ [k·split_rows, min((k+1)·split_rows, rows)), in order, with fma;
 //   or, with res_stride > 0 (a residual per neuron, already masked: the vector model's chain rule),
-//   acc[jj, i] = Σ_r X[r, i] · res[jj * res_stride + r]
-//   g[jj * d + i] = (accumulate ? g[jj * d + i] : 0) + acc[jj, i]
-//   and when finish = 1:  g[jj * d + i] = xtile[jj * d + i] − mu · g[jj * d + i]
+//       Σ_r X[r, i] · res[jj * res_stride + r]
+//
+//   entry `reduce`, one invocation per output o = jj * d + i: the splits' partial sums added
+//   pairwise (while c > 1: h = ⌈c/2⌉; part_k += part_{k+h} for k < c − h; c = h), then
+//   g[o] = (accumulate ? g[o] : 0) + part_0
+//   and when finish = 1:  g[o] = xtile[o] − mu · g[o]
 //   (mu = params.mu, or the step size in the device state, state[0], when mu_from_state = 1)
 //
 //   entry `scatter`: the dense weights of a tile of live neurons from the sparse iterate:
 //   xout[(pos[p] − pos0) * d + idx[p] % d] = val[p] for every entry p (p < nnz) whose neuron's
 //   live position pos[p] is in [pos0, pos0 + tile); the rest of the tile was cleared before.
 //
-// Tiled in workgroup memory and registers: a 16 × 16 workgroup owns 64 coordinates × 64 neurons,
-// each invocation a 4 × 4 block of them; rows are walked 16 at a time, staging X[rows, coords]
-// and the masked residual P[rows, neurons] (4 FMAs per staged value instead of 1). Every output
-// still sums its rows in order with fma, as the CPU twin.
+// `main` is tiled in workgroup memory and registers: a 16 × 16 workgroup owns 64 coordinates × 64
+// neurons of one split, each invocation a 4 × 4 block of them strided by 16 (so neighbouring
+// invocations read neighbouring words of workgroup memory); rows are walked 16 at a time, staging
+// X[rows, coords] and the masked residual P[rows, neurons] with neighbouring invocations loading
+// neighbouring rows (coalesced: X and res are row-contiguous), into rows of 65 floats (the pad
+// keeps the column-wise stores off a single bank). The CPU twin `cpu::masked_gradient::twin`
+// follows the same order: serial within a split, pairwise across splits (so the f32 error grows
+// with split_rows + log₂ splits, not with n).
 // Bindings:
-//   0 uniform  Params   rows, d, tile, words (per neuron, this block), x_stride, x_row0, r_row0,
-//                       accumulate (0/1), finish (0/1), mu, res_stride, mu_from_state;
+//   0 uniform  Params   rows, d, tile, words (mask words per neuron), x_stride, x_row0, r_row0,
+//                       accumulate (0/1), finish (0/1), mu, res_stride, mu_from_state,
+//                       bits0 (first mask word), split_rows, splits;
 //                       scatter: nnz (as rows), d, tile, pos0 (as words)
 //   1 storage  x        X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
 //   2 storage  res      residual, res[r_row0 + r] (or res[jj * res_stride + r_row0 + r])
-//   3 storage  bits     masks of this block, bits[jj * words + r / 32]
+//   3 storage  bits     masks, bits[bits0 + jj * words + r / 32]
 //   4 storage  xtile    current weights of the tile, dense, xtile[jj * d + i]
 //   5 storage  g        output, g[jj * d + i]
 //   6 storage  state    the device state of the solver's phases (read: state[0] = mu)
@@ -30,8 +40,9 @@
 //   8 storage  val      scatter: its values
 //   9 storage  pos      scatter: the live position of each entry's neuron
 //  10 storage  xout     scatter: the dense tile written
-// Dispatch: main (ceil(d / 64), ceil(tile / 64), 1); scatter (min(W, 65535), ceil(W / 65535), 1),
-// W = ceil(nnz / 64).
+//  11 storage  part     the splits' partial sums, splits × tile × d
+// Dispatch: main (ceil(d / 64), ceil(tile / 64), splits); reduce and scatter over W elements
+// (W = tile · d, resp. nnz) as (min(G, 65535), ceil(G / 65535), 1), G = ceil(W / 64).
 
 struct Params {
     rows: u32,
@@ -46,6 +57,10 @@ struct Params {
     mu: f32,
     res_stride: u32,
     mu_from_state: u32,
+    bits0: u32,
+    split_rows: u32,
+    splits: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -59,14 +74,17 @@ struct Params {
 @group(0) @binding(8) var<storage, read> val: array<f32>;
 @group(0) @binding(9) var<storage, read> pos: array<u32>;
 @group(0) @binding(10) var<storage, read_write> xout: array<f32>;
+@group(0) @binding(11) var<storage, read_write> part: array<f32>;
 
-var<workgroup> xs: array<array<f32, 64>, 16>;
-var<workgroup> ps: array<array<f32, 64>, 16>;
+var<workgroup> xs: array<array<f32, 65>, 16>;
+var<workgroup> ps: array<array<f32, 65>, 16>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i0 = wg.x * 64u;
     let j0 = wg.y * 64u;
+    let ra = wg.z * params.split_rows;
+    let rb = min(ra + params.split_rows, params.rows);
     let flat = lid.y * 16u + lid.x;
     var acc: array<array<f32, 4>, 4>;
     for (var a = 0u; a < 4u; a = a + 1u) {
@@ -74,25 +92,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             acc[a][b] = 0.0;
         }
     }
-    for (var r0 = 0u; r0 < params.rows; r0 = r0 + 16u) {
-        // 256 invocations stage 16 rows × 64 columns of each operand, 4 values each.
+    for (var r0 = ra; r0 < rb; r0 = r0 + 16u) {
+        // 256 invocations stage 16 rows × 64 columns of each operand, 4 values each; sixteen
+        // neighbouring invocations read sixteen neighbouring rows of one column.
         for (var q = 0u; q < 4u; q = q + 1u) {
             let e = q * 256u + flat;
-            let row = e / 64u;
-            let col = e % 64u;
+            let row = e % 16u;
+            let col = e / 16u;
             let r = r0 + row;
             var xv = 0.0;
-            if (r < params.rows && i0 + col < params.d) {
+            if (r < rb && i0 + col < params.d) {
                 xv = x[(i0 + col) * params.x_stride + params.x_row0 + r];
             }
             xs[row][col] = xv;
             var pv = 0.0;
             let jj = j0 + col;
-            if (r < params.rows && jj < params.tile) {
+            if (r < rb && jj < params.tile) {
                 if (params.res_stride > 0u) {
                     pv = res[jj * params.res_stride + params.r_row0 + r];
                 } else {
-                    let word = bits[jj * params.words + r / 32u];
+                    let word = bits[params.bits0 + jj * params.words + r / 32u];
                     if (((word >> (r % 32u)) & 1u) == 1u) {
                         pv = res[params.r_row0 + r];
                     }
@@ -101,12 +120,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             ps[row][col] = pv;
         }
         workgroupBarrier();
+        // Rows past the split's end were staged as zeros: fma(0, 0, acc) leaves acc unchanged.
         for (var k = 0u; k < 16u; k = k + 1u) {
             var xa: array<f32, 4>;
             var pb: array<f32, 4>;
             for (var a = 0u; a < 4u; a = a + 1u) {
-                xa[a] = xs[k][lid.x * 4u + a];
-                pb[a] = ps[k][lid.y * 4u + a];
+                xa[a] = xs[k][lid.x + 16u * a];
+                pb[a] = ps[k][lid.y + 16u * a];
             }
             for (var a = 0u; a < 4u; a = a + 1u) {
                 for (var b = 0u; b < 4u; b = b + 1u) {
@@ -116,27 +136,45 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
     }
-    var mu = params.mu;
-    if (params.mu_from_state == 1u) {
-        mu = state[0];
-    }
+    let base = wg.z * params.tile;
     for (var a = 0u; a < 4u; a = a + 1u) {
         for (var b = 0u; b < 4u; b = b + 1u) {
-            let i = i0 + lid.x * 4u + a;
-            let jj = j0 + lid.y * 4u + b;
+            let i = i0 + lid.x + 16u * a;
+            let jj = j0 + lid.y + 16u * b;
             if (i < params.d && jj < params.tile) {
-                let at = jj * params.d + i;
-                var total = acc[a][b];
-                if (params.accumulate == 1u) {
-                    total = g[at] + total;
-                }
-                if (params.finish == 1u) {
-                    total = xtile[at] - mu * total;
-                }
-                g[at] = total;
+                part[(base + jj) * params.d + i] = acc[a][b];
             }
         }
     }
+}
+
+@compute @workgroup_size(64)
+fn reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let o = (wg.y * 65535u + wg.x) * 64u + lid;
+    let len = params.tile * params.d;
+    if (o >= len) {
+        return;
+    }
+    var c = params.splits;
+    while (c > 1u) {
+        let h = (c + 1u) / 2u;
+        for (var k = 0u; k + h < c; k = k + 1u) {
+            part[k * len + o] = part[k * len + o] + part[(k + h) * len + o];
+        }
+        c = h;
+    }
+    var total = part[o];
+    if (params.accumulate == 1u) {
+        total = g[o] + total;
+    }
+    if (params.finish == 1u) {
+        var mu = params.mu;
+        if (params.mu_from_state == 1u) {
+            mu = state[0];
+        }
+        total = xtile[o] - mu * total;
+    }
+    g[o] = total;
 }
 
 @compute @workgroup_size(64)

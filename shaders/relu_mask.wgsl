@@ -1,17 +1,32 @@
 // relu_mask: activation bits of a tile of neurons over a block of rows.
 //
-//   bits[jj * out_stride + out_word0 + w] bit b  =  1{ Σ_i X[32w + b, i] · h[jj * d + i] > 0 }
+//   bits[jj * out_stride + out_word0 + w] bit b  =  1{ Σ_i X[32w + b, i] · h_jj[i] > 0 }
 //   (strict >; rows counted from the block's first row, which is a multiple of 32)
 //
-// The sum runs over i = 0..d in order with fma, exactly as the CPU twin `cpu::relu_mask::twin`.
+// The sum runs over i in increasing order with fma from 0, exactly as the CPU twin
+// `cpu::relu_mask::twin`; so both entries give the twin's bits.
+//
+//   entry `main`: dense generators h_jj[i] = h[jj * d + i] (the random generators of a step), as a
+//   GEMM: a 16 × 16 workgroup owns 64 rows × 64 neurons, each invocation 4 rows × 4 neurons
+//   (strided by 16); the inner dimension is staged 16 coordinates at a time in workgroup memory,
+//   X with neighbouring invocations loading neighbouring rows (coalesced), H neighbouring
+//   coordinates. Coordinates past d are staged as zeros: fma(0, 0, z) leaves z unchanged.
+//   entry `sparse`: generators that are a network's own sparse weights (h = w), one run of
+//   nonzeros per neuron, h_jj = Σ_{p ∈ [start[run0 + jj], start[run0 + jj + 1])} vals[p] e_{cols[p]}
+//   with cols increasing: O(rows · nnz) instead of O(rows · d · tile). Skipping the zero
+//   coordinates leaves the sum's bits as the dense one's (fma(x, 0, z) = z).
 // Bindings:
 //   0 uniform  Params  rows (rows in the block), d, tile (neurons), words (= ceil(rows / 32)),
 //                      x_stride (floats between columns of X), x_row0 (first row of the block in X),
-//                      out_stride (words per neuron in `bits`), out_word0 (the block's first word)
+//                      out_stride (words per neuron in `bits`), out_word0 (the block's first word),
+//                      run0 (sparse: the tile's first run)
 //   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
-//   2 storage  h       generator tile, h[jj * d + i]
+//   2 storage  h       main: dense generator tile, h[jj * d + i]
 //   3 storage  bits    output words
-// Dispatch: (ceil(rows / 64), ceil(tile / 4), 1).
+//   4 storage  start   sparse: run offsets into cols / vals
+//   5 storage  cols    sparse: coordinate of each nonzero
+//   6 storage  vals    sparse: its value
+// Dispatch: main (ceil(rows / 64), ceil(tile / 64), 1); sparse (ceil(rows / 64), ceil(tile / 16), 1).
 
 struct Params {
     rows: u32,
@@ -22,56 +37,123 @@ struct Params {
     x_row0: u32,
     out_stride: u32,
     out_word0: u32,
+    run0: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> h: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bits: array<u32>;
+@group(0) @binding(4) var<storage, read> start: array<u32>;
+@group(0) @binding(5) var<storage, read> cols: array<u32>;
+@group(0) @binding(6) var<storage, read> vals: array<f32>;
 
-var<workgroup> words: array<atomic<u32>, 8>;
+var<workgroup> xs: array<array<f32, 65>, 16>;
+var<workgroup> hs: array<array<f32, 65>, 16>;
+var<workgroup> words: array<atomic<u32>, 128>;
 
-// One invocation per row (consecutive rows read consecutive addresses of X) and four neurons
-// (four fma per load of X); 64 rows × 4 neurons per workgroup, whose 4 × 64 bits are gathered
-// in workgroup memory and written as 4 × 2 words.
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r0 = wg.x * 64u;
+    let j0 = wg.y * 64u;
+    let flat = lid.y * 16u + lid.x;
+    if (flat < 128u) {
+        atomicStore(&words[flat], 0u);
+    }
+    workgroupBarrier();
+    var acc: array<array<f32, 4>, 4>;
+    for (var a = 0u; a < 4u; a = a + 1u) {
+        for (var b = 0u; b < 4u; b = b + 1u) {
+            acc[a][b] = 0.0;
+        }
+    }
+    for (var i0 = 0u; i0 < params.d; i0 = i0 + 16u) {
+        for (var q = 0u; q < 4u; q = q + 1u) {
+            let e = q * 256u + flat;
+            // X: 64 rows × 16 coordinates, neighbouring invocations on neighbouring rows.
+            let row = e % 64u;
+            let xi = e / 64u;
+            var xv = 0.0;
+            if (r0 + row < params.rows && i0 + xi < params.d) {
+                xv = x[(i0 + xi) * params.x_stride + params.x_row0 + r0 + row];
+            }
+            xs[xi][row] = xv;
+            // H: 16 coordinates × 64 neurons, neighbouring invocations on neighbouring coordinates.
+            let hi = e % 16u;
+            let jj = e / 16u;
+            var hv = 0.0;
+            if (j0 + jj < params.tile && i0 + hi < params.d) {
+                hv = h[(j0 + jj) * params.d + i0 + hi];
+            }
+            hs[hi][jj] = hv;
+        }
+        workgroupBarrier();
+        for (var k = 0u; k < 16u; k = k + 1u) {
+            var xa: array<f32, 4>;
+            var hb: array<f32, 4>;
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                xa[a] = xs[k][lid.x + 16u * a];
+                hb[a] = hs[k][lid.y + 16u * a];
+            }
+            for (var a = 0u; a < 4u; a = a + 1u) {
+                for (var b = 0u; b < 4u; b = b + 1u) {
+                    acc[a][b] = fma(xa[a], hb[b], acc[a][b]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var a = 0u; a < 4u; a = a + 1u) {
+        let row = lid.x + 16u * a;
+        for (var b = 0u; b < 4u; b = b + 1u) {
+            if (acc[a][b] > 0.0 && r0 + row < params.rows) {
+                atomicOr(&words[(lid.y + 16u * b) * 2u + row / 32u], 1u << (row % 32u));
+            }
+        }
+    }
+    workgroupBarrier();
+    if (flat < 128u) {
+        let q = flat / 2u;
+        let w = wg.x * 2u + flat % 2u;
+        if (w < params.words && j0 + q < params.tile) {
+            bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[flat]);
+        }
+    }
+}
+
+// One invocation per row (neighbouring rows: neighbouring addresses of X) and 16 neurons.
 @compute @workgroup_size(64)
-fn main(
+fn sparse(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let j0 = wg.y * 4u;
+    let j0 = wg.y * 16u;
     let r = wg.x * 64u + lid;
-    if (lid < 8u) {
+    if (lid < 32u) {
         atomicStore(&words[lid], 0u);
     }
     workgroupBarrier();
     if (r < params.rows) {
-        var z = vec4<f32>(0.0);
-        // Neurons past the tile read neuron j0's generator and are never written.
-        var hrow = vec4<u32>(j0, j0, j0, j0);
-        for (var q = 0u; q < 4u; q = q + 1u) {
-            if (j0 + q < params.tile) {
-                hrow[q] = j0 + q;
+        for (var q = 0u; q < 16u; q = q + 1u) {
+            let jj = j0 + q;
+            if (jj >= params.tile) {
+                break;
             }
-        }
-        for (var i = 0u; i < params.d; i = i + 1u) {
-            let xv = x[i * params.x_stride + params.x_row0 + r];
-            let hv = vec4<f32>(
-                h[hrow.x * params.d + i],
-                h[hrow.y * params.d + i],
-                h[hrow.z * params.d + i],
-                h[hrow.w * params.d + i],
-            );
-            z = fma(vec4<f32>(xv), hv, z);
-        }
-        for (var q = 0u; q < 4u; q = q + 1u) {
-            if (z[q] > 0.0) {
+            var z = 0.0;
+            let end = start[params.run0 + jj + 1u];
+            for (var p = start[params.run0 + jj]; p < end; p = p + 1u) {
+                z = fma(x[cols[p] * params.x_stride + params.x_row0 + r], vals[p], z);
+            }
+            if (z > 0.0) {
                 atomicOr(&words[q * 2u + lid / 32u], 1u << (lid % 32u));
             }
         }
     }
     workgroupBarrier();
-    if (lid < 8u) {
+    if (lid < 32u) {
         let q = lid / 2u;
         let w = wg.x * 2u + lid % 2u;
         if (w < params.words && j0 + q < params.tile) {

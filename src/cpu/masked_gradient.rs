@@ -266,11 +266,14 @@ pub struct GradientBlock<'a> {
     /// Masks of the block, `bits[jj·words + r/32]`, `words = ceil(rows/32)`.
     pub bits: &'a [u32],
     pub tile: usize,
+    /// Rows per split of the device's split-K dispatch (`gpu::masked_gradient::split_rows`).
+    pub split_rows: usize,
 }
 
-/// CPU twin of `shaders/masked_gradient.wgsl` with its arithmetic (f32 `fma` over rows in
-/// order): `g[jj·d + i] = (g_in or 0) + Σ_r X[r,i]·bit(jj,r)·res[r]`, then with `finish = Some(μ)`
-/// the candidate step `xtile − μ g`.
+/// CPU twin of `shaders/masked_gradient.wgsl` with its arithmetic: per split of `split_rows` rows,
+/// f32 `fma` over the split's rows in order; the splits' sums added pairwise (while c > 1:
+/// h = ⌈c/2⌉, `part[k] += part[k + h]` for k < c − h, c = h); then
+/// `g[jj·d + i] = (g_in or 0) + Σ`, and with `finish = Some(μ)` the candidate step `xtile − μ g`.
 pub fn twin(
     b: &GradientBlock<'_>,
     g_in: Option<&[f32]>,
@@ -278,22 +281,34 @@ pub fn twin(
     finish: Option<f32>,
 ) -> Vec<f32> {
     let words = b.rows.div_ceil(32);
+    let split = b.split_rows.max(1);
+    let mut part = vec![0.0f32; b.rows.div_ceil(split).max(1)];
     let mut g = vec![0.0f32; b.tile * b.d];
     for jj in 0..b.tile {
         for i in 0..b.d {
-            let mut acc = 0.0f32;
-            for r in 0..b.rows {
-                let p = if b.res_stride > 0 {
-                    b.res[jj * b.res_stride + b.r_row0 + r]
-                } else if (b.bits[jj * words + r / 32] >> (r % 32)) & 1 == 1 {
-                    b.res[b.r_row0 + r]
-                } else {
-                    0.0
-                };
-                acc = b.x[i * b.x_stride + b.x_row0 + r].mul_add(p, acc);
+            for (k, acc) in part.iter_mut().enumerate() {
+                *acc = 0.0;
+                for r in k * split..((k + 1) * split).min(b.rows) {
+                    let p = if b.res_stride > 0 {
+                        b.res[jj * b.res_stride + b.r_row0 + r]
+                    } else if (b.bits[jj * words + r / 32] >> (r % 32)) & 1 == 1 {
+                        b.res[b.r_row0 + r]
+                    } else {
+                        0.0
+                    };
+                    *acc = b.x[i * b.x_stride + b.x_row0 + r].mul_add(p, *acc);
+                }
+            }
+            let mut c = part.len();
+            while c > 1 {
+                let h = c.div_ceil(2);
+                for k in 0..c - h {
+                    part[k] += part[k + h];
+                }
+                c = h;
             }
             let at = jj * b.d + i;
-            let mut total = g_in.map_or(acc, |g0| g0[at] + acc);
+            let mut total = g_in.map_or(part[0], |g0| g0[at] + part[0]);
             if let Some(mu) = finish {
                 total = xtile[at] - mu * total;
             }

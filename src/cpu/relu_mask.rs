@@ -213,3 +213,35 @@ pub fn twin(
     }
     bits
 }
+
+/// CPU twin of the `sparse` entry of `shaders/relu_mask.wgsl`: the bits of runs
+/// `run0..run0 + tile` of generators given as runs of nonzeros (`start`, `cols`, `vals`), each sum
+/// an f32 `fma` over the run's nonzeros in order. Equal to [`twin`] on the dense generators.
+#[allow(clippy::too_many_arguments)] // X's layout, the rows and the three arrays of the runs
+pub fn twin_sparse(
+    x: &[f32],
+    x_stride: usize,
+    x_row0: usize,
+    rows: usize,
+    start: &[u32],
+    cols: &[u32],
+    vals: &[f32],
+    run0: usize,
+    tile: usize,
+) -> Vec<u32> {
+    let words = rows.div_ceil(32);
+    let mut bits = vec![0u32; tile * words];
+    for jj in 0..tile {
+        let run = start[run0 + jj] as usize..start[run0 + jj + 1] as usize;
+        for r in 0..rows {
+            let mut z = 0.0f32;
+            for p in run.clone() {
+                z = x[cols[p] as usize * x_stride + x_row0 + r].mul_add(vals[p], z);
+            }
+            if z > 0.0 {
+                bits[jj * words + r / 32] |= 1 << (r % 32);
+            }
+        }
+    }
+    bits
+}

@@ -28,8 +28,9 @@ use crate::problem::sparse::SparseVec;
 use crate::problem::topk::TopS;
 use std::sync::Arc;
 
-/// Most neurons per tile of the gradient pass.
-const TILE: usize = 256;
+/// Most neurons per tile of the gradient pass: all live neurons of a step in one dispatch, up to
+/// this and within an eighth of the memory budget.
+const MAX_TILE: usize = 4096;
 
 /// The WebGPU engine.
 pub struct GpuBackend {
@@ -130,7 +131,12 @@ impl Backend for GpuBackend {
         let (n, d) = (op.n(), op.d());
         let cap = self.keep_hint;
         let live = op.live_neurons();
-        let tile = TILE.min(live.len()).max(1);
+        let block_rows = self.ws.blocks(n)[0].len();
+        let block_words = block_rows.div_ceil(32);
+        // Per neuron of a tile: its dense weights, generators and gradient, and its masks.
+        let per_neuron = (3 * d * 4 + block_words * 4) as u64;
+        let fit = (self.ws.budget / 8 / per_neuron).max(1) as usize;
+        let tile = MAX_TILE.min(fit).min(live.len()).max(1);
         let pool_blocks = topk::blocks(cap, tile * d);
         if pool_blocks > self.ctx.limits.max_compute_workgroups_per_dimension as usize {
             return Err(Error::invalid(
@@ -146,9 +152,10 @@ impl Backend for GpuBackend {
             ("tile_x", tile * d * 4),
             ("tile_h", tile * d * 4),
             ("tile_g", tile * d * 4),
+            ("tile_bits", tile * block_words * 4),
             (
-                "tile_bits",
-                tile * self.ws.blocks(n)[0].len().div_ceil(32) * 4,
+                "grad_part",
+                masked_gradient::partial_len(block_rows, d, tile) * 4,
             ),
             ("live", live.len().max(1) * 4),
             ("run_idx0", cap * 4),
@@ -182,6 +189,9 @@ impl Backend for GpuBackend {
         if host_h {
             self.ws.ensure("chunk_h", (chunk * d * 4) as u64)?;
         }
+        // With h = x the masks of the old support are those of the live neurons, in the same order:
+        // the gradient pass reads them instead of forming them again.
+        let reuse_masks = !host_h && s.neurons == live;
         let ctx = self.ctx.clone();
         let ws = &self.ws;
         let mut rec = Recorder::new(&ctx);
@@ -234,49 +244,50 @@ impl Backend for GpuBackend {
                     ws.get("x_pos"),
                     xt,
                 );
-                // h = x is copied, so that both schedules bind the same buffers (and reuse the
-                // same bind groups).
-                let (src, at) = if host_h {
-                    (ws.get("chunk_h"), (q * tile * d * 4) as u64)
-                } else {
-                    (xt, 0)
-                };
-                rec.copy(src, at, th, 0, (t * d * 4) as u64);
-                let h = th;
-                ws.each_block(&mut rec, op, |rec, xv, rows, k| {
-                    let bw = rows.len().div_ceil(32) as u32;
-                    let mp = super::relu_mask::Params {
-                        rows: rows.len() as u32,
-                        d: d as u32,
-                        tile: t as u32,
-                        words: bw,
-                        x_stride: xv.stride,
-                        x_row0: xv.row0,
-                        out_stride: bw,
-                        out_word0: 0,
+                if !reuse_masks {
+                    // h = x is copied, so that both schedules bind the same buffers (and reuse
+                    // the same bind groups).
+                    let (src, at) = if host_h {
+                        (ws.get("chunk_h"), (q * tile * d * 4) as u64)
+                    } else {
+                        (xt, 0)
                     };
-                    super::relu_mask::encode(rec, &mp, xv.buf, h, tb);
+                    rec.copy(src, at, th, 0, (t * d * 4) as u64);
+                }
+                let words_n = n.div_ceil(32);
+                ws.each_block(&mut rec, op, |rec, xv, rows, k| {
+                    let bw = rows.len().div_ceil(32);
+                    let (bits, words, bits0) = if reuse_masks {
+                        (ws.get("t_bits"), words_n, first * words_n + rows.start / 32)
+                    } else {
+                        let mp = super::relu_mask::Params::new(
+                            rows.len(),
+                            d,
+                            t,
+                            (xv.stride, xv.row0),
+                            bw,
+                            0,
+                        );
+                        super::relu_mask::encode(rec, &mp, xv.buf, th, tb);
+                        (tb, bw, 0)
+                    };
                     let gp = masked_gradient::Params {
-                        rows: rows.len() as u32,
-                        d: d as u32,
-                        tile: t as u32,
-                        words: bw,
-                        x_stride: xv.stride,
                         x_row0: xv.row0,
                         r_row0: rows.start as u32,
                         accumulate: (k > 0) as u32,
                         finish: (k + 1 == nblocks) as u32,
-                        mu: 0.0,
-                        res_stride: 0,
                         mu_from_state: 1,
+                        bits0: bits0 as u32,
+                        ..masked_gradient::Params::new(rows.len(), d, t, words, xv.stride)
                     };
                     let b = GradientBufs {
                         x: xv.buf,
                         res: ws.get("r"),
-                        bits: tb,
+                        bits,
                         xtile: xt,
                         g: tg,
                         state,
+                        part: ws.get("grad_part"),
                     };
                     masked_gradient::encode(rec, &gp, &b);
                 });

@@ -1,8 +1,44 @@
-//! `masked_gradient` on the device: a tile's gradient `Xᵀ(M ∘ r)` over a block of rows fused with
-//! the candidate step `x − μ G`, and `scatter`, which lays the sparse iterate's entries of a tile
-//! out densely (`shaders/masked_gradient.wgsl`; CPU twin `cpu::masked_gradient::twin`).
+//! `masked_gradient` on the device: a tile's gradient `Xᵀ(M ∘ r)` over a block of rows, split over
+//! the rows so one dispatch fills a large GPU, its partial sums reduced pairwise and fused with the
+//! candidate step `x − μ G`; and `scatter`, which lays the sparse iterate's entries of a tile out
+//! densely (`shaders/masked_gradient.wgsl`; CPU twin `cpu::masked_gradient::twin`).
 
 use super::buffers::{rows_grid, DeviceBuffer, Recorder};
+
+/// Workgroups a gradient dispatch aims for: several per compute unit of the largest GPUs (an H100
+/// has 132 units), where the rows allow it.
+pub const TARGET_GROUPS: usize = 1024;
+
+/// Fewest rows one split sums: below this the staging and the partial sums outweigh the products.
+pub const MIN_SPLIT_ROWS: usize = 256;
+
+/// Rows each split of a gradient dispatch sums (a multiple of 32) for a block of `rows` rows, `d`
+/// coordinates and `tile` neurons: enough splits for [`TARGET_GROUPS`] workgroups, none shorter
+/// than [`MIN_SPLIT_ROWS`]. The CPU twin takes the same value.
+pub fn split_rows(rows: usize, d: usize, tile: usize) -> usize {
+    let tiles = d.div_ceil(64).max(1) * tile.div_ceil(64).max(1);
+    let want = TARGET_GROUPS.div_ceil(tiles).max(1);
+    rows.div_ceil(want).max(MIN_SPLIT_ROWS).div_ceil(32) * 32
+}
+
+/// Splits of a block of `rows` rows (at least one).
+pub fn splits(rows: usize, d: usize, tile: usize) -> usize {
+    rows.div_ceil(split_rows(rows, d, tile)).max(1)
+}
+
+/// Floats of the partial-sum buffer that gradient dispatches over at most `rows` rows and at most
+/// `tile` neurons need: about `max(tile·d, TARGET_GROUPS · 64 · 64)` at most, whatever `rows`.
+pub fn partial_len(rows: usize, d: usize, tile: usize) -> usize {
+    // splits · t grows with t within each 64-neuron step of the grid and drops at the next.
+    (1..=tile.div_ceil(64))
+        .map(|b| {
+            let t = (64 * b).min(tile);
+            splits(rows, d, t) * t * d
+        })
+        .max()
+        .unwrap_or(0)
+        .max(1)
+}
 
 /// Mirrors `Params` of `shaders/masked_gradient.wgsl`.
 #[repr(C)]
@@ -22,6 +58,38 @@ pub struct Params {
     pub res_stride: u32,
     /// 1: μ is the device state's (the normalized step size of this step).
     pub mu_from_state: u32,
+    /// First mask word read: `bits[bits0 + jj·words + r/32]`.
+    pub bits0: u32,
+    /// Set by [`encode`] from [`split_rows`].
+    pub split_rows: u32,
+    /// Set by [`encode`] from [`splits`].
+    pub splits: u32,
+    pub pad: u32,
+}
+
+impl Params {
+    /// Parameters over `rows` rows of a column-major X (stride `x_stride`) for `tile` neurons of
+    /// `d` coordinates, masks `words` words per neuron from word 0; no accumulation, no finish.
+    pub fn new(rows: usize, d: usize, tile: usize, words: usize, x_stride: u32) -> Self {
+        Self {
+            rows: rows as u32,
+            d: d as u32,
+            tile: tile as u32,
+            words: words as u32,
+            x_stride,
+            x_row0: 0,
+            r_row0: 0,
+            accumulate: 0,
+            finish: 0,
+            mu: 0.0,
+            res_stride: 0,
+            mu_from_state: 0,
+            bits0: 0,
+            split_rows: 0,
+            splits: 0,
+            pad: 0,
+        }
+    }
 }
 
 /// The operands of one gradient dispatch.
@@ -33,16 +101,36 @@ pub struct GradientBufs<'a> {
     pub g: &'a DeviceBuffer,
     /// Read for μ when `mu_from_state = 1`; any other buffer not written here otherwise.
     pub state: &'a DeviceBuffer,
+    /// Partial sums, at least [`partial_len`] floats.
+    pub part: &'a DeviceBuffer,
 }
 
-/// Records the tile's gradient over one block of rows.
+/// Records the tile's gradient over one block of rows: the split products, then their pairwise
+/// sum with the accumulation and the candidate step.
 pub fn encode(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>) {
-    let groups = (p.d.div_ceil(64), p.tile.div_ceil(64), 1);
+    let (rows, d, tile) = (p.rows as usize, p.d as usize, p.tile as usize);
+    let p = Params {
+        split_rows: split_rows(rows, d, tile) as u32,
+        splits: splits(rows, d, tile) as u32,
+        ..*p
+    };
+    assert!(
+        b.part.bytes() >= (p.splits as usize * tile * d * 4) as u64,
+        "masked_gradient: partial sums need {} floats",
+        p.splits as usize * tile * d
+    );
+    let groups = (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits);
     rec.dispatch(
         "masked_gradient.main",
-        p,
-        &[b.x, b.res, b.bits, b.xtile, b.g, b.state],
+        &p,
+        &[b.x, b.res, b.bits, b.part],
         groups,
+    );
+    rec.dispatch(
+        "masked_gradient.reduce",
+        &p,
+        &[b.xtile, b.g, b.state, b.part],
+        rows_grid(tile * d),
     );
 }
 
@@ -63,20 +151,7 @@ pub fn scatter(
     if nnz == 0 {
         return;
     }
-    let p = Params {
-        rows: nnz as u32,
-        d: d as u32,
-        tile: tile as u32,
-        words: pos0 as u32,
-        x_stride: 0,
-        x_row0: 0,
-        r_row0: 0,
-        accumulate: 0,
-        finish: 0,
-        mu: 0.0,
-        res_stride: 0,
-        mu_from_state: 0,
-    };
+    let p = Params::new(nnz, d, tile, pos0, 0);
     rec.dispatch(
         "masked_gradient.scatter",
         &p,

@@ -1,5 +1,6 @@
-//! `relu_mask` on the device: activation bits of a tile of neurons over a block of rows
-//! (`shaders/relu_mask.wgsl`; CPU twin `cpu::relu_mask::twin`).
+//! `relu_mask` on the device: activation bits of a tile of neurons over a block of rows, from dense
+//! generators (a GEMM) or from a network's own sparse weights (`shaders/relu_mask.wgsl`; CPU twins
+//! `cpu::relu_mask::twin` and `cpu::relu_mask::twin_sparse`).
 
 use super::buffers::{DeviceBuffer, Recorder};
 
@@ -15,9 +16,46 @@ pub struct Params {
     pub x_row0: u32,
     pub out_stride: u32,
     pub out_word0: u32,
+    /// Sparse generators: the tile's first run.
+    pub run0: u32,
+    pub pad: [u32; 3],
 }
 
-/// Records `bits ← 1{X_block · h > 0}` for the `p.tile` neurons whose generators `h` holds.
+impl Params {
+    /// Parameters for `tile` neurons over `rows` rows of a column-major X (stride `x_stride`,
+    /// from row `x_row0`), written `out_stride` words per neuron from word `out_word0`.
+    pub fn new(
+        rows: usize,
+        d: usize,
+        tile: usize,
+        x: (u32, u32),
+        out_stride: usize,
+        out_word0: usize,
+    ) -> Self {
+        Self {
+            rows: rows as u32,
+            d: d as u32,
+            tile: tile as u32,
+            words: rows.div_ceil(32) as u32,
+            x_stride: x.0,
+            x_row0: x.1,
+            out_stride: out_stride as u32,
+            out_word0: out_word0 as u32,
+            run0: 0,
+            pad: [0; 3],
+        }
+    }
+}
+
+/// Generators as runs of nonzeros, one run per neuron: `start` (runs + 1 offsets), `cols`
+/// (increasing within a run) and `vals`.
+pub struct SparseGenerators<'a> {
+    pub start: &'a DeviceBuffer,
+    pub cols: &'a DeviceBuffer,
+    pub vals: &'a DeviceBuffer,
+}
+
+/// Records `bits ← 1{X_block · h > 0}` for the `p.tile` neurons whose dense generators `h` holds.
 pub fn encode(
     rec: &mut Recorder<'_>,
     p: &Params,
@@ -25,6 +63,23 @@ pub fn encode(
     h: &DeviceBuffer,
     bits: &DeviceBuffer,
 ) {
-    let groups = (p.rows.div_ceil(64), p.tile.div_ceil(4), 1);
+    let groups = (p.rows.div_ceil(64), p.tile.div_ceil(64), 1);
     rec.dispatch("relu_mask.main", p, &[x, h, bits], groups);
+}
+
+/// Records the same bits for the neurons of runs `p.run0..p.run0 + p.tile` of sparse generators.
+pub fn encode_sparse(
+    rec: &mut Recorder<'_>,
+    p: &Params,
+    x: &DeviceBuffer,
+    h: &SparseGenerators<'_>,
+    bits: &DeviceBuffer,
+) {
+    let groups = (p.rows.div_ceil(64), p.tile.div_ceil(16), 1);
+    rec.dispatch(
+        "relu_mask.sparse",
+        p,
+        &[x, bits, h.start, h.cols, h.vals],
+        groups,
+    );
 }

@@ -86,16 +86,14 @@ impl GpuBackend {
         ctx.write(&bufs.w1, 0, &b.w1[range.start * d..range.end * d]);
         ctx.write(&bufs.w2, 0, &b.w2[range.start * k..range.end * k]);
         self.ws.each_block(rec, op, |rec, xv, rows, _| {
-            let mp = relu_mask::Params {
-                rows: rows.len() as u32,
-                d: d as u32,
-                tile: t as u32,
-                words: rows.len().div_ceil(32) as u32,
-                x_stride: xv.stride,
-                x_row0: xv.row0,
-                out_stride: words as u32,
-                out_word0: (rows.start / 32) as u32,
-            };
+            let mp = relu_mask::Params::new(
+                rows.len(),
+                d,
+                t,
+                (xv.stride, xv.row0),
+                words,
+                rows.start / 32,
+            );
             let groups = (groups64(rows.len()), t.div_ceil(4) as u32, 1);
             relu_mask::encode(rec, &mp, xv.buf, &bufs.h, &bufs.bits);
             let vp = Params {
@@ -228,6 +226,10 @@ pub fn step(
     let g1 = ctx.storage("relu-iht.vector_g1", (tile * d * 4) as u64);
     let g2 = ctx.storage("relu-iht.vector_g2", (tile * k * 4) as u64);
     let nblocks = be.ws.blocks(n).len();
+    let block_rows = be.ws.blocks(n)[0].len();
+    let part_len = masked_gradient::partial_len(n, k, tile)
+        .max(masked_gradient::partial_len(block_rows, d, tile));
+    let part = ctx.storage("relu-iht.vector_part", (part_len * 4) as u64);
     for lo in (0..t).step_by(tile) {
         let range = lo..(lo + tile).min(t);
         let tt = range.len();
@@ -236,18 +238,10 @@ pub fn step(
             be.vector_hidden(&mut rec, op, b, k, &range, &bufs);
         }
         let gp = masked_gradient::Params {
-            rows: n as u32,
-            d: k as u32,
-            tile: tt as u32,
-            words: n.div_ceil(32) as u32,
-            x_stride: n as u32,
-            x_row0: 0,
-            r_row0: 0,
-            accumulate: 0,
             finish: 1,
             mu: alpha,
             res_stride: n as u32,
-            mu_from_state: 0,
+            ..masked_gradient::Params::new(n, k, tt, n.div_ceil(32), n as u32)
         };
         let gb = GradientBufs {
             x: &out,
@@ -256,6 +250,7 @@ pub fn step(
             xtile: &bufs.w2,
             g: &g2,
             state: &bufs.w2,
+            part: &part,
         };
         masked_gradient::encode(&mut rec, &gp, &gb);
         let vp = vector_params(n, d, k, tt);
@@ -264,18 +259,13 @@ pub fn step(
         rec.dispatch("vector_model.backprop", &vp, &bind, groups);
         be.ws.each_block(&mut rec, op, |rec, xv, rows, blk| {
             let gp = masked_gradient::Params {
-                rows: rows.len() as u32,
-                d: d as u32,
-                tile: tt as u32,
-                words: n.div_ceil(32) as u32,
-                x_stride: xv.stride,
                 x_row0: xv.row0,
                 r_row0: rows.start as u32,
                 accumulate: (blk > 0) as u32,
                 finish: (blk + 1 == nblocks) as u32,
                 mu: alpha,
                 res_stride: n as u32,
-                mu_from_state: 0,
+                ..masked_gradient::Params::new(rows.len(), d, tt, n.div_ceil(32), xv.stride)
             };
             let gb = GradientBufs {
                 x: xv.buf,
@@ -284,6 +274,7 @@ pub fn step(
                 xtile: &bufs.w1,
                 g: &g1,
                 state: &bufs.w1,
+                part: &part,
             };
             masked_gradient::encode(rec, &gp, &gb);
         });

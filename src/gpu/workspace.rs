@@ -10,7 +10,7 @@ use super::relu_mask;
 use super::support_forward::SupportBufs;
 use crate::error::{Error, Result};
 use crate::problem::data::Data;
-use crate::problem::operator::{Operator, Support};
+use crate::problem::operator::{Generators, Operator, Support};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Weak};
@@ -33,11 +33,17 @@ struct Resident {
     block_rows: usize,
 }
 
-/// A support uploaded to the workspace (`t_cols`, `t_runs`, `t_run_of`, `t_h`, `t_bits`).
+/// A support uploaded to the workspace (`t_cols`, `t_runs`, `t_run_of`, `t_bits`, and the
+/// generators of its neurons: dense in `t_h`, or as runs of nonzeros in `t_hstart`, `t_hcols`,
+/// `t_hvals` when they are a network's weights).
 #[derive(Clone, Debug, Default)]
 pub struct SupportInfo {
     pub len: usize,
     pub runs: usize,
+    /// The neuron of each run, increasing.
+    pub neurons: Vec<u32>,
+    /// Whether the generators went up sparse.
+    pub sparse: bool,
 }
 
 /// Named, grow-only device buffers and the resident data.
@@ -230,19 +236,39 @@ impl Workspace {
             .enumerate()
             .flat_map(|(k, r)| std::iter::repeat_n(k as u32, r.2 - r.1))
             .collect();
-        let h: Vec<f32> = t.runs.iter().flat_map(|r| op.generator(r.0)).collect();
         self.ensure("t_cols", (cap * 4) as u64)?;
         self.ensure("t_runs", ((cap + 1) * 4) as u64)?;
         self.ensure("t_run_of", (cap * 4) as u64)?;
-        self.ensure("t_h", (cap * d * 4) as u64)?;
         self.ensure("t_bits", (cap * words * 4) as u64)?;
         self.put("t_cols", &cols)?;
         self.put("t_runs", &run_start)?;
         self.put("t_run_of", &run_of)?;
-        self.put("t_h", &h)?;
+        let neurons: Vec<u32> = t.runs.iter().map(|r| r.0).collect();
+        let sparse = matches!(op.generators(), Generators::Weights(_));
+        if sparse {
+            // A network's weights: runs of nonzeros, memory in the generators' nonzeros.
+            let (mut start, mut hcols, mut hvals) = (vec![0u32], Vec::new(), Vec::new());
+            for &j in &neurons {
+                for (i, v) in op.generator(j).into_iter().enumerate() {
+                    if v != 0.0 {
+                        hcols.push(i as u32);
+                        hvals.push(v);
+                    }
+                }
+                start.push(hcols.len() as u32);
+            }
+            self.put("t_hstart", &start)?;
+            self.put("t_hcols", &hcols)?;
+            self.put("t_hvals", &hvals)?;
+        } else {
+            let h: Vec<f32> = neurons.iter().flat_map(|&j| op.generator(j)).collect();
+            self.put("t_h", &h)?;
+        }
         Ok(SupportInfo {
             len: t.len(),
             runs: t.runs.len(),
+            neurons,
+            sparse,
         })
     }
 
@@ -263,19 +289,26 @@ impl Workspace {
         }
         let (n, d) = (op.n(), op.d());
         let words = n.div_ceil(32);
-        let (h, bits) = (self.get("t_h"), self.get("t_bits"));
+        let bits = self.get("t_bits");
         self.each_block(rec, op, |rec, x, rows, _| {
-            let p = relu_mask::Params {
-                rows: rows.len() as u32,
-                d: d as u32,
-                tile: t.runs as u32,
-                words: rows.len().div_ceil(32) as u32,
-                x_stride: x.stride,
-                x_row0: x.row0,
-                out_stride: words as u32,
-                out_word0: (rows.start / 32) as u32,
-            };
-            relu_mask::encode(rec, &p, x.buf, h, bits);
+            let p = relu_mask::Params::new(
+                rows.len(),
+                d,
+                t.runs,
+                (x.stride, x.row0),
+                words,
+                rows.start / 32,
+            );
+            if t.sparse {
+                let h = relu_mask::SparseGenerators {
+                    start: self.get("t_hstart"),
+                    cols: self.get("t_hcols"),
+                    vals: self.get("t_hvals"),
+                };
+                relu_mask::encode_sparse(rec, &p, x.buf, &h, bits);
+            } else {
+                relu_mask::encode(rec, &p, x.buf, self.get("t_h"), bits);
+            }
         });
     }
 

@@ -16,6 +16,7 @@ use relu_iht::gpu::buffers::Recorder;
 use relu_iht::gpu::masked_gradient as gpu_masked_gradient;
 use relu_iht::gpu::masked_gradient::Params as MaskedGradientParams;
 use relu_iht::gpu::reduce::Params as ReduceParams;
+use relu_iht::gpu::relu_mask as gpu_relu_mask;
 use relu_iht::gpu::relu_mask::Params as ReluMaskParams;
 use relu_iht::gpu::support_adjoint::Params as SupportAdjointParams;
 use relu_iht::gpu::support_forward::Params as SupportForwardParams;
@@ -23,7 +24,7 @@ use relu_iht::gpu::vector_model::Params as VectorModelParams;
 use relu_iht::gpu::{armijo, topk};
 use relu_iht::gpu::{GpuBackend, GpuContext};
 use relu_iht::problem::model::{Loss, Select};
-use relu_iht::problem::operator::Mode;
+use relu_iht::problem::operator::{Mode, Operator};
 use relu_iht::problem::topk::TopS;
 use relu_iht::solver::depth::fit_vector_layers;
 use relu_iht::solver::scalar::IhtConfig;
@@ -62,6 +63,21 @@ pub fn gpu() -> Option<Arc<GpuContext>> {
     }
 }
 
+/// The generators of `neurons` as runs of nonzeros (start, cols, vals).
+fn sparse_runs(op: &Operator, neurons: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<f32>) {
+    let (mut start, mut cols, mut vals) = (vec![0u32], Vec::new(), Vec::new());
+    for &j in neurons {
+        for (i, v) in op.generator(j).into_iter().enumerate() {
+            if v != 0.0 {
+                cols.push(i as u32);
+                vals.push(v);
+            }
+        }
+        start.push(cols.len() as u32);
+    }
+    (start, cols, vals)
+}
+
 #[test]
 fn relu_mask_and_masked_gradient_match_twins() {
     let Some(ctx) = gpu() else { return };
@@ -76,57 +92,84 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let xb = ctx.storage_init("x", op.data().xt());
             let hb = ctx.storage_init("h", &h);
             let bits = ctx.storage("bits", (t * words * 4) as u64);
-            let p = ReluMaskParams {
-                rows: n as u32,
-                d: d as u32,
-                tile: t as u32,
-                words: words as u32,
-                x_stride: n as u32,
-                x_row0: 0,
-                out_stride: words as u32,
-                out_word0: 0,
-            };
+            let p = ReluMaskParams::new(n, d, t, (n as u32, 0), words, 0);
             let mut enc = Recorder::new(&ctx);
-            enc.dispatch(
-                "relu_mask.main",
-                &p,
-                &[&xb, &hb, &bits],
-                (groups64(n), t.div_ceil(4) as u32, 1),
-            );
+            gpu_relu_mask::encode(&mut enc, &p, &xb, &hb, &bits);
             let got = enc.read_one::<u32>(&bits, 0, t * words).unwrap();
             let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
             assert_eq!(
                 got, want,
                 "relu_mask n={n} d={d} m={m}: masks must match exactly"
             );
+            // The sparse entry, from the second run on (run0 > 0), gives the same bits.
+            let (start, cols, vals) = sparse_runs(&op, &neurons);
+            let tail = t.saturating_sub(1).max(1).min(t);
+            let run0 = t - tail;
+            let sparse_twin =
+                relu_mask::twin_sparse(op.data().xt(), n, 0, n, &start, &cols, &vals, run0, tail);
+            assert_eq!(
+                sparse_twin,
+                want[run0 * words..],
+                "relu_mask sparse twin n={n} d={d} m={m}: the dense twin's bits"
+            );
+            if tail == 0 {
+                continue;
+            }
+            let sb = ctx.storage("bits", (tail * words * 4) as u64);
+            let (stb, cb, vb) = (
+                ctx.storage_init("start", &start),
+                ctx.storage_init("cols", &pad4(&cols)),
+                ctx.storage_init("vals", &pad4(&vals)),
+            );
+            let gens = gpu_relu_mask::SparseGenerators {
+                start: &stb,
+                cols: &cb,
+                vals: &vb,
+            };
+            let sp = ReluMaskParams {
+                run0: run0 as u32,
+                ..ReluMaskParams::new(n, d, tail, (n as u32, 0), words, 0)
+            };
+            let mut enc = Recorder::new(&ctx);
+            gpu_relu_mask::encode_sparse(&mut enc, &sp, &xb, &gens, &sb);
+            let got = enc.read_one::<u32>(&sb, 0, tail * words).unwrap();
+            assert_eq!(
+                got, sparse_twin,
+                "relu_mask sparse n={n} d={d} m={m}: masks must match exactly"
+            );
 
+            // The gradient, split over the rows, with the masks read at an offset (as the engine
+            // reads the support's masks); pairwise sums of the splits as the twin.
             let res = nonzero(&mut rng, n);
             let xtile = nonzero(&mut rng, t * d);
             let (rb, xtb) = (ctx.storage_init("r", &res), ctx.storage_init("xt", &xtile));
+            let offset = 5;
+            let shifted: Vec<u32> = (0..offset as u32).chain(want.iter().copied()).collect();
+            let sbits = ctx.storage_init("bits", &shifted);
             let g = ctx.storage("g", (t * d * 4) as u64);
+            let part = ctx.storage(
+                "part",
+                (gpu_masked_gradient::partial_len(n, d, t) * 4) as u64,
+            );
             let gp = MaskedGradientParams {
-                rows: n as u32,
-                d: d as u32,
-                tile: t as u32,
-                words: words as u32,
-                x_stride: n as u32,
-                x_row0: 0,
-                r_row0: 0,
-                res_stride: 0,
-                accumulate: 0,
                 finish: 1,
                 mu: 0.3,
-                mu_from_state: 0,
+                bits0: offset as u32,
+                ..MaskedGradientParams::new(n, d, t, words, n as u32)
+            };
+            let b = gpu_masked_gradient::GradientBufs {
+                x: &xb,
+                res: &rb,
+                bits: &sbits,
+                xtile: &xtb,
+                g: &g,
+                state: &xtb,
+                part: &part,
             };
             let mut enc = Recorder::new(&ctx);
-            let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
-            enc.dispatch(
-                "masked_gradient.main",
-                &gp,
-                &[&xb, &rb, &bits, &xtb, &g, &xtb],
-                groups,
-            );
+            gpu_masked_gradient::encode(&mut enc, &gp, &b);
             let got = enc.read_one::<f32>(&g, 0, t * d).unwrap();
+            let split_rows = gpu_masked_gradient::split_rows(n, d, t);
             let block = GradientBlock {
                 x: op.data().xt(),
                 x_stride: n,
@@ -138,6 +181,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 res_stride: 0,
                 bits: &want,
                 tile: t,
+                split_rows,
             };
             let twin: Vec<f64> = masked_gradient::twin(&block, None, &xtile, Some(0.3))
                 .iter()
@@ -145,13 +189,25 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 .collect();
             // Same fma order as the twin; the tolerance only allows a driver that does not fuse.
             assert_close(
-                &format!("masked_gradient n={n} d={d} m={m}"),
+                &format!(
+                    "masked_gradient n={n} d={d} m={m} ({} splits)",
+                    n.div_ceil(split_rows)
+                ),
                 &got,
                 &twin,
                 1e-6,
                 1.21 * n as f64,
             );
         }
+    }
+}
+
+/// `v`, or one zero when it is empty (a storage buffer cannot be empty).
+fn pad4<T: Copy + Default>(v: &[T]) -> Vec<T> {
+    if v.is_empty() {
+        vec![T::default()]
+    } else {
+        v.to_vec()
     }
 }
 
@@ -774,22 +830,28 @@ fn vector_model_kernels_match_twins() {
                     .collect();
                 for (bi, rows) in blocks.iter().enumerate() {
                     let gp = MaskedGradientParams {
-                        rows: rows.len() as u32,
-                        d: d as u32,
-                        tile: t as u32,
-                        words: words as u32,
-                        x_stride: n as u32,
                         x_row0: rows.start as u32,
                         r_row0: rows.start as u32,
                         accumulate: (bi > 0) as u32,
                         finish: (bi + 1 == blocks.len()) as u32,
                         mu: 0.3,
                         res_stride: n as u32,
-                        mu_from_state: 0,
+                        ..MaskedGradientParams::new(rows.len(), d, t, words, n as u32)
                     };
-                    let groups = (d.div_ceil(64) as u32, t.div_ceil(64) as u32, 1);
-                    let bind = [(1, &xb), (2, &hb), (3, &bb), (4, &w1b), (5, &g), (6, &w1b)];
-                    enc.dispatch("masked_gradient.main", &gp, &bind.map(|b| b.1), groups);
+                    let part = ctx.storage(
+                        "part",
+                        (gpu_masked_gradient::partial_len(n, d, t) * 4) as u64,
+                    );
+                    let b = gpu_masked_gradient::GradientBufs {
+                        x: &xb,
+                        res: &hb,
+                        bits: &bb,
+                        xtile: &w1b,
+                        g: &g,
+                        state: &w1b,
+                        part: &part,
+                    };
+                    gpu_masked_gradient::encode(&mut enc, &gp, &b);
                 }
                 let got = enc.read_one::<f32>(&g, 0, t * d).unwrap();
                 let mut acc: Option<Vec<f32>> = None;
@@ -805,6 +867,7 @@ fn vector_model_kernels_match_twins() {
                         res_stride: n,
                         bits: &bits,
                         tile: t,
+                        split_rows: gpu_masked_gradient::split_rows(rows.len(), d, t),
                     };
                     let last = bi + 1 == blocks.len();
                     acc = Some(masked_gradient::twin(

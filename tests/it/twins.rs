@@ -3,6 +3,7 @@
 
 use super::common::*;
 use relu_iht::cpu::masked_gradient::{self, GradientBlock};
+use relu_iht::gpu::masked_gradient::split_rows;
 use relu_iht::cpu::support_forward::{RowBlock, SupportLayout};
 use relu_iht::cpu::vector_model::{self, TileLayout};
 use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk};
@@ -137,20 +138,8 @@ fn masked_gradient_twin_matches_dense_adjoint_and_step() {
             let bits = relu_mask::twin(&op.data().packed_columns(), n, 0, n, d, &h, t);
             let res = nonzero(&mut rng, n);
             let xtile = nonzero(&mut rng, t * d);
-            let block = GradientBlock {
-                x: &op.data().packed_columns(),
-                x_stride: n,
-                x_row0: 0,
-                rows: n,
-                d,
-                res: &res,
-                r_row0: 0,
-                res_stride: 0,
-                bits: &bits,
-                tile: t,
-            };
+            let x = op.data().packed_columns();
             let mu = 0.3;
-            let got = masked_gradient::twin(&block, None, &xtile, Some(mu));
             let dense = op.dense_adjoint(&res);
             let want: Vec<f64> = neurons
                 .iter()
@@ -158,13 +147,30 @@ fn masked_gradient_twin_matches_dense_adjoint_and_step() {
                 .flat_map(|(jj, &j)| (0..d).map(move |i| (jj, j as usize * d + i, i)))
                 .map(|(jj, c, i)| xtile[jj * d + i] as f64 - mu as f64 * dense[c])
                 .collect();
-            assert_close(
-                &format!("gradient twin n={n} d={d} m={m}"),
-                &got,
-                &want,
-                1e-5,
-                1.21 * n as f64,
-            );
+            // One split, and split-K with 3, 5, … partial sums added pairwise.
+            for split_rows in [n, n.div_ceil(3), n.div_ceil(5).max(1), 7] {
+                let block = GradientBlock {
+                    x: &x,
+                    x_stride: n,
+                    x_row0: 0,
+                    rows: n,
+                    d,
+                    res: &res,
+                    r_row0: 0,
+                    res_stride: 0,
+                    bits: &bits,
+                    tile: t,
+                    split_rows,
+                };
+                let got = masked_gradient::twin(&block, None, &xtile, Some(mu));
+                assert_close(
+                    &format!("gradient twin n={n} d={d} m={m} split_rows={split_rows}"),
+                    &got,
+                    &want,
+                    1e-5,
+                    1.21 * n as f64,
+                );
+            }
         }
     }
 }
@@ -279,6 +285,7 @@ pub fn vector_twin_step(
         res_stride: n,
         bits: &bits,
         tile: t,
+        split_rows: split_rows(n, k, t),
     };
     let w2 = masked_gradient::twin(&g2, None, &b.w2, Some(alpha));
     let mut q = vec![0.0f32; n * t];
@@ -294,6 +301,7 @@ pub fn vector_twin_step(
         res_stride: n,
         bits: &bits,
         tile: t,
+        split_rows: split_rows(n, d, t),
     };
     let w1 = masked_gradient::twin(&g1, None, &b.w1, Some(alpha));
     VectorStep {
