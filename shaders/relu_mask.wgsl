@@ -11,6 +11,9 @@
 //   (strided by 16); the inner dimension is staged 16 coordinates at a time in workgroup memory,
 //   X with neighbouring invocations loading neighbouring rows (coalesced), H neighbouring
 //   coordinates. Coordinates past d are staged as zeros: fma(0, 0, z) leaves z unchanged.
+//   entry `rows`: dense generators for a small d or few neurons (where a 64 × 64 tile would be
+//   mostly padding): one invocation per row (neighbouring rows: neighbouring addresses of X) and
+//   four neurons, 64 rows × 4 neurons per workgroup.
 //   entry `sparse`: generators that are a network's own sparse weights (h = w), one run of
 //   nonzeros per neuron, h_jj = Σ_{p ∈ [start[run0 + jj], start[run0 + jj + 1])} vals[p] e_{cols[p]}
 //   with cols increasing: O(rows · nnz) instead of O(rows · d · tile). Skipping the zero
@@ -26,7 +29,8 @@
 //   4 storage  start   sparse: run offsets into cols / vals
 //   5 storage  cols    sparse: coordinate of each nonzero
 //   6 storage  vals    sparse: its value
-// Dispatch: main (ceil(rows / 64), ceil(tile / 64), 1); sparse (ceil(rows / 64), ceil(tile / 16), 1).
+// Dispatch: main (ceil(rows / 64), ceil(tile / 64), 1); rows (ceil(rows / 64), ceil(tile / 4), 1);
+// sparse (ceil(rows / 64), ceil(tile / 16), 1).
 
 struct Params {
     rows: u32,
@@ -120,6 +124,52 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         let w = wg.x * 2u + flat % 2u;
         if (w < params.words && j0 + q < params.tile) {
             bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[flat]);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn rows(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let j0 = wg.y * 4u;
+    let r = wg.x * 64u + lid;
+    if (lid < 8u) {
+        atomicStore(&words[lid], 0u);
+    }
+    workgroupBarrier();
+    if (r < params.rows) {
+        var z = vec4<f32>(0.0);
+        // Neurons past the tile read neuron j0's generator and are never written.
+        var hrow = vec4<u32>(j0, j0, j0, j0);
+        for (var q = 0u; q < 4u; q = q + 1u) {
+            if (j0 + q < params.tile) {
+                hrow[q] = j0 + q;
+            }
+        }
+        for (var i = 0u; i < params.d; i = i + 1u) {
+            let xv = x[i * params.x_stride + params.x_row0 + r];
+            let hv = vec4<f32>(
+                h[hrow.x * params.d + i],
+                h[hrow.y * params.d + i],
+                h[hrow.z * params.d + i],
+                h[hrow.w * params.d + i],
+            );
+            z = fma(vec4<f32>(xv), hv, z);
+        }
+        for (var q = 0u; q < 4u; q = q + 1u) {
+            if (z[q] > 0.0) {
+                atomicOr(&words[q * 2u + lid / 32u], 1u << (lid % 32u));
+            }
+        }
+    }
+    workgroupBarrier();
+    if (lid < 8u) {
+        let q = lid / 2u;
+        let w = wg.x * 2u + lid % 2u;
+        if (w < params.words && j0 + q < params.tile) {
+            bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[lid]);
         }
     }
 }

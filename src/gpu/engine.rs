@@ -19,7 +19,7 @@ use super::buffers::Recorder;
 use super::context::GpuContext;
 use super::masked_gradient::{self, GradientBufs};
 use super::topk::{self, Running};
-use super::workspace::Workspace;
+use super::workspace::{LiveMasks, Workspace};
 use crate::backend::{rules, Backend, Counters, GradientPhase, SupportPhase};
 use crate::error::{Error, Result};
 use crate::problem::model::{Blocks, Loss, VectorStep};
@@ -192,9 +192,43 @@ impl Backend for GpuBackend {
         // With h = x the masks of the old support are those of the live neurons, in the same order:
         // the gradient pass reads them instead of forming them again.
         let reuse_masks = !host_h && s.neurons == live;
+        // With random generators, all live neurons in one tile and X whole on the device, the
+        // step's masks are formed once, first, and kept: the old support's and the new support's
+        // (in the support phase) are copied from them.
+        self.ws.live_masks = None;
+        let words_n = n.div_ceil(32);
+        let seed = match op.generators() {
+            Generators::Random { seed } => Some(*seed),
+            Generators::Weights(_) => None,
+        };
+        let keep_masks = seed.is_some()
+            && tile == live.len()
+            && chunk == live.len()
+            && !self.ws.streaming()
+            && self.ws.blocks(n).len() == 1;
+        if keep_masks {
+            self.ws.ensure("live_bits", (tile * words_n * 4) as u64)?;
+        }
         let ctx = self.ctx.clone();
-        let ws = &self.ws;
         let mut rec = Recorder::new(&ctx);
+        if keep_masks {
+            ctx.write(self.ws.get("chunk_h"), 0, &Self::generators(op, &live));
+            let mp = super::relu_mask::Params::new(n, d, tile, (n as u32, 0), words_n, 0);
+            let xv = self.ws.get("x");
+            super::relu_mask::encode(
+                &mut rec,
+                &mp,
+                xv,
+                self.ws.get("chunk_h"),
+                self.ws.get("live_bits"),
+            );
+            self.ws.live_masks = Some(LiveMasks {
+                seed: seed.unwrap_or_default(),
+                key: Arc::downgrade(op.data_arc()),
+                live: live.clone(),
+            });
+        }
+        let ws = &self.ws;
         ws.record_masks(&mut rec, op, &s);
         ws.record_forward(&mut rec, op, &s, ws.get("z"), ws.get("r"), true);
         let state = ws.get("state");
@@ -222,7 +256,7 @@ impl Backend for GpuBackend {
         );
         let mut tiles = 0;
         for (c, chunk_live) in live.chunks(chunk).enumerate() {
-            if host_h {
+            if host_h && !keep_masks {
                 if c > 0 {
                     // The chunk buffer is rewritten: what used it must be submitted first.
                     rec.flush();
@@ -244,7 +278,7 @@ impl Backend for GpuBackend {
                     ws.get("x_pos"),
                     xt,
                 );
-                if !reuse_masks {
+                if !reuse_masks && !keep_masks {
                     // h = x is copied, so that both schedules bind the same buffers (and reuse
                     // the same bind groups).
                     let (src, at) = if host_h {
@@ -254,11 +288,12 @@ impl Backend for GpuBackend {
                     };
                     rec.copy(src, at, th, 0, (t * d * 4) as u64);
                 }
-                let words_n = n.div_ceil(32);
                 ws.each_block(&mut rec, op, |rec, xv, rows, k| {
                     let bw = rows.len().div_ceil(32);
                     let (bits, words, bits0) = if reuse_masks {
                         (ws.get("t_bits"), words_n, first * words_n + rows.start / 32)
+                    } else if keep_masks {
+                        (ws.get("live_bits"), words_n, 0)
                     } else {
                         let mp = super::relu_mask::Params::new(
                             rows.len(),

@@ -55,7 +55,14 @@ pub struct SparseGenerators<'a> {
     pub vals: &'a DeviceBuffer,
 }
 
-/// Records `bits ← 1{X_block · h > 0}` for the `p.tile` neurons whose dense generators `h` holds.
+/// Whether the GEMM entry serves a tile of `tile` neurons with `d` coordinates: below these a
+/// 64 × 64 tile of 16-coordinate steps is mostly padding, and the per-row entry does less work.
+pub fn tiled(d: u32, tile: u32) -> bool {
+    d >= 16 && tile >= 32
+}
+
+/// Records `bits ← 1{X_block · h > 0}` for the `p.tile` neurons whose dense generators `h` holds:
+/// the GEMM entry, or the per-row one for a small d or tile ([`tiled`]).
 pub fn encode(
     rec: &mut Recorder<'_>,
     p: &Params,
@@ -63,8 +70,13 @@ pub fn encode(
     h: &DeviceBuffer,
     bits: &DeviceBuffer,
 ) {
-    let groups = (p.rows.div_ceil(64), p.tile.div_ceil(64), 1);
-    rec.dispatch("relu_mask.main", p, &[x, h, bits], groups);
+    if tiled(p.d, p.tile) {
+        let groups = (p.rows.div_ceil(64), p.tile.div_ceil(64), 1);
+        rec.dispatch("relu_mask.main", p, &[x, h, bits], groups);
+    } else {
+        let groups = (p.rows.div_ceil(64), p.tile.div_ceil(4), 1);
+        rec.dispatch("relu_mask.rows", p, &[x, h, bits], groups);
+    }
 }
 
 /// Records the same bits for the neurons of runs `p.run0..p.run0 + p.tile` of sparse generators.

@@ -46,12 +46,24 @@ pub struct SupportInfo {
     pub sparse: bool,
 }
 
+/// What the buffer `live_bits` holds: the masks of `live` (over all n rows, `ceil(n/32)` words per
+/// neuron) under the random generators of `seed` on the data `key`, formed by a gradient pass.
+#[derive(Clone, Debug)]
+pub struct LiveMasks {
+    pub seed: u64,
+    pub key: Weak<Data>,
+    pub live: Vec<u32>,
+}
+
 /// Named, grow-only device buffers and the resident data.
 pub struct Workspace {
     pub ctx: Arc<GpuContext>,
     pub budget: u64,
     bufs: HashMap<&'static str, DeviceBuffer>,
     data: Option<Resident>,
+    /// Set while `live_bits` holds a step's masks; a support of that step copies its masks from
+    /// them instead of forming them again.
+    pub live_masks: Option<LiveMasks>,
 }
 
 impl Workspace {
@@ -61,6 +73,7 @@ impl Workspace {
             budget,
             bufs: HashMap::new(),
             data: None,
+            live_masks: None,
         }
     }
 
@@ -282,7 +295,24 @@ impl Workspace {
         }
     }
 
-    /// Records the activation bits of the uploaded support's neurons over every row.
+    /// Where `live_bits` holds the masks of every neuron of `t` under `op`'s generators: each run's
+    /// position among the live neurons.
+    fn live_positions(&self, op: &Operator, t: &SupportInfo) -> Option<Vec<usize>> {
+        let lm = self.live_masks.as_ref()?;
+        let same = matches!(op.generators(), Generators::Random { seed } if *seed == lm.seed)
+            && lm.key.strong_count() > 0
+            && Weak::ptr_eq(&lm.key, &Arc::downgrade(op.data_arc()));
+        if !same {
+            return None;
+        }
+        t.neurons
+            .iter()
+            .map(|j| lm.live.binary_search(j).ok())
+            .collect()
+    }
+
+    /// Records the activation bits of the uploaded support's neurons over every row: copied from
+    /// the step's masks when a gradient pass formed them ([`LiveMasks`]), else formed here.
     pub fn record_masks(&self, rec: &mut Recorder<'_>, op: &Operator, t: &SupportInfo) {
         if t.runs == 0 {
             return;
@@ -290,6 +320,13 @@ impl Workspace {
         let (n, d) = (op.n(), op.d());
         let words = n.div_ceil(32);
         let bits = self.get("t_bits");
+        if let Some(pos) = self.live_positions(op, t) {
+            let (src, bytes) = (self.get("live_bits"), (words * 4) as u64);
+            for (k, p) in pos.into_iter().enumerate() {
+                rec.copy(src, p as u64 * bytes, bits, k as u64 * bytes, bytes);
+            }
+            return;
+        }
         self.each_block(rec, op, |rec, x, rows, _| {
             let p = relu_mask::Params::new(
                 rows.len(),

@@ -82,7 +82,8 @@ fn sparse_runs(op: &Operator, neurons: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<f32>)
 fn relu_mask_and_masked_gradient_match_twins() {
     let Some(ctx) = gpu() else { return };
     let mut rng = rng(30);
-    for &(n, d, m) in SHAPES {
+    // Beyond the awkward shapes: several 16-coordinate steps and two 64-neuron tiles of the GEMMs.
+    for &(n, d, m) in SHAPES.iter().chain(&[(300, 37, 70)]) {
         let data = data(&mut rng, n, d);
         for op in operators(&mut rng, data, m) {
             let neurons = op.live_neurons();
@@ -93,14 +94,19 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let hb = ctx.storage_init("h", &h);
             let bits = ctx.storage("bits", (t * words * 4) as u64);
             let p = ReluMaskParams::new(n, d, t, (n as u32, 0), words, 0);
-            let mut enc = Recorder::new(&ctx);
-            gpu_relu_mask::encode(&mut enc, &p, &xb, &hb, &bits);
-            let got = enc.read_one::<u32>(&bits, 0, t * words).unwrap();
             let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
-            assert_eq!(
-                got, want,
-                "relu_mask n={n} d={d} m={m}: masks must match exactly"
-            );
+            // Both dense entries, whichever `encode` would pick for this shape.
+            for (entry, per_group) in [("relu_mask.main", 64), ("relu_mask.rows", 4)] {
+                let mut enc = Recorder::new(&ctx);
+                enc.clear(&bits, 0, (t * words * 4) as u64);
+                let groups = (groups64(n), t.div_ceil(per_group) as u32, 1);
+                enc.dispatch(entry, &p, &[&xb, &hb, &bits], groups);
+                let got = enc.read_one::<u32>(&bits, 0, t * words).unwrap();
+                assert_eq!(
+                    got, want,
+                    "{entry} n={n} d={d} m={m}: masks must match exactly"
+                );
+            }
             // The sparse entry, from the second run on (run0 > 0), gives the same bits.
             let (start, cols, vals) = sparse_runs(&op, &neurons);
             let tail = t.saturating_sub(1).max(1).min(t);

@@ -3,10 +3,10 @@
 
 use super::common::*;
 use relu_iht::cpu::masked_gradient::{self, GradientBlock};
-use relu_iht::gpu::masked_gradient::split_rows;
 use relu_iht::cpu::support_forward::{RowBlock, SupportLayout};
 use relu_iht::cpu::vector_model::{self, TileLayout};
 use relu_iht::cpu::{reduce, relu_mask, support_adjoint, support_forward, topk};
+use relu_iht::gpu::masked_gradient::split_rows;
 use relu_iht::problem::model::{Blocks, Loss, VectorStep};
 use relu_iht::problem::operator::{Operator, Support};
 use relu_iht::problem::topk::{reference_top, TopS};
