@@ -33,19 +33,6 @@ pub fn weight_error_direct(x: &SparseVec, w: &SparseVec) -> f64 {
     x.distance(w) / w.norm().max(f64::MIN_POSITIVE)
 }
 
-/// Dense d-vectors of the neurons holding weights.
-fn neuron_blocks(x: &SparseVec, d: usize) -> Vec<Vec<f64>> {
-    let mut out: Vec<(u32, Vec<f64>)> = Vec::new();
-    for (&c, &v) in x.indices().iter().zip(x.values()) {
-        let j = c / d as u32;
-        if out.last().map(|b| b.0) != Some(j) {
-            out.push((j, vec![0.0; d]));
-        }
-        out.last_mut().expect("pushed above").1[c as usize % d] = v as f64;
-    }
-    out.into_iter().map(|b| b.1).collect()
-}
-
 /// Most neurons on a side matched exactly (the Hungarian algorithm is O(k³): about a second here).
 pub const EXACT_MATCHING_MAX: usize = 1000;
 /// Most candidate pairs the greedy matching weighs (neuron pairs that share an input coordinate).
@@ -68,8 +55,8 @@ pub enum Matching {
 /// planted neurons (unmatched ones against zero), exactly up to [`EXACT_MATCHING_MAX`] neurons
 /// a side, greedily beyond; the method used is returned with the error.
 pub fn weight_error_matched(x: &SparseVec, w: &SparseVec, d: usize) -> (f64, Matching) {
-    let a = neuron_blocks(x, d);
-    let b = neuron_blocks(w, d);
+    let a = sparse_neurons(x, d);
+    let b = sparse_neurons(w, d);
     let k = a.len().max(b.len());
     if k == 0 {
         return (0.0, Matching::Hungarian);
@@ -83,16 +70,15 @@ pub fn weight_error_matched(x: &SparseVec, w: &SparseVec, d: usize) -> (f64, Mat
             None => (weight_error_direct(x, w), Matching::Direct),
         };
     }
-    let zero = vec![0.0; d];
-    let get = |v: &Vec<Vec<f64>>, i: usize| v.get(i).cloned().unwrap_or_else(|| zero.clone());
-    let cost = |p: &[f64], q: &[f64]| p.iter().zip(q).map(|(u, v)| (u - v).powi(2)).sum::<f64>();
-    let costs: Vec<f64> = (0..k)
-        .flat_map(|i| {
-            let ai = get(&a, i);
-            (0..k).map(move |jdx| (ai.clone(), jdx))
-        })
-        .map(|(ai, jdx)| cost(&ai, &get(&b, jdx)))
-        .collect();
+    // Missing neurons (the shorter side) are zero.
+    fn side(v: &[Vec<(u32, f64)>], i: usize) -> &[(u32, f64)] {
+        v.get(i).map_or(&[], |n| n.as_slice())
+    }
+    let mut costs = Vec::with_capacity(k * k);
+    for i in 0..k {
+        let ai = side(&a, i);
+        costs.extend((0..k).map(|jdx| sparse_distance2(ai, side(&b, jdx))));
+    }
     // The Hungarian solver wants integer weights: scale so the largest cost is 2^52 (exact in
     // f64); the assignment is then optimal up to a 2^-52 relative tie, and the error itself is
     // recomputed in f64 from the assignment.
@@ -118,6 +104,35 @@ pub fn weight_error_matched(x: &SparseVec, w: &SparseVec, d: usize) -> (f64, Mat
         total.sqrt() / w.norm().max(f64::MIN_POSITIVE),
         Matching::Hungarian,
     )
+}
+
+/// `‖p − q‖²` of two sparse neurons (coordinates increasing), summed in coordinate order: the
+/// dense sum's value exactly, the coordinates where both are zero adding nothing.
+fn sparse_distance2(p: &[(u32, f64)], q: &[(u32, f64)]) -> f64 {
+    let (mut i, mut j, mut total) = (0, 0, 0.0f64);
+    loop {
+        let (u, v) = match (p.get(i), q.get(j)) {
+            (Some(&(ci, u)), Some(&(cj, v))) if ci == cj => {
+                i += 1;
+                j += 1;
+                (u, v)
+            }
+            (Some(&(ci, u)), Some(&(cj, _))) if ci < cj => {
+                i += 1;
+                (u, 0.0)
+            }
+            (Some(&(_, u)), None) => {
+                i += 1;
+                (u, 0.0)
+            }
+            (_, Some(&(_, v))) => {
+                j += 1;
+                (0.0, v)
+            }
+            (None, None) => return total,
+        };
+        total += (u - v).powi(2);
+    }
 }
 
 /// Sparse neurons: (neuron, [(coordinate, value)]) in index order.
