@@ -215,7 +215,9 @@ fn print(json: bool, r: &Row) -> Result<()> {
     Ok(())
 }
 
-/// Per-step means of the steps after the first, and the objects created from the third on.
+/// Per-step means of the steps after the first, and the objects created from the fourth on (the
+/// first two steps use random generators; the third, the first with `h = w`, binds the support's
+/// masks and sparse generators for the first time).
 #[derive(Default)]
 struct StepCounts {
     submits: f64,
@@ -232,7 +234,7 @@ impl StepCounts {
         let later = steps.get(1..).unwrap_or_default();
         let k = later.len().max(1) as f64;
         let mean = |f: fn(&Counters) -> u64| later.iter().map(f).sum::<u64>() as f64 / k;
-        let warm = steps.get(2..).unwrap_or_default();
+        let warm = steps.get(3..).unwrap_or_default();
         Self {
             submits: mean(|c| c.submits),
             readbacks: mean(|c| c.readbacks),

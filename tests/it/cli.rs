@@ -268,9 +268,13 @@ fn bench_prints_one_row_per_backend() {
             let k = r["kernel_ms"]
                 .as_object()
                 .unwrap_or_else(|| panic!("kernel_ms in {r}"));
+            assert!(
+                k.keys().any(|name| name.starts_with("relu_mask.")),
+                "a relu_mask entry in {r}"
+            );
             for kernel in [
                 "masked_gradient.main",
-                "relu_mask.main",
+                "masked_gradient.reduce",
                 "support_forward.main",
                 "support_adjoint.main",
                 "armijo.trials",
