@@ -152,7 +152,6 @@ impl Backend for GpuBackend {
             ("tile_x", tile * d * 4),
             ("tile_h", tile * d * 4),
             ("tile_g", tile * d * 4),
-            ("tile_bits", tile * block_words * 4),
             (
                 "grad_part",
                 masked_gradient::partial_len(block_rows, d, tile) * 4,
@@ -208,6 +207,9 @@ impl Backend for GpuBackend {
             && self.ws.blocks(n).len() == 1;
         if keep_masks {
             self.ws.ensure("live_bits", (tile * words_n * 4) as u64)?;
+        } else if !reuse_masks {
+            self.ws
+                .ensure("tile_bits", (tile * block_words * 4) as u64)?;
         }
         let ctx = self.ctx.clone();
         let mut rec = Recorder::new(&ctx);
@@ -248,12 +250,7 @@ impl Backend for GpuBackend {
         };
         rec.clear(run.ctl, 0, (topk::CTL_WORDS * 4) as u64);
         let nblocks = ws.blocks(n).len();
-        let (xt, th, tg, tb) = (
-            ws.get("tile_x"),
-            ws.get("tile_h"),
-            ws.get("tile_g"),
-            ws.get("tile_bits"),
-        );
+        let (xt, th, tg) = (ws.get("tile_x"), ws.get("tile_h"), ws.get("tile_g"));
         let mut tiles = 0;
         for (c, chunk_live) in live.chunks(chunk).enumerate() {
             if host_h && !keep_masks {
@@ -303,6 +300,7 @@ impl Backend for GpuBackend {
                             bw,
                             0,
                         );
+                        let tb = ws.get("tile_bits");
                         super::relu_mask::encode(rec, &mp, xv.buf, th, tb);
                         (tb, bw, 0)
                     };

@@ -829,6 +829,12 @@ fn vector_model_kernels_match_twins() {
 
                 // masked_gradient with a per-neuron residual (the chain rule's G1), two blocks.
                 let g = ctx.storage("g", (t * d * 4) as u64);
+                // Held until the commands that use it are submitted: a buffer dropped earlier goes
+                // back to the context's pool, where another test's thread may take it.
+                let part = ctx.storage(
+                    "part",
+                    (gpu_masked_gradient::partial_len(n, d, t) * 4) as u64,
+                );
                 let mut enc = Recorder::new(&ctx);
                 let blocks: Vec<_> = [0..split, split..n]
                     .into_iter()
@@ -844,10 +850,6 @@ fn vector_model_kernels_match_twins() {
                         res_stride: n as u32,
                         ..MaskedGradientParams::new(rows.len(), d, t, words, n as u32)
                     };
-                    let part = ctx.storage(
-                        "part",
-                        (gpu_masked_gradient::partial_len(n, d, t) * 4) as u64,
-                    );
                     let b = gpu_masked_gradient::GradientBufs {
                         x: &xb,
                         res: &hb,
