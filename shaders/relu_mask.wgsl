@@ -59,14 +59,32 @@ var<workgroup> xs: array<array<f32, 65>, 16>;
 var<workgroup> hs: array<array<f32, 65>, 16>;
 var<workgroup> words: array<atomic<u32>, 128>;
 
+// Every entry gathers a workgroup's bits in `words`, two words (64 rows) per neuron, neuron q's
+// at 2q and 2q + 1. Invocation `lane` clears word `lane` when lane < count.
+fn clear_words(lane: u32, count: u32) {
+    if (lane < count) {
+        atomicStore(&words[lane], 0u);
+    }
+}
+
+// Invocation `lane` < count writes word `lane` (neuron j0 + lane / 2, the workgroup's word
+// lane % 2 of row block `wgx`) when it lies inside the block and the tile.
+fn store_words(lane: u32, count: u32, wgx: u32, j0: u32) {
+    if (lane < count) {
+        let q = lane / 2u;
+        let w = wgx * 2u + lane % 2u;
+        if (w < params.words && j0 + q < params.tile) {
+            bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[lane]);
+        }
+    }
+}
+
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r0 = wg.x * 64u;
     let j0 = wg.y * 64u;
     let flat = lid.y * 16u + lid.x;
-    if (flat < 128u) {
-        atomicStore(&words[flat], 0u);
-    }
+    clear_words(flat, 128u);
     workgroupBarrier();
     var acc: array<array<f32, 4>, 4>;
     for (var a = 0u; a < 4u; a = a + 1u) {
@@ -119,13 +137,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
     }
     workgroupBarrier();
-    if (flat < 128u) {
-        let q = flat / 2u;
-        let w = wg.x * 2u + flat % 2u;
-        if (w < params.words && j0 + q < params.tile) {
-            bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[flat]);
-        }
-    }
+    store_words(flat, 128u, wg.x, j0);
 }
 
 @compute @workgroup_size(64)
@@ -135,9 +147,7 @@ fn rows(
 ) {
     let j0 = wg.y * 4u;
     let r = wg.x * 64u + lid;
-    if (lid < 8u) {
-        atomicStore(&words[lid], 0u);
-    }
+    clear_words(lid, 8u);
     workgroupBarrier();
     if (r < params.rows) {
         var z = vec4<f32>(0.0);
@@ -165,13 +175,7 @@ fn rows(
         }
     }
     workgroupBarrier();
-    if (lid < 8u) {
-        let q = lid / 2u;
-        let w = wg.x * 2u + lid % 2u;
-        if (w < params.words && j0 + q < params.tile) {
-            bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[lid]);
-        }
-    }
+    store_words(lid, 8u, wg.x, j0);
 }
 
 // One invocation per row (neighbouring rows: neighbouring addresses of X) and 16 neurons.
@@ -182,9 +186,7 @@ fn sparse(
 ) {
     let j0 = wg.y * 16u;
     let r = wg.x * 64u + lid;
-    if (lid < 32u) {
-        atomicStore(&words[lid], 0u);
-    }
+    clear_words(lid, 32u);
     workgroupBarrier();
     if (r < params.rows) {
         for (var q = 0u; q < 16u; q = q + 1u) {
@@ -203,11 +205,5 @@ fn sparse(
         }
     }
     workgroupBarrier();
-    if (lid < 32u) {
-        let q = lid / 2u;
-        let w = wg.x * 2u + lid % 2u;
-        if (w < params.words && j0 + q < params.tile) {
-            bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[lid]);
-        }
-    }
+    store_words(lid, 32u, wg.x, j0);
 }

@@ -150,7 +150,6 @@ impl Backend for GpuBackend {
         self.ensure_step_buffers(n, cap)?;
         for (name, bytes) in [
             ("tile_x", tile * d * 4),
-            ("tile_h", tile * d * 4),
             ("tile_g", tile * d * 4),
             (
                 "grad_part",
@@ -208,6 +207,8 @@ impl Backend for GpuBackend {
         if keep_masks {
             self.ws.ensure("live_bits", (tile * words_n * 4) as u64)?;
         } else if !reuse_masks {
+            // Only a tile that forms its own masks needs its generators and bits.
+            self.ws.ensure("tile_h", (tile * d * 4) as u64)?;
             self.ws
                 .ensure("tile_bits", (tile * block_words * 4) as u64)?;
         }
@@ -250,7 +251,7 @@ impl Backend for GpuBackend {
         };
         rec.clear(run.ctl, 0, (topk::CTL_WORDS * 4) as u64);
         let nblocks = ws.blocks(n).len();
-        let (xt, th, tg) = (ws.get("tile_x"), ws.get("tile_h"), ws.get("tile_g"));
+        let (xt, tg) = (ws.get("tile_x"), ws.get("tile_g"));
         let mut tiles = 0;
         for (c, chunk_live) in live.chunks(chunk).enumerate() {
             if host_h && !keep_masks {
@@ -283,7 +284,7 @@ impl Backend for GpuBackend {
                     } else {
                         (xt, 0)
                     };
-                    rec.copy(src, at, th, 0, (t * d * 4) as u64);
+                    rec.copy(src, at, ws.get("tile_h"), 0, (t * d * 4) as u64);
                 }
                 ws.each_block(&mut rec, op, |rec, xv, rows, k| {
                     let bw = rows.len().div_ceil(32);
@@ -301,7 +302,7 @@ impl Backend for GpuBackend {
                             0,
                         );
                         let tb = ws.get("tile_bits");
-                        super::relu_mask::encode(rec, &mp, xv.buf, th, tb);
+                        super::relu_mask::encode(rec, &mp, xv.buf, ws.get("tile_h"), tb);
                         (tb, bw, 0)
                     };
                     let gp = masked_gradient::Params {
