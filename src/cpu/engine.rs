@@ -28,6 +28,11 @@ pub struct CpuBackend {
     /// reuses the bits of the neurons it shares (the new support of a step overlaps the old one).
     /// A weak reference, so the cache never keeps a data set alive.
     masks_key: Option<(Weak<Data>, Generators)>,
+    /// In a random-generator step, the masks of every live neuron under `masks_key`, formed once
+    /// before the step's first product: the old support (the normalized step size), the gradient
+    /// pass and the new support all read them instead of forming pre-activations three times.
+    /// Kept only while they cost no more memory than X.
+    live: Option<(Vec<u32>, Masks)>,
 }
 
 impl CpuBackend {
@@ -64,10 +69,13 @@ impl SupportOps for CpuBackend {
                 && Weak::ptr_eq(data, &Arc::downgrade(op.data_arc()))
                 && gens == op.generators()
         });
-        self.masks = if same {
-            Masks::update(op, &neurons, &self.masks, &self.neurons)
-        } else {
-            Masks::compute(op, &neurons)
+        if !same {
+            self.live = None;
+        }
+        self.masks = match &self.live {
+            Some((live, masks)) => Masks::update(op, &neurons, masks, live),
+            None if same => Masks::update(op, &neurons, &self.masks, &self.neurons),
+            None => Masks::compute(op, &neurons),
         };
         self.masks_key = Some((Arc::downgrade(op.data_arc()), op.generators().clone()));
         self.chunked =
@@ -137,10 +145,28 @@ impl Backend for CpuBackend {
         keep: usize,
     ) -> Result<GradientPhase> {
         Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
+        self.live = None;
+        if let Generators::Random { .. } = op.generators() {
+            let live = op.live_neurons();
+            if live.len() * op.n().div_ceil(64) * 8 <= op.data().bytes() {
+                let masks = Masks::compute(op, &live);
+                self.live = Some((live, masks));
+                self.neurons.clear();
+                self.masks = Masks::default();
+                self.masks_key = Some((Arc::downgrade(op.data_arc()), op.generators().clone()));
+            }
+        }
         let (r, mu) = rules::niht(self, op, x)?;
         let workers = rayon::current_num_threads();
-        let (z0, masks) =
-            masked_gradient::gradient_topk_keeping_masks(op, x, &r, mu as f32, keep, workers);
+        // After `niht`, the masks held are the old support's under this step's data and
+        // generators (under `h = w` its neurons are the live ones), or those of every live neuron.
+        let known = match &self.live {
+            Some((live, masks)) => Some((live.as_slice(), masks)),
+            None => Some((self.neurons.as_slice(), &self.masks)),
+        };
+        let (z0, masks) = masked_gradient::gradient_topk_keeping_masks(
+            op, x, &r, mu as f32, keep, workers, known,
+        );
         if let Some((neurons, masks)) = masks {
             // The support phase of this step reuses these bits (see `prepare_support`).
             self.neurons = neurons;

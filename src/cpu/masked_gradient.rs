@@ -32,15 +32,19 @@ struct Scratch {
 pub fn tile_gradient(op: &Operator, tile: &[u32], r: &[f32], block: usize, g: &mut [f32]) {
     let mut z = vec![0.0; block * tile.len()];
     let mut h = vec![0.0; op.d() * tile.len()];
-    compute_tile(op, tile, r, block, &mut z, &mut h, g, &mut []);
+    compute_tile(op, tile, None, r, block, &mut z, &mut h, g, &mut []);
 }
 
-/// One tile's gradients; with a non-empty `bits` (`ceil(n/64)` words per neuron of the tile) it
-/// also keeps the tile's activation bits, packed as [`Masks`] packs them.
+/// One tile's gradients. With `known` (per neuron of the tile, its mask words over all n rows,
+/// computed under the same data and generators) the masked residual is selected from those bits
+/// and no pre-activation is formed; otherwise the pre-activations are formed block by block, and
+/// with a non-empty `bits` (`ceil(n/64)` words per neuron of the tile) the tile's activation bits
+/// are kept, packed as [`Masks`] packs them.
 #[allow(clippy::too_many_arguments)] // the tile, its inputs and its scratch
 fn compute_tile(
     op: &Operator,
     tile: &[u32],
+    known: Option<&[&[u64]]>,
     r: &[f32],
     block: usize,
     z: &mut [f32],
@@ -52,23 +56,31 @@ fn compute_tile(
     let xt = op.data().xt();
     let g = &mut g[..t * d];
     g.fill(0.0);
-    let random = fill_generators(op, tile, h);
+    let random = known.is_none() && fill_generators(op, tile, h);
     for rows in row_blocks(n, block) {
         let bb = rows.len();
-        preactivation_tile(op, tile, rows.clone(), random, h, z);
         let z = &mut z[..bb * t];
-        if !bits.is_empty() {
-            let words = n.div_ceil(64);
+        if let Some(known) = known {
             debug_assert!(rows.start.is_multiple_of(64), "blocks start on a word");
-            for jj in 0..t {
-                let w0 = jj * words + rows.start / 64;
-                pack(
-                    &z[jj * bb..(jj + 1) * bb],
-                    &mut bits[w0..w0 + bb.div_ceil(64)],
-                );
+            let w0 = rows.start / 64;
+            for (col, words) in z.chunks_mut(bb).zip(known) {
+                select_residual(&words[w0..w0 + bb.div_ceil(64)], &r[rows.clone()], col);
             }
+        } else {
+            preactivation_tile(op, tile, rows.clone(), random, h, z);
+            if !bits.is_empty() {
+                let words = n.div_ceil(64);
+                debug_assert!(rows.start.is_multiple_of(64), "blocks start on a word");
+                for jj in 0..t {
+                    let w0 = jj * words + rows.start / 64;
+                    pack(
+                        &z[jj * bb..(jj + 1) * bb],
+                        &mut bits[w0..w0 + bb.div_ceil(64)],
+                    );
+                }
+            }
+            mask_residual(z, &r[rows.clone()]);
         }
-        mask_residual(z, &r[rows.clone()]);
         // SAFETY: G is t × d row-major (g[jj·d + i]), Pᵀ is t × bb (z[jj·bb + r]), X_blk is
         // bb × d at xt[i·ld + rows.start + r]; all in bounds.
         unsafe {
@@ -111,6 +123,20 @@ fn mask_residual(z: &mut [f32], rb: &[f32]) {
     }
 }
 
+/// `out[r] = bit(r) ? rb[r] : 0` from packed mask words (64 rows each, row 0 at bit 0 of the
+/// first word): the same values as [`mask_residual`] on the pre-activations the bits came from.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+fn select_residual(words: &[u64], rb: &[f32], out: &mut [f32]) {
+    for ((o, v), &w) in out.chunks_mut(64).zip(rb.chunks(64)).zip(words) {
+        for (l, (o, &v)) in o.iter_mut().zip(v).enumerate() {
+            *o = if (w >> l) & 1 == 1 { v } else { 0.0 };
+        }
+    }
+}
+
 /// The streamed full-gradient pass: the `keep` best candidates `x − μ Aᵀ r` over all live blocks,
 /// plus the entries of `x` on neurons whose block is zero (their candidate is `x` itself).
 pub fn gradient_topk(
@@ -121,13 +147,19 @@ pub fn gradient_topk(
     keep: usize,
     workers: usize,
 ) -> SparseVec {
-    gradient_topk_keeping_masks(op, x, r, mu, keep, workers).0
+    gradient_topk_keeping_masks(op, x, r, mu, keep, workers, None).0
 }
 
 /// [`gradient_topk`], and under `h = w` the activation bits of the live neurons it formed on
 /// the way (ascending neurons, aligned with the runs of the [`Masks`]): the support phase of
 /// the same step needs the masks of the same neurons under the same generators, and takes them
 /// from here instead of forming them again.
+///
+/// `known` offers masks already formed under the same data and generators (ascending neurons and
+/// their [`Masks`], as the support phase keeps them): when they cover every live neuron the pass
+/// selects the residual from those bits and forms no pre-activation (under `h = w` the live
+/// neurons are exactly the old support's, whose masks the normalized step size needed first), and
+/// it keeps no masks of its own.
 pub fn gradient_topk_keeping_masks(
     op: &Operator,
     x: &SparseVec,
@@ -135,16 +167,28 @@ pub fn gradient_topk_keeping_masks(
     mu: f32,
     keep: usize,
     workers: usize,
+    known: Option<(&[u32], &Masks)>,
 ) -> (SparseVec, Option<(Vec<u32>, Masks)>) {
     let d = op.d();
     let live = op.live_neurons();
     let (reps, members) = mask_classes(op, &live);
     let plan = Plan::for_pass(reps.len(), workers);
+    // Per representative, its known mask words (all of them, or none used).
+    let known: Option<Vec<&[u64]>> = known.and_then(|(neurons, masks)| {
+        reps.iter()
+            .map(|j| neurons.binary_search(j).ok().map(|k| masks.run(k)))
+            .collect()
+    });
     let tiles: Vec<(&[u32], &[Vec<u32>])> = reps
         .chunks(plan.tile)
         .zip(members.chunks(plan.tile))
         .collect();
-    let keep_masks = matches!(op.generators(), Generators::Weights(_)) && !reps.is_empty();
+    let known_tiles: Vec<Option<&[&[u64]]>> = match &known {
+        Some(k) => k.chunks(plan.tile).map(Some).collect(),
+        None => vec![None; tiles.len()],
+    };
+    let keep_masks =
+        known.is_none() && matches!(op.generators(), Generators::Weights(_)) && !reps.is_empty();
     let words = op.n().div_ceil(64);
     let mut rep_bits = vec![0u64; if keep_masks { words * reps.len() } else { 0 }];
     let mut slots: Vec<&mut [u64]> = if keep_masks {
@@ -154,6 +198,7 @@ pub fn gradient_topk_keeping_masks(
     };
     let mut top = tiles
         .par_iter()
+        .zip(known_tiles.par_iter())
         .zip(slots.par_iter_mut())
         .fold(
             || {
@@ -164,8 +209,9 @@ pub fn gradient_topk_keeping_masks(
                 };
                 (s, TopS::new(keep), vec![0.0f32; d])
             },
-            |(mut s, mut top, mut cand), (&(tile, members), bits)| {
-                compute_tile(op, tile, r, plan.block, &mut s.z, &mut s.h, &mut s.g, bits);
+            |(mut s, mut top, mut cand), ((&(tile, members), &known), bits)| {
+                let (z, h, g) = (&mut s.z, &mut s.h, &mut s.g);
+                compute_tile(op, tile, known, r, plan.block, z, h, g, bits);
                 for (jj, class) in members.iter().enumerate() {
                     let g = &s.g[jj * d..(jj + 1) * d];
                     // Every neuron of the class has this gradient: its candidates x_j − μ g.

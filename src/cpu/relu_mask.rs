@@ -8,7 +8,7 @@
 //! costs n/8 bytes per neuron of a support instead of the n × |T| f32 matrix.
 
 use super::lanes;
-use crate::problem::operator::{Generators, Operator};
+use crate::problem::operator::{sparse_bits, Generators, Operator};
 use crate::problem::rng;
 use crate::problem::stream::{row_blocks, BLOCK_ROWS, MAX_TILE};
 use gemm::{gemm, Parallelism};
@@ -108,6 +108,27 @@ impl Masks {
                 .div_ceil(2 * rayon::current_num_threads())
                 .max(8),
         );
+        if let Generators::Weights(w) = op.generators() {
+            // Sparse generators: the bits straight from registers, sub-blocks of rows outside
+            // so that the columns every neuron of a tile reads stay in cache.
+            let sub = crate::problem::stream::sparse_block_rows(d);
+            let data = op.data();
+            bits.par_chunks_mut(words * tile)
+                .zip(neurons.par_chunks(tile))
+                .for_each(|(out, tile)| {
+                    for rows in row_blocks(n, sub) {
+                        let (w0, nw) = (rows.start / 64, rows.len().div_ceil(64));
+                        for (jj, &j) in tile.iter().enumerate() {
+                            let lo = j * d as u32;
+                            let r = w.range(lo, lo + d as u32);
+                            let (idx, vals) = (&w.indices()[r.clone()], &w.values()[r]);
+                            let out = &mut out[jj * words + w0..jj * words + w0 + nw];
+                            sparse_bits(data, lo, idx, vals, rows.clone(), out);
+                        }
+                    }
+                });
+            return Self { words, bits };
+        }
         bits.par_chunks_mut(words * tile)
             .zip(neurons.par_chunks(tile))
             .for_each_init(

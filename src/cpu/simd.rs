@@ -3,8 +3,11 @@
 //!
 //! Three implementations: AVX-512F (two 16-lane registers, mask bits used directly as `k`
 //! registers), AVX2+FMA (four 8-lane registers, mask bits expanded by compare) and a portable one.
-//! Every lane does the same operations in the same order on each (an f32 `fma` per term, masks as
-//! selects), so the three give bitwise identical results: the choice is a matter of speed only.
+//! Every lane does the same operations in the same order on each (an f32 `fma` per term), so the
+//! three give bitwise identical results and the choice is a matter of speed only. A masked-off
+//! lane is left as it is by AVX-512's masked `fma` and gets `0 · b` (±0) added on the others,
+//! which leaves it unchanged as long as it does not hold −0 (an accumulator reaches −0 only
+//! through a sum that underflows to a negative zero) and `b` is finite.
 //!
 //! `RELU_IHT_SIMD=avx2` or `RELU_IHT_SIMD=portable` forces a narrower path (for tests and
 //! comparisons); a wider one than the processor has is never used. Only the project's own kernels
@@ -74,6 +77,8 @@ pub trait Rows32: Copy {
     unsafe fn store(self, p: *mut f32);
     /// `acc + select(bits, a, 0) · b`, one rounding per lane.
     unsafe fn masked_fma(acc: Self, bits: u32, a: Self, b: f32) -> Self;
+    /// `acc + select(bits, a, 0) · b` per lane with a vector `b`, one rounding per lane.
+    unsafe fn masked_fmav(acc: Self, bits: u32, a: Self, b: Self) -> Self;
     /// `acc + a · b` per lane (fma).
     unsafe fn fma(acc: Self, a: Self, b: Self) -> Self;
     /// `a · b` per lane with a broadcast `b`.
@@ -84,6 +89,8 @@ pub trait Rows32: Copy {
     unsafe fn select(bits: u32, a: Self) -> Self;
     /// `a + b` per lane.
     unsafe fn add(a: Self, b: Self) -> Self;
+    /// `acc + select(bits, a, 0)` per lane.
+    unsafe fn masked_add(acc: Self, bits: u32, a: Self) -> Self;
     /// `a − b` per lane.
     unsafe fn sub(a: Self, b: Self) -> Self;
     /// Lanes `l + 16·h` added for l < 16 (the first level of the fixed reduction tree).
@@ -115,6 +122,13 @@ impl Rows32 for Portable {
         }))
     }
     #[inline(always)]
+    unsafe fn masked_fmav(acc: Self, bits: u32, a: Self, b: Self) -> Self {
+        Portable(std::array::from_fn(|l| {
+            let x = if (bits >> l) & 1 == 1 { a.0[l] } else { 0.0 };
+            x.mul_add(b.0[l], acc.0[l])
+        }))
+    }
+    #[inline(always)]
     unsafe fn fma(acc: Self, a: Self, b: Self) -> Self {
         Portable(std::array::from_fn(|l| a.0[l].mul_add(b.0[l], acc.0[l])))
     }
@@ -139,6 +153,10 @@ impl Rows32 for Portable {
     #[inline(always)]
     unsafe fn add(a: Self, b: Self) -> Self {
         Portable(std::array::from_fn(|l| a.0[l] + b.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn masked_add(acc: Self, bits: u32, a: Self) -> Self {
+        unsafe { Self::add(acc, Self::select(bits, a)) }
     }
     #[inline(always)]
     unsafe fn sub(a: Self, b: Self) -> Self {
@@ -219,6 +237,14 @@ mod x86 {
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
+        unsafe fn masked_fmav(acc: Self, bits: u32, a: Self, b: Self) -> Self {
+            let m = expand(bits);
+            Avx2(std::array::from_fn(|v| {
+                _mm256_fmadd_ps(_mm256_and_ps(m[v], a.0[v]), b.0[v], acc.0[v])
+            }))
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn fma(acc: Self, a: Self, b: Self) -> Self {
             Avx2(std::array::from_fn(|v| {
                 _mm256_fmadd_ps(a.0[v], b.0[v], acc.0[v])
@@ -246,6 +272,11 @@ mod x86 {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn add(a: Self, b: Self) -> Self {
             Avx2(std::array::from_fn(|v| _mm256_add_ps(a.0[v], b.0[v])))
+        }
+        #[inline]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn masked_add(acc: Self, bits: u32, a: Self) -> Self {
+            unsafe { Self::add(acc, Self::select(bits, a)) }
         }
         #[inline]
         #[target_feature(enable = "avx2,fma")]
@@ -299,7 +330,15 @@ mod x86 {
             let k = halves(bits);
             let b = _mm512_set1_ps(b);
             Avx512(std::array::from_fn(|v| {
-                _mm512_fmadd_ps(_mm512_maskz_mov_ps(k[v], a.0[v]), b, acc.0[v])
+                _mm512_mask3_fmadd_ps(a.0[v], b, acc.0[v], k[v])
+            }))
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn masked_fmav(acc: Self, bits: u32, a: Self, b: Self) -> Self {
+            let k = halves(bits);
+            Avx512(std::array::from_fn(|v| {
+                _mm512_mask3_fmadd_ps(a.0[v], b.0[v], acc.0[v], k[v])
             }))
         }
         #[inline]
@@ -331,6 +370,14 @@ mod x86 {
         #[target_feature(enable = "avx512f")]
         unsafe fn add(a: Self, b: Self) -> Self {
             Avx512(std::array::from_fn(|v| _mm512_add_ps(a.0[v], b.0[v])))
+        }
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn masked_add(acc: Self, bits: u32, a: Self) -> Self {
+            let k = halves(bits);
+            Avx512(std::array::from_fn(|v| {
+                _mm512_mask_add_ps(acc.0[v], k[v], acc.0[v], a.0[v])
+            }))
         }
         #[inline]
         #[target_feature(enable = "avx512f")]

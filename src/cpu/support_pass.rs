@@ -537,7 +537,7 @@ impl Chunk<'_> {
                         }
                     }
                     for i in 0..B {
-                        acc[i] = V::add(acc[i], V::select(bits[i], tmp[i]));
+                        acc[i] = V::masked_add(acc[i], bits[i], tmp[i]);
                     }
                 }
             }
@@ -593,9 +593,8 @@ impl Chunk<'_> {
                 let x0 = V::load(xp[0].add(b));
                 for e in 0..E {
                     let bits = (*mw[e].add(at) >> (b % 64)) as u32;
-                    let qv = V::select(bits, qb);
                     let x = if SHARED { x0 } else { V::load(xp[e].add(b)) };
-                    acc[e] = V::fma(acc[e], x, qv);
+                    acc[e] = V::masked_fmav(acc[e], bits, x, qb);
                 }
             }
         }

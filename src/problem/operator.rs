@@ -324,6 +324,54 @@ fn sparse_columns(
     }
 }
 
+/// The activation bits `1{Σ_k vals[k] · X[r, idx[k] − lo] > 0}` of rows `rows` (64 to a word,
+/// row `rows.start` at bit 0 of `out[0]`), each sum formed exactly as [`sparse_columns`] forms it
+/// from zero: the same bits as packing its pre-activations, without writing them (64 rows at a
+/// time stay in registers). Compiled for AVX-512 or AVX2+FMA when the CPU has it.
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma"
+))]
+pub fn sparse_bits(
+    data: &Data,
+    lo: u32,
+    idx: &[u32],
+    vals: &[f32],
+    rows: std::ops::Range<usize>,
+    out: &mut [u64],
+) {
+    const B: usize = 64;
+    let len = rows.len();
+    let full = len / B * B;
+    let col = |c: u32| &data.column((c - lo) as usize)[rows.clone()];
+    for (w, word) in out[..full / B].iter_mut().enumerate() {
+        let mut acc = [0.0f32; B];
+        for (&c, &h) in idx.iter().zip(vals) {
+            let x: &[f32; B] = col(c)[w * B..(w + 1) * B].try_into().expect("64 rows");
+            for l in 0..B {
+                acc[l] += h * x[l];
+            }
+        }
+        let mut bits = 0u64;
+        for (l, &a) in acc.iter().enumerate() {
+            bits |= ((a > 0.0) as u64) << l;
+        }
+        *word = bits;
+    }
+    if full < len {
+        let mut acc = [0.0f32; B];
+        let acc = &mut acc[..len - full];
+        for (&c, &h) in idx.iter().zip(vals) {
+            axpy(h, &col(c)[full..], acc);
+        }
+        let mut bits = 0u64;
+        for (l, &a) in acc.iter().enumerate() {
+            bits |= ((a > 0.0) as u64) << l;
+        }
+        out[full / B] = bits;
+    }
+}
+
 /// `out += a · x` (vectorizes; the workhorse of sparse products over columns). Callers in hot
 /// loops are compiled with AVX2+FMA where available, and this inlines into them.
 #[inline(always)]

@@ -143,6 +143,12 @@ fn masks_follow_strict_definition() {
                 "n={n} d={d} m={m}: reused masks differ"
             );
             for (k, &(j, _, _)) in support.runs.iter().enumerate() {
+                // The very bits of the pre-activations the gradient pass forms and packs.
+                let mut z = vec![0.0f32; n];
+                op.preactivation(j, 0, &mut z);
+                let mut packed = vec![0u64; n.div_ceil(64)];
+                relu_iht::cpu::relu_mask::pack(&z, &mut packed);
+                assert_eq!(masks.run(k), &packed[..], "n={n} d={d} m={m}: neuron {j}");
                 let h = op.generator(j);
                 for r in 0..n {
                     let z: f64 = (0..d)
