@@ -2,7 +2,8 @@
 //! running top-s) against the dense formula `top-s(x − μ Aᵀ r)`.
 
 use super::common::*;
-use relu_iht::cpu::masked_gradient::{gradient_topk, tile_gradient};
+use relu_iht::cpu::masked_gradient::{gradient_topk, gradient_topk_keeping_masks, tile_gradient};
+use relu_iht::cpu::relu_mask::Masks;
 use relu_iht::problem::operator::{Generators, Operator};
 use relu_iht::SparseVec;
 use std::collections::HashSet;
@@ -86,6 +87,14 @@ fn gradient_topk_matches_dense_selection() {
                 let r = nonzero(&mut rng, n);
                 let mu = 0.37f32;
                 let got = gradient_topk(&op, &x, &r, mu, keep, 2);
+                // With every live neuron's masks known (as the engine holds them after the
+                // normalized step), the pass reads the bits and selects exactly the same.
+                let live = op.live_neurons();
+                let masks = Masks::compute(&op, &live);
+                let (known, kept) =
+                    gradient_topk_keeping_masks(&op, &x, &r, mu, keep, 2, Some((&live, &masks)));
+                assert_eq!(known, got, "n={n} d={d} m={m} keep={keep}: known masks");
+                assert!(kept.is_none(), "no masks kept when they were given");
                 let grad = op.dense_adjoint(&r);
                 let xd = x.to_dense();
                 let cand: Vec<f64> = (0..md)
