@@ -1,4 +1,4 @@
-// support_adjoint: A_Tᵀ r over a block of rows, one workgroup per support entry.
+// support_adjoint: A_Tᵀ r over a block of rows, one workgroup per four support entries.
 //
 //   part[p] = Σ_r X[r, cols[p]] · bit(run_of[p], m_row0 + r) · res[r_row0 + r]
 //   out[p]  = (accumulate ? out[p] : 0) + part[p]
@@ -14,7 +14,7 @@
 //   4 storage  res     residual
 //   5 storage  bits    bits[k * words + row / 32]
 //   6 storage  out     output, one value per support entry
-// Dispatch: (min(len, 65535), ceil(len / 65535), 1); p = wg.y * 65535 + wg.x.
+// Dispatch: (min(g, 65535), ceil(g / 65535), 1) for g = ceil(len / 4) groups of four entries.
 
 struct Params {
     rows: u32,
@@ -35,27 +35,43 @@ struct Params {
 @group(0) @binding(5) var<storage, read> bits: array<u32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 
-var<workgroup> partial: array<f32, 64>;
+var<workgroup> partial: array<vec4<f32>, 64>;
 
+// Each workgroup takes four consecutive support entries (e = 0..3: p = 4 · group + e), so each
+// row's residual is read once for the four; every entry's sum is the same as alone.
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let p = wg.y * 65535u + wg.x;
-    if (p >= params.len) {
+    let p0 = (wg.y * 65535u + wg.x) * 4u;
+    if (p0 >= params.len) {
         return;
     }
-    let col = cols[p] * params.x_stride + params.x_row0;
-    let k = run_of[p];
-    var sum = 0.0;
-    var comp = 0.0;
+    var col = vec4<u32>(0u);
+    var k = vec4<u32>(0u);
+    let live = vec4<bool>(true, p0 + 1u < params.len, p0 + 2u < params.len, p0 + 3u < params.len);
+    for (var e = 0u; e < 4u; e = e + 1u) {
+        if (live[e]) {
+            col[e] = cols[p0 + e] * params.x_stride + params.x_row0;
+            k[e] = run_of[p0 + e];
+        }
+    }
+    var sum = vec4<f32>(0.0);
+    var comp = vec4<f32>(0.0);
     for (var r = lid; r < params.rows; r = r + 64u) {
         let row = params.m_row0 + r;
-        let word = bits[k * params.words + row / 32u];
-        if (((word >> (row % 32u)) & 1u) == 1u) {
-            let term = x[col + r] * res[params.r_row0 + r] - comp;
-            let t = sum + term;
-            comp = (t - sum) - term;
-            sum = t;
+        let rv = res[params.r_row0 + r];
+        var on = vec4<bool>(false);
+        var xv = vec4<f32>(0.0);
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            if (live[e]) {
+                let word = bits[k[e] * params.words + row / 32u];
+                on[e] = ((word >> (row % 32u)) & 1u) == 1u;
+                xv[e] = x[col[e] + r];
+            }
         }
+        let term = xv * rv - comp;
+        let t = sum + term;
+        comp = select(comp, (t - sum) - term, on);
+        sum = select(sum, t, on);
     }
     partial[lid] = sum;
     workgroupBarrier();
@@ -66,10 +82,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
     }
     if (lid == 0u) {
-        var total = partial[0];
-        if (params.accumulate == 1u) {
-            total = out[p] + total;
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            if (live[e]) {
+                var total = partial[0][e];
+                if (params.accumulate == 1u) {
+                    total = out[p0 + e] + total;
+                }
+                out[p0 + e] = total;
+            }
         }
-        out[p] = total;
     }
 }

@@ -16,7 +16,7 @@
 //   5 storage  bits       bits[k * words + row / 32]
 //   6 storage  out        output
 //   7 storage  y          targets (read when sub_y = 1)
-// Dispatch: (ceil(rows / 64), 1, 1), one invocation per row.
+// Dispatch: (ceil(rows / 256), 1, 1), four rows per invocation.
 
 struct Params {
     rows: u32,
@@ -38,28 +38,50 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read> y: array<f32>;
 
+// Each invocation takes four rows, 64 apart (a workgroup covers 256 rows): the run's offsets,
+// columns and values are read once for the four.
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let r = gid.x;
-    if (r >= params.rows) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r0 = wg.x * 256u + lid;
+    if (r0 >= params.rows) {
         return;
     }
-    let row = params.m_row0 + r;
-    var acc = 0.0;
+    var live = vec4<bool>(true, r0 + 64u < params.rows, r0 + 128u < params.rows, r0 + 192u < params.rows);
+    var acc = vec4<f32>(0.0);
     for (var k = 0u; k < params.runs; k = k + 1u) {
-        let word = bits[k * params.words + row / 32u];
-        if (((word >> (row % 32u)) & 1u) == 0u) {
+        var on = vec4<bool>(false);
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let row = params.m_row0 + r0 + 64u * j;
+            if (live[j]) {
+                let word = bits[k * params.words + row / 32u];
+                on[j] = ((word >> (row % 32u)) & 1u) == 1u;
+            }
+        }
+        if (!any(on)) {
             continue;
         }
-        var s = 0.0;
+        var s = vec4<f32>(0.0);
         for (var p = run_start[k]; p < run_start[k + 1u]; p = p + 1u) {
-            s = fma(z[p], x[cols[p] * params.x_stride + params.x_row0 + r], s);
+            let zp = z[p];
+            let base = cols[p] * params.x_stride + params.x_row0 + r0;
+            var xv = vec4<f32>(0.0);
+            for (var j = 0u; j < 4u; j = j + 1u) {
+                if (live[j]) {
+                    xv[j] = x[base + 64u * j];
+                }
+            }
+            s = fma(vec4<f32>(zp), xv, s);
         }
-        acc = acc + s;
+        acc = acc + select(vec4<f32>(0.0), s, on);
     }
-    var yv = 0.0;
-    if (params.sub_y == 1u) {
-        yv = y[params.out_row0 + r];
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        if (live[j]) {
+            let r = r0 + 64u * j;
+            var yv = 0.0;
+            if (params.sub_y == 1u) {
+                yv = y[params.out_row0 + r];
+            }
+            out[params.out_row0 + r] = acc[j] - yv;
+        }
     }
-    out[params.out_row0 + r] = acc - yv;
 }

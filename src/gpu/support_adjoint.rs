@@ -27,7 +27,8 @@ pub fn encode(
     r: &DeviceBuffer,
     out: &DeviceBuffer,
 ) {
-    let groups = (p.len.min(65_535), p.len.div_ceil(65_535), 1);
+    let quads = p.len.div_ceil(4);
+    let groups = (quads.min(65_535), quads.div_ceil(65_535), 1);
     rec.dispatch(
         "support_adjoint.main",
         p,

@@ -37,7 +37,7 @@ pub fn encode(
     out: &DeviceBuffer,
     y: &DeviceBuffer,
 ) {
-    let groups = (p.rows.div_ceil(64), 1, 1);
+    let groups = (p.rows.div_ceil(256), 1, 1);
     rec.dispatch(
         "support_forward.main",
         p,
