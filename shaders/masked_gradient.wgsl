@@ -41,7 +41,7 @@
 //   9 storage  pos      scatter: the live position of each entry's neuron
 //  10 storage  xout     scatter: the dense tile written
 //  11 storage  part     the splits' partial sums, splits × tile × d
-// Dispatch: main (ceil(d / 64), ceil(tile / 64), splits); reduce and scatter over W elements
+// Dispatch: main (ceil(d / 64), ceil(tile / 64), splits); lanes (ceil(d / 64), ceil(tile / 8), splits); reduce and scatter over W elements
 // (W = tile · d, resp. nnz) as (min(G, 65535), ceil(G / 65535), 1), G = ceil(W / 64).
 
 struct Params {
@@ -78,6 +78,56 @@ struct Params {
 
 var<workgroup> xs: array<array<f32, 65>, 16>;
 var<workgroup> ps: array<array<f32, 65>, 16>;
+
+// Entry `lanes`, for CPU adapters (Lavapipe): the very sums of `main`, without workgroup memory or
+// barriers (a CPU driver runs a workgroup's invocations as SIMD lanes and switches between them at
+// every barrier). Workgroup (x, y, z) = (coordinates 64x.., neurons 8y.., split z); invocation i
+// is one coordinate and sums it for 8 neurons over the split's rows in order with fma: one load
+// of X per row serves eight sums, and each neuron's mask word is read once per 32 rows.
+@compute @workgroup_size(64)
+fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let i = wg.x * 64u + lid;
+    let j0 = wg.y * 8u;
+    if (i >= params.d || j0 >= params.tile) {
+        return;
+    }
+    let ra = wg.z * params.split_rows;
+    let rb = min(ra + params.split_rows, params.rows);
+    let nj = min(8u, params.tile - j0);
+    var acc: array<f32, 8>;
+    var word: array<u32, 8>;
+    for (var b = 0u; b < 8u; b = b + 1u) {
+        acc[b] = 0.0;
+        word[b] = 0u;
+    }
+    let xc = i * params.x_stride + params.x_row0;
+    var r = ra;
+    while (r < rb) {
+        let end = min(rb, (r / 32u + 1u) * 32u);
+        if (params.res_stride == 0u) {
+            for (var b = 0u; b < nj; b = b + 1u) {
+                word[b] = bits[params.bits0 + (j0 + b) * params.words + r / 32u];
+            }
+        }
+        for (; r < end; r = r + 1u) {
+            let xv = x[xc + r];
+            if (params.res_stride > 0u) {
+                for (var b = 0u; b < nj; b = b + 1u) {
+                    acc[b] = fma(xv, res[(j0 + b) * params.res_stride + params.r_row0 + r], acc[b]);
+                }
+            } else {
+                let rv = res[params.r_row0 + r];
+                let sh = r % 32u;
+                for (var b = 0u; b < 8u; b = b + 1u) {
+                    acc[b] = fma(xv, select(0.0, rv, ((word[b] >> sh) & 1u) == 1u), acc[b]);
+                }
+            }
+        }
+    }
+    for (var b = 0u; b < nj; b = b + 1u) {
+        part[(wg.z * params.tile + j0 + b) * params.d + i] = acc[b];
+    }
+}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

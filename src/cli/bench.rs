@@ -281,14 +281,19 @@ fn measure<B: Backend + SupportOps>(
     }
     let grad_times = if profiling { be.take_profile() } else { None };
     let flops = 4.0 * n as f64 * d as f64 * m as f64;
-    // The split products and the pairwise sum of the splits.
+    // The split products (the tiled entry on a GPU, the barrier-free one on a CPU adapter) and
+    // the pairwise sum of the splits.
     let gradient_kernel_gflops = grad_times
         .as_ref()
         .map(|t| {
-            ["masked_gradient.main", "masked_gradient.reduce"]
-                .iter()
-                .filter_map(|k| t.get(*k).map(|(ms, _)| *ms))
-                .sum::<f64>()
+            [
+                "masked_gradient.main",
+                "masked_gradient.lanes",
+                "masked_gradient.reduce",
+            ]
+            .iter()
+            .filter_map(|k| t.get(*k).map(|(ms, _)| *ms))
+            .sum::<f64>()
         })
         .filter(|ms| *ms > 0.0)
         .map(|ms| flops / 2.0 / (ms / 1e3 / repeats as f64) / 1e9);

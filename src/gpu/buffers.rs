@@ -392,6 +392,11 @@ impl<'c> Recorder<'c> {
 
     /// Records one dispatch of the entry point `name` (`"<kernel>.<entry>"`) with `params` in the
     /// next arena slot and `storage` bound to the entry's storage bindings in ascending order.
+    /// Whether the recording is for a hardware GPU (not a CPU adapter such as Lavapipe).
+    pub fn hardware(&self) -> bool {
+        self.ctx.adapter.is_hardware()
+    }
+
     pub fn dispatch<P: bytemuck::Pod>(
         &mut self,
         name: &str,

@@ -108,6 +108,26 @@ pub struct GradientBufs<'a> {
 /// Records the tile's gradient over one block of rows: the split products, then their pairwise
 /// sum with the accumulation and the candidate step.
 pub fn encode(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>) {
+    let entry = if rec.hardware() {
+        Entry::Tiled
+    } else {
+        Entry::Lanes
+    };
+    encode_with(rec, p, b, entry);
+}
+
+/// The entry that forms the splits' partial sums; both give the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// `main`: tiled in workgroup memory and registers, for GPUs.
+    Tiled,
+    /// `lanes`: no workgroup memory and no barrier, for CPU adapters (Lavapipe), which run a
+    /// workgroup's invocations as SIMD lanes and switch between them at every barrier.
+    Lanes,
+}
+
+/// [`encode`] with the given entry (tests run both on any adapter).
+pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, entry: Entry) {
     let (rows, d, tile) = (p.rows as usize, p.d as usize, p.tile as usize);
     let p = Params {
         split_rows: split_rows(rows, d, tile) as u32,
@@ -119,13 +139,17 @@ pub fn encode(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>) {
         "masked_gradient: partial sums need {} floats",
         p.splits as usize * tile * d
     );
-    let groups = (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits);
-    rec.dispatch(
-        "masked_gradient.main",
-        &p,
-        &[b.x, b.res, b.bits, b.part],
-        groups,
-    );
+    let (name, groups) = match entry {
+        Entry::Tiled => (
+            "masked_gradient.main",
+            (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
+        ),
+        Entry::Lanes => (
+            "masked_gradient.lanes",
+            (p.d.div_ceil(64), p.tile.div_ceil(8), p.splits),
+        ),
+    };
+    rec.dispatch(name, &p, &[b.x, b.res, b.bits, b.part], groups);
     rec.dispatch(
         "masked_gradient.reduce",
         &p,

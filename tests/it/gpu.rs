@@ -172,9 +172,24 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 state: &xtb,
                 part: &part,
             };
-            let mut enc = Recorder::new(&ctx);
-            gpu_masked_gradient::encode(&mut enc, &gp, &b);
-            let got = enc.read_one::<f32>(&g, 0, t * d).unwrap();
+            // Both entries: the tiled one of GPUs and the barrier-free one of CPU adapters give
+            // the same bits.
+            let mut entries = Vec::new();
+            for entry in [
+                gpu_masked_gradient::Entry::Tiled,
+                gpu_masked_gradient::Entry::Lanes,
+            ] {
+                let mut enc = Recorder::new(&ctx);
+                gpu_masked_gradient::encode_with(&mut enc, &gp, &b, entry);
+                entries.push(enc.read_one::<f32>(&g, 0, t * d).unwrap());
+            }
+            let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits_of(&entries[0]),
+                bits_of(&entries[1]),
+                "masked_gradient n={n} d={d} m={m}: the two entries differ"
+            );
+            let got = entries.swap_remove(0);
             let split_rows = gpu_masked_gradient::split_rows(n, d, t);
             let block = GradientBlock {
                 x: op.data().xt(),
