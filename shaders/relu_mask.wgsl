@@ -30,7 +30,8 @@
 //   5 storage  cols    sparse: coordinate of each nonzero
 //   6 storage  vals    sparse: its value
 // Dispatch: main (ceil(rows / 64), ceil(tile / 64), 1); rows (ceil(rows / 64), ceil(tile / 4), 1);
-// sparse (ceil(rows / 64), ceil(tile / 16), 1).
+// sparse (ceil(rows / 64), ceil(tile / 16), 1); lanes (min(words, 65535), ceil(tile / 64),
+// ceil(words / 65535)).
 
 struct Params {
     rows: u32,
@@ -77,6 +78,56 @@ fn store_words(lane: u32, count: u32, wgx: u32, j0: u32) {
             bits[(j0 + q) * params.out_stride + params.out_word0 + w] = atomicLoad(&words[lane]);
         }
     }
+}
+
+// Entry `lanes`, for CPU adapters (Lavapipe), which run a workgroup's invocations as SIMD lanes and
+// pay for every barrier and every per-lane load: no workgroup memory, no barrier. Invocation jj
+// is one neuron; a workgroup (w, neurons 64y..) forms mask word w (32 rows) of 64 neurons, 16 rows
+// at a time held in registers: per coordinate, one load of h_jj[i] per lane and sixteen loads of
+// X that are the same address in every lane. Grid x and z together count the words
+// (w = z * 65535 + x).
+@compute @workgroup_size(64)
+fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let jj = wg.y * 64u + lid;
+    let w = wg.z * 65535u + wg.x;
+    if (jj >= params.tile || w >= params.words) {
+        return;
+    }
+    let r0 = w * 32u;
+    let nr = min(32u, params.rows - r0);
+    let hj = jj * params.d;
+    var word = 0u;
+    for (var half = 0u; half * 16u < nr; half = half + 1u) {
+        let rh = params.x_row0 + r0 + half * 16u;
+        let nh = min(16u, nr - half * 16u);
+        var z: array<f32, 16>;
+        for (var q = 0u; q < 16u; q = q + 1u) {
+            z[q] = 0.0;
+        }
+        if (nh == 16u) {
+            for (var i = 0u; i < params.d; i = i + 1u) {
+                let hv = h[hj + i];
+                let base = i * params.x_stride + rh;
+                for (var q = 0u; q < 16u; q = q + 1u) {
+                    z[q] = fma(x[base + q], hv, z[q]);
+                }
+            }
+        } else {
+            for (var i = 0u; i < params.d; i = i + 1u) {
+                let hv = h[hj + i];
+                let base = i * params.x_stride + rh;
+                for (var q = 0u; q < nh; q = q + 1u) {
+                    z[q] = fma(x[base + q], hv, z[q]);
+                }
+            }
+        }
+        for (var q = 0u; q < nh; q = q + 1u) {
+            if (z[q] > 0.0) {
+                word = word | (1u << (half * 16u + q));
+            }
+        }
+    }
+    bits[jj * params.out_stride + params.out_word0 + w] = word;
 }
 
 @compute @workgroup_size(16, 16)

@@ -70,13 +70,25 @@ pub fn encode(
     h: &DeviceBuffer,
     bits: &DeviceBuffer,
 ) {
-    if tiled(p.d, p.tile) {
+    if !rec.hardware() {
+        rec.dispatch("relu_mask.lanes", p, &[x, h, bits], lanes_grid(p));
+    } else if tiled(p.d, p.tile) {
         let groups = (p.rows.div_ceil(64), p.tile.div_ceil(64), 1);
         rec.dispatch("relu_mask.main", p, &[x, h, bits], groups);
     } else {
         let groups = (p.rows.div_ceil(64), p.tile.div_ceil(4), 1);
         rec.dispatch("relu_mask.rows", p, &[x, h, bits], groups);
     }
+}
+
+/// The grid of the `lanes` entry (for CPU adapters): one workgroup per mask word of the block
+/// and 64 neurons, the words laid out over x and z.
+pub fn lanes_grid(p: &Params) -> (u32, u32, u32) {
+    (
+        p.words.clamp(1, 65_535),
+        p.tile.div_ceil(64),
+        p.words.div_ceil(65_535).max(1),
+    )
 }
 
 /// Records the same bits for the neurons of runs `p.run0..p.run0 + p.tile` of sparse generators.

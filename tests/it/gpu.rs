@@ -95,11 +95,19 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let bits = ctx.storage("bits", (t * words * 4) as u64);
             let p = ReluMaskParams::new(n, d, t, (n as u32, 0), words, 0);
             let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
-            // Both dense entries, whichever `encode` would pick for this shape.
-            for (entry, per_group) in [("relu_mask.main", 64), ("relu_mask.rows", 4)] {
+            // The three dense entries, whichever `encode` would pick for this shape and adapter.
+            for (entry, per_group) in [
+                ("relu_mask.main", 64),
+                ("relu_mask.rows", 4),
+                ("relu_mask.lanes", 0),
+            ] {
                 let mut enc = Recorder::new(&ctx);
                 enc.clear(&bits, 0, (t * words * 4) as u64);
-                let groups = (groups64(n), t.div_ceil(per_group) as u32, 1);
+                let groups = if per_group == 0 {
+                    gpu_relu_mask::lanes_grid(&p)
+                } else {
+                    (groups64(n), t.div_ceil(per_group) as u32, 1)
+                };
                 enc.dispatch(entry, &p, &[&xb, &hb, &bits], groups);
                 let got = enc.read_one::<u32>(&bits, 0, t * words).unwrap();
                 assert_eq!(
