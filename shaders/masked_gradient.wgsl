@@ -41,7 +41,7 @@
 //   9 storage  pos      scatter: the live position of each entry's neuron
 //  10 storage  xout     scatter: the dense tile written
 //  11 storage  part     the splits' partial sums, splits × tile × d
-// Dispatch: main (ceil(d / 64), ceil(tile / 64), splits); lanes (ceil(d / 64), ceil(tile / 8), splits); reduce and scatter over W elements
+// Dispatch: main (ceil(d / 64), ceil(tile / 64), splits); lanes (ceil(d / 64), ceil(tile / 16), splits); reduce and scatter over W elements
 // (W = tile · d, resp. nnz) as (min(G, 65535), ceil(G / 65535), 1), G = ceil(W / 64).
 
 struct Params {
@@ -81,22 +81,22 @@ var<workgroup> ps: array<array<f32, 65>, 16>;
 
 // Entry `lanes`, for CPU adapters (Lavapipe): the very sums of `main`, without workgroup memory or
 // barriers (a CPU driver runs a workgroup's invocations as SIMD lanes and switches between them at
-// every barrier). Workgroup (x, y, z) = (coordinates 64x.., neurons 8y.., split z); invocation i
-// is one coordinate and sums it for 8 neurons over the split's rows in order with fma: one load
-// of X per row serves eight sums, and each neuron's mask word is read once per 32 rows.
+// every barrier). Workgroup (x, y, z) = (coordinates 64x.., neurons 16y.., split z); invocation
+// i is one coordinate and sums it for 16 neurons over the split's rows in order with fma: one load
+// of X per row serves sixteen sums, and each neuron's mask word is read once per 32 rows.
 @compute @workgroup_size(64)
 fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = wg.x * 64u + lid;
-    let j0 = wg.y * 8u;
+    let j0 = wg.y * 16u;
     if (i >= params.d || j0 >= params.tile) {
         return;
     }
     let ra = wg.z * params.split_rows;
     let rb = min(ra + params.split_rows, params.rows);
-    let nj = min(8u, params.tile - j0);
-    var acc: array<f32, 8>;
-    var word: array<u32, 8>;
-    for (var b = 0u; b < 8u; b = b + 1u) {
+    let nj = min(16u, params.tile - j0);
+    var acc: array<f32, 16>;
+    var word: array<u32, 16>;
+    for (var b = 0u; b < 16u; b = b + 1u) {
         acc[b] = 0.0;
         word[b] = 0u;
     }
@@ -118,7 +118,7 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
             } else {
                 let rv = res[params.r_row0 + r];
                 let sh = r % 32u;
-                for (var b = 0u; b < 8u; b = b + 1u) {
+                for (var b = 0u; b < 16u; b = b + 1u) {
                     acc[b] = fma(xv, select(0.0, rv, ((word[b] >> sh) & 1u) == 1u), acc[b]);
                 }
             }

@@ -146,7 +146,7 @@ pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, ent
         ),
         Entry::Lanes => (
             "masked_gradient.lanes",
-            (p.d.div_ceil(64), p.tile.div_ceil(8), p.splits),
+            (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
         ),
     };
     rec.dispatch(name, &p, &[b.x, b.res, b.bits, b.part], groups);
