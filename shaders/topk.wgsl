@@ -10,8 +10,9 @@
 // are taken (`need`); then every entry with key > T is kept, and the first `need` with key = T.
 //   entry `histogram`: hist[(key >> shift) & 255] += 1 over pool entries with key > 0 whose
 //                      higher bits equal the prefix found so far (pass = 0..3, shift = 24 − 8·pass)
-//   entry `pick`:      (one invocation) walks the bins from the top to the one holding the
-//                      need-th entry; adds it to the prefix; clears the bins. On pass 0 it starts
+//   entry `pick`:      (one workgroup, an invocation per bin) counts the entries above each bin
+//                      by a parallel prefix sum from the top, and the bin holding the need-th
+//                      entry adds itself to the prefix; the bins are cleared. On pass 0 it starts
 //                      need = keep, and when the pool holds ≤ keep nonzeros marks `all`.
 //   entry `count`:     per block of 1024 pool entries: (kept by key > T, equal to T)
 //   entry `scan`:      (one workgroup) per block: the ties before it, the entries it keeps
@@ -116,42 +117,41 @@ fn histogram(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     }
 }
 
-@compute @workgroup_size(1)
-fn pick() {
-    if (atomicLoad(&ctl[ALL]) == 1u) {
+@compute @workgroup_size(256)
+fn pick(@builtin(local_invocation_index) lid: u32) {
+    // Every invocation takes part in the prefix sum (its barriers need uniform control flow);
+    // a pool already marked `all` then returns without writing.
+    let done = atomicLoad(&ctl[ALL]) == 1u;
+    // Read before the prefix sum's barriers: one invocation rewrites NEED afterwards.
+    var need = atomicLoad(&ctl[NEED]);
+    let shift = 24u - 8u * params.round;
+    // Invocation lid holds bin b = 255 − lid, so an exclusive prefix sum over the invocations is,
+    // for each bin, the count of the bins above it.
+    let b = 255u - lid;
+    let c = atomicLoad(&ctl[b]);
+    scan_a[lid] = c;
+    scan_b[lid] = 0u;
+    let total = scan2(lid).x;
+    let above = scan_a[lid];
+    if (done) {
         return;
     }
-    let shift = 24u - 8u * params.round;
-    var need = atomicLoad(&ctl[NEED]);
     if (params.round == 0u) {
-        var total = 0u;
-        for (var b = 0u; b < 256u; b = b + 1u) {
-            total = total + atomicLoad(&ctl[b]);
-        }
-        if (total <= params.keep) {
-            atomicStore(&ctl[ALL], 1u);
-            for (var b = 0u; b < 256u; b = b + 1u) {
-                atomicStore(&ctl[b], 0u);
-            }
-            return;
-        }
         need = params.keep;
     }
-    var cum = 0u;
-    var bin = 0u;
-    for (var b = 255i; b >= 0i; b = b - 1i) {
-        let c = atomicLoad(&ctl[u32(b)]);
-        if (cum + c >= need) {
-            bin = u32(b);
-            break;
-        }
-        cum = cum + c;
-    }
-    atomicStore(&ctl[PREFIX], atomicLoad(&ctl[PREFIX]) | (bin << shift));
-    atomicStore(&ctl[NEED], need - cum);
-    for (var b = 0u; b < 256u; b = b + 1u) {
+    if (params.round == 0u && total <= params.keep) {
         atomicStore(&ctl[b], 0u);
+        if (lid == 0u) {
+            atomicStore(&ctl[ALL], 1u);
+        }
+        return;
     }
+    // The bin holding the need-th largest entry: the one with above < need ≤ above + c.
+    if (above < need && above + c >= need) {
+        atomicStore(&ctl[PREFIX], atomicLoad(&ctl[PREFIX]) | (b << shift));
+        atomicStore(&ctl[NEED], need - above);
+    }
+    atomicStore(&ctl[b], 0u);
 }
 
 // Whether pool entry e is kept outright (1), a tie with T (2), or dropped (0).
