@@ -227,8 +227,8 @@ pub const PHOTO_FULL_BATCH: usize = 1 << 16;
 /// budget.
 pub const PHOTO_BATCH: usize = 2048;
 pub const PHOTO_EPOCHS: usize = 2;
-pub const PHOTO_M: usize = 600;
-pub const PHOTO_S: usize = 24_000;
+pub const PHOTO_M: usize = 400;
+pub const PHOTO_S: usize = 72_000;
 /// ... the random generators for this many steps only, instead of the paper's whole first
 /// epoch, which spends half of a two-epoch run on a model that is then discarded ...
 pub const PHOTO_WARMUP: usize = 8;
