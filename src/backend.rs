@@ -25,11 +25,12 @@ pub struct GradientPhase {
     pub mu: f64,
 }
 
-/// What the support phase returns.
+/// What the support phase returns (the values in the engine's element type `E`; f32 at the
+/// solver's boundary).
 #[derive(Clone, Debug)]
-pub struct SupportPhase {
+pub struct SupportPhase<E = f32> {
     /// The values on T after the inner steps.
-    pub z: Vec<f32>,
+    pub z: Vec<E>,
     /// `‖A_T z − y‖²`.
     pub f: f64,
     /// The step size after the line search (it carries over inside the step).
@@ -153,11 +154,50 @@ pub trait Backend {
     }
 }
 
+/// The element type of an engine's support primitives: f32 for the f32 engines, f64 for the CPU
+/// engine at `--precision f64`. The rules of [`rules`] are written once over it.
+pub trait Elem: Copy + Send + Sync + PartialEq + std::fmt::Debug + 'static {
+    const ZERO: Self;
+    fn to_f64(self) -> f64;
+    /// Rounds (or keeps) an f64.
+    fn from_f64(v: f64) -> Self;
+    /// `self · a + b` with one rounding.
+    fn mul_add(self, a: Self, b: Self) -> Self;
+}
+
+impl Elem for f32 {
+    const ZERO: Self = 0.0;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
+}
+
+impl Elem for f64 {
+    const ZERO: Self = 0.0;
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
+    }
+}
+
 /// The support primitives an engine builds its phases from (and the tests check: the adjoint dot
 /// test, forward against dense references). Not part of the solver's boundary.
 pub trait SupportOps {
     /// An n-vector owned by the engine.
     type Vector;
+    /// The type of the support's values (`z`, `A_Tᵀ r`).
+    type Elem: Elem;
 
     /// Copies a host vector into the engine.
     fn upload(&mut self, host: &[f32]) -> Result<Self::Vector>;
@@ -170,22 +210,22 @@ pub trait SupportOps {
     fn prepare_support(&mut self, op: &Operator, support: &[u32]) -> Result<()>;
 
     /// `A_T z` for the prepared support (`z.len() == |T|`).
-    fn forward(&mut self, op: &Operator, z: &[f32]) -> Result<Self::Vector>;
+    fn forward(&mut self, op: &Operator, z: &[Self::Elem]) -> Result<Self::Vector>;
 
     /// `A_Tᵀ r` for the prepared support.
-    fn adjoint(&mut self, op: &Operator, r: &Self::Vector) -> Result<Vec<f32>>;
+    fn adjoint(&mut self, op: &Operator, r: &Self::Vector) -> Result<Vec<Self::Elem>>;
 
     /// `A_T z − y`.
-    fn residual(&mut self, op: &Operator, z: &[f32]) -> Result<Self::Vector>;
+    fn residual(&mut self, op: &Operator, z: &[Self::Elem]) -> Result<Self::Vector>;
 
     /// `q = A_T z` (minus y when `residual`) and `A_Tᵀ q` together: the inner step's one pass
     /// (an engine may fuse them so that each block of rows is read once).
     fn forward_adjoint(
         &mut self,
         op: &Operator,
-        z: &[f32],
+        z: &[Self::Elem],
         residual: bool,
-    ) -> Result<(Self::Vector, Vec<f32>)> {
+    ) -> Result<(Self::Vector, Vec<Self::Elem>)> {
         let q = if residual {
             self.residual(op, z)?
         } else {
@@ -208,7 +248,7 @@ pub trait SupportOps {
 /// The rules of SPEC §2, written once over [`SupportOps`]: the CPU engine runs these, the GPU
 /// engine's kernels implement the same decisions on the device and are tested against them.
 pub mod rules {
-    use super::{SupportOps, SupportPhase};
+    use super::{Elem, SupportOps, SupportPhase};
     use crate::error::Result;
     use crate::problem::operator::Operator;
     use crate::problem::sparse::SparseVec;
@@ -222,21 +262,31 @@ pub mod rules {
     /// The step size when the old support is empty.
     pub const EMPTY_MU: f64 = 1e-14;
 
-    fn sum_sq(v: &[f32]) -> f64 {
-        v.iter().map(|&x| x as f64 * x as f64).sum()
+    fn sum_sq<E: Elem>(v: &[E]) -> f64 {
+        v.iter().map(|&x| x.to_f64() * x.to_f64()).sum()
     }
 
     /// Step 1: `r = A_S x_S − y` and the normalized step size on the prepared support S.
-    pub fn niht<P: SupportOps>(
+    pub fn niht<P: SupportOps<Elem = f32>>(
         p: &mut P,
         op: &Operator,
         x: &SparseVec,
     ) -> Result<(P::Vector, f64)> {
-        p.prepare_support(op, x.indices())?;
+        niht_on(p, op, x.indices(), x.values())
+    }
+
+    /// [`niht`] for the support `idx` with values `x` in the engine's element type.
+    pub fn niht_on<P: SupportOps>(
+        p: &mut P,
+        op: &Operator,
+        idx: &[u32],
+        x: &[P::Elem],
+    ) -> Result<(P::Vector, f64)> {
+        p.prepare_support(op, idx)?;
         if x.is_empty() {
-            return Ok((p.residual(op, x.values())?, EMPTY_MU));
+            return Ok((p.residual(op, x)?, EMPTY_MU));
         }
-        let (r, g) = p.forward_adjoint(op, x.values(), true)?;
+        let (r, g) = p.forward_adjoint(op, x, true)?;
         let ag = p.forward(op, &g)?;
         let mu = sum_sq(&g) / (p.norm2(&ag)? + NIHT_EPS);
         Ok((r, mu))
@@ -249,15 +299,27 @@ pub mod rules {
     ///
     /// The next step's gradient is carried, not recomputed: `g ← g − μ A_Tᵀ q` (equal to
     /// `A_Tᵀ(r − μ q)`), so a step is one [`SupportOps::forward_adjoint`] pass over the rows.
-    pub fn support_phase<P: SupportOps>(
+    pub fn support_phase<P: SupportOps<Elem = f32>>(
         p: &mut P,
         op: &Operator,
         z0: &SparseVec,
-        mut mu: f64,
+        mu: f64,
         inner: usize,
     ) -> Result<SupportPhase> {
-        p.prepare_support(op, z0.indices())?;
-        let mut z = z0.values().to_vec();
+        support_phase_on(p, op, z0.indices(), z0.values(), mu, inner)
+    }
+
+    /// [`support_phase`] on the support `idx` from the values `z0` in the engine's element type.
+    pub fn support_phase_on<P: SupportOps>(
+        p: &mut P,
+        op: &Operator,
+        idx: &[u32],
+        z0: &[P::Elem],
+        mut mu: f64,
+        inner: usize,
+    ) -> Result<SupportPhase<P::Elem>> {
+        p.prepare_support(op, idx)?;
+        let mut z = z0.to_vec();
         let (mut r, mut g) = p.forward_adjoint(op, &z, true)?;
         let f_tilde = p.norm2(&r)?;
         let mut f = f_tilde;
@@ -274,12 +336,13 @@ pub mod rules {
                 trials += 1;
                 if f_next <= f - ARMIJO_C * mu * gg {
                     for (zk, &gk) in z.iter_mut().zip(&g) {
-                        *zk = (*zk as f64 - mu * gk as f64) as f32;
+                        *zk = P::Elem::from_f64(zk.to_f64() - mu * gk.to_f64());
                     }
-                    // In f32 with one rounding, as the device does it (μ2⁻ʲ is exact in f32).
-                    let m = mu as f32;
+                    // In the element type with one rounding, as the device does it in f32
+                    // (μ2⁻ʲ is exact in f32).
+                    let m = P::Elem::from_f64(-mu);
                     for (gk, &hk) in g.iter_mut().zip(&h) {
-                        *gk = (-m).mul_add(hk, *gk);
+                        *gk = m.mul_add(hk, *gk);
                     }
                     p.axpy(&mut r, &q, mu)?;
                     f = f_next;
@@ -289,7 +352,7 @@ pub mod rules {
                 mu /= 2.0;
             }
             if !accepted {
-                z.copy_from_slice(z0.values());
+                z.copy_from_slice(z0);
                 (r, g) = p.forward_adjoint(op, &z, true)?;
                 f = f_tilde;
                 resets += 1;
@@ -306,14 +369,26 @@ pub mod rules {
 
     /// Least squares on the support of `x` with the masks fixed, by conjugate gradients on the
     /// normal equations (CGLS), matrix-free.
-    pub fn cgls<P: SupportOps>(
+    pub fn cgls<P: SupportOps<Elem = f32>>(
         p: &mut P,
         op: &Operator,
         x: &SparseVec,
         iters: usize,
     ) -> Result<SparseVec> {
-        p.prepare_support(op, x.indices())?;
-        let mut z = x.values().to_vec();
+        let z = cgls_on(p, op, x.indices(), x.values(), iters)?;
+        Ok(SparseVec::from_sorted(x.len(), x.indices().to_vec(), z))
+    }
+
+    /// [`cgls`] on the support `idx` from the values `x` in the engine's element type.
+    pub fn cgls_on<P: SupportOps>(
+        p: &mut P,
+        op: &Operator,
+        idx: &[u32],
+        x: &[P::Elem],
+        iters: usize,
+    ) -> Result<Vec<P::Elem>> {
+        p.prepare_support(op, idx)?;
+        let mut z = x.to_vec();
         let mut res = p.residual(op, &z)?;
         let mut s = p.adjoint(op, &res)?;
         let mut dir = s.clone();
@@ -330,22 +405,26 @@ pub mod rules {
             }
             let alpha = gamma / qq;
             for (zk, &pk) in z.iter_mut().zip(&dir) {
-                *zk = (*zk as f64 - alpha * pk as f64) as f32;
+                *zk = P::Elem::from_f64(zk.to_f64() - alpha * pk.to_f64());
             }
             p.axpy(&mut res, &q, alpha)?;
             s = p.adjoint(op, &res)?;
             let gamma_next = sum_sq(&s);
             let beta = gamma_next / gamma;
             for (pk, &sk) in dir.iter_mut().zip(&s) {
-                *pk = (sk as f64 + beta * *pk as f64) as f32;
+                *pk = P::Elem::from_f64(sk.to_f64() + beta * pk.to_f64());
             }
             gamma = gamma_next;
         }
-        Ok(SparseVec::from_sorted(x.len(), x.indices().to_vec(), z))
+        Ok(z)
     }
 
     /// `A_S x_S` on the host.
-    pub fn predict<P: SupportOps>(p: &mut P, op: &Operator, x: &SparseVec) -> Result<Vec<f32>> {
+    pub fn predict<P: SupportOps<Elem = f32>>(
+        p: &mut P,
+        op: &Operator,
+        x: &SparseVec,
+    ) -> Result<Vec<f32>> {
         p.prepare_support(op, x.indices())?;
         let out = p.forward(op, x.values())?;
         p.download(&out)

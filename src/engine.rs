@@ -8,7 +8,7 @@
 //! opening a device (a software-only machine pays for an instance, not for a device and its
 //! pipelines).
 
-use crate::cpu::CpuBackend;
+use crate::cpu::{CpuBackend, WideBackend};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBackend, GpuContext};
 use std::sync::Arc;
@@ -36,6 +36,26 @@ impl std::str::FromStr for Choice {
     }
 }
 
+/// The arithmetic of the CPU engine: f32 (the default; SIMD and `gemm`) or f64 throughout
+/// ([`WideBackend`]: products, residuals, weights; machine-independent bits, several times slower).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    #[default]
+    F32,
+    F64,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f64" => Ok(Precision::F64),
+            _ => Err(Error::invalid("precision", s, "must be f32 or f64")),
+        }
+    }
+}
+
 /// An opened engine.
 #[allow(
     clippy::large_enum_variant,
@@ -44,6 +64,8 @@ impl std::str::FromStr for Choice {
 pub enum Engine {
     Cpu(CpuBackend),
     Gpu(GpuBackend),
+    /// The CPU engine in f64 (`--precision f64`).
+    Wide(WideBackend),
 }
 
 /// Calls a generic expression with whichever backend the engine holds.
@@ -53,6 +75,7 @@ macro_rules! with_engine {
         match $engine {
             $crate::engine::Engine::Cpu($b) => $body,
             $crate::engine::Engine::Gpu($b) => $body,
+            $crate::engine::Engine::Wide($b) => $body,
         }
     };
 }
@@ -60,6 +83,30 @@ macro_rules! with_engine {
 /// The smallest device memory budget accepted (64 KiB: one 64-row block and a one-neuron tile of
 /// the bundled tasks fit; the n-vectors and the support come on top).
 pub const MIN_DEVICE_MEMORY: u64 = 64 << 10;
+
+/// Opens the engine at `precision`: f64 runs on the CPU only (`auto` resolves to it; `gpu` is
+/// refused, as the WebGPU engine computes in f32).
+pub fn open_at(
+    choice: Choice,
+    precision: Precision,
+    device_memory: Option<u64>,
+) -> Result<(Engine, String)> {
+    match (precision, choice) {
+        (Precision::F32, _) => open(choice, device_memory),
+        (Precision::F64, Choice::Gpu) => Err(Error::invalid(
+            "precision",
+            "f64",
+            "runs on the CPU engine only (the WebGPU engine computes in f32); use --backend cpu",
+        )),
+        (Precision::F64, _) => Ok((
+            Engine::Wide(WideBackend::new()),
+            format!(
+                "cpu-f64, {} threads (f64 products and weights)",
+                rayon::current_num_threads()
+            ),
+        )),
+    }
+}
 
 /// Opens the engine; returns it with one line saying which it is (and why, for `auto`).
 pub fn open(choice: Choice, device_memory: Option<u64>) -> Result<(Engine, String)> {

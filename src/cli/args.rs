@@ -53,6 +53,25 @@ pub enum BackendChoice {
     Cpu,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionChoice {
+    /// f32 products and weights (SIMD kernels and `gemm`; every engine).
+    #[default]
+    F32,
+    /// f64 products, residuals and weights on the CPU engine: the same bits on every machine,
+    /// several times slower (scalar-output fits).
+    F64,
+}
+
+impl PrecisionChoice {
+    pub fn lib(self) -> relu_iht::engine::Precision {
+        match self {
+            PrecisionChoice::F32 => relu_iht::engine::Precision::F32,
+            PrecisionChoice::F64 => relu_iht::engine::Precision::F64,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeChoice {
     /// Sequential-convex: random masks for the first steps, then h = w (the paper's default).
@@ -141,6 +160,10 @@ pub struct SolverArgs {
     /// Compute engine.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// Arithmetic: f32, or f64 on the CPU engine (products, residuals, step sizes and weights;
+    /// machine-independent results, several times slower; scalar-output IHT fits).
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::F32)]
+    pub precision: PrecisionChoice,
     /// Save the solver's state to this file (atomically) every --checkpoint-every steps.
     #[arg(long)]
     pub checkpoint: Option<std::path::PathBuf>,
@@ -225,6 +248,14 @@ impl SolverArgs {
             );
         }
         relu_iht::atomic::check_writable("--trace", path)?;
+        Ok(())
+    }
+
+    /// Refuses `--precision f64` where the fit runs in f32 only (`what` says which fit).
+    pub fn refuse_f64(&self, what: &str) -> anyhow::Result<()> {
+        if self.precision == PrecisionChoice::F64 {
+            anyhow::bail!("invalid --precision = f64 for {what}: it runs in f32 only");
+        }
         Ok(())
     }
 
@@ -533,6 +564,9 @@ pub struct BenchArgs {
     /// one; gpu = the CPU and the GPU engine on any adapter (a software one included); cpu.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// f64: add a row for the CPU engine in f64 (`--precision f64` of the tasks).
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::F32)]
+    pub precision: PrecisionChoice,
     /// Device memory budget in bytes for the GPU engine.
     #[arg(long, value_parser = parse_bytes)]
     pub device_memory: Option<u64>,

@@ -11,7 +11,7 @@
 use super::args::BenchArgs;
 use super::engine;
 use anyhow::Result;
-use relu_iht::backend::{Backend, Counters, SupportOps};
+use relu_iht::backend::{Backend, Counters, Elem, SupportOps};
 use relu_iht::mem::peak_host_bytes;
 use relu_iht::problem::operator::{Generators, Operator};
 use relu_iht::solver::scalar::IhtConfig;
@@ -117,7 +117,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         for &m in &a.m {
             for &s in &a.s {
                 let mut cpu: Option<(f64, f64)> = None;
-                for engine in engine::for_bench(a.backend, !first, a.device_memory)? {
+                for engine in engine::for_bench(a.backend, a.precision, !first, a.device_memory)? {
                     let mut row = crate::with_engine!(engine, b => measure(a, b, n, m, s))?;
                     match cpu {
                         None => cpu = Some((row.solve_seconds, row.gradient_seconds)),
@@ -307,10 +307,13 @@ fn measure<B: Backend + SupportOps>(
     let t0 = Instant::now();
     be.prepare_support(&op, support.indices())?;
     let mask_secs = t0.elapsed().as_secs_f64();
+    let values: Vec<B::Elem> = (support.values().iter())
+        .map(|&v| B::Elem::from_f64(v as f64))
+        .collect();
     let mut pass_best = f64::INFINITY;
     for _ in 0..5 {
         let t0 = Instant::now();
-        std::hint::black_box(be.forward_adjoint(&op, support.values(), false)?);
+        std::hint::black_box(be.forward_adjoint(&op, &values, false)?);
         pass_best = pass_best.min(t0.elapsed().as_secs_f64());
     }
     let supp_secs = pass_best / 2.0;

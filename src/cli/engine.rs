@@ -2,7 +2,7 @@
 //! dispatch from the resolved engine to code generic over [`Backend`]. Every subcommand opens its
 //! engine here, after its arguments are validated and before any work.
 
-use super::args::{BackendChoice, SolverArgs};
+use super::args::{BackendChoice, PrecisionChoice, SolverArgs};
 use anyhow::{Context, Result};
 use relu_iht::engine::Choice;
 use relu_iht::CpuBackend;
@@ -19,7 +19,12 @@ macro_rules! with_engine {
 
 /// Resolves `--backend` ([`relu_iht::engine::open`]) and says which engine on stderr unless
 /// `quiet`.
-pub fn open(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> Result<Engine> {
+pub fn open(
+    choice: BackendChoice,
+    precision: PrecisionChoice,
+    quiet: bool,
+    device_memory: Option<u64>,
+) -> Result<Engine> {
     // The budget bounds the data's footprint and the tiles; below the floor it could only be
     // exceeded.
     if let Some(b) = device_memory.filter(|&b| b < relu_iht::engine::MIN_DEVICE_MEMORY) {
@@ -33,8 +38,8 @@ pub fn open(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> R
         BackendChoice::Gpu => Choice::Gpu,
         BackendChoice::Cpu => Choice::Cpu,
     };
-    let opened = relu_iht::engine::open(lib, device_memory);
-    let (engine, what) = if choice == BackendChoice::Gpu {
+    let opened = relu_iht::engine::open_at(lib, precision.lib(), device_memory);
+    let (engine, what) = if choice == BackendChoice::Gpu && precision == PrecisionChoice::F32 {
         opened.context("invalid --backend = gpu")?
     } else {
         opened?
@@ -48,7 +53,12 @@ pub fn open(choice: BackendChoice, quiet: bool, device_memory: Option<u64>) -> R
 /// The engine of a task run: `--backend` and `--device-memory`, quiet on stderr with `--quiet`
 /// or `--json`; with `--profile` its kernels are timed from here on (see [`print_profile`]).
 pub fn for_run(sa: &SolverArgs) -> Result<Engine> {
-    let engine = open(sa.backend, sa.quiet || sa.json, sa.device_memory)?;
+    let engine = open(
+        sa.backend,
+        sa.precision,
+        sa.quiet || sa.json,
+        sa.device_memory,
+    )?;
     if sa.profile {
         match &engine {
             Engine::Gpu(g) => {
@@ -59,7 +69,7 @@ pub fn for_run(sa: &SolverArgs) -> Result<Engine> {
                     eprintln!("profile: this adapter offers no timestamp queries; no kernel times");
                 }
             }
-            Engine::Cpu(_) => eprintln!(
+            Engine::Cpu(_) | Engine::Wide(_) => eprintln!(
                 "profile: the CPU engine runs no device kernels to time (`--backend gpu` profiles \
                  the GPU engine's)"
             ),
@@ -112,13 +122,22 @@ pub fn print_profile() {
 /// says on stderr (unless `quiet`) how to include them.
 pub fn for_bench(
     choice: BackendChoice,
+    precision: PrecisionChoice,
     quiet: bool,
     device_memory: Option<u64>,
 ) -> Result<Vec<Engine>> {
     let mut v = vec![Engine::Cpu(CpuBackend::new())];
+    if precision == PrecisionChoice::F64 {
+        v.push(Engine::Wide(relu_iht::cpu::WideBackend::new()));
+    }
     match choice {
         BackendChoice::Cpu => {}
-        BackendChoice::Gpu => v.push(open(BackendChoice::Gpu, quiet, device_memory)?),
+        BackendChoice::Gpu => v.push(open(
+            BackendChoice::Gpu,
+            PrecisionChoice::F32,
+            quiet,
+            device_memory,
+        )?),
         BackendChoice::Auto => match relu_iht::engine::open(Choice::Auto, device_memory)? {
             (gpu @ Engine::Gpu(_), _) => v.push(gpu),
             (_, what) if !quiet => eprintln!(

@@ -95,6 +95,8 @@ pub fn run(a: &FitArgs) -> Result<()> {
     let extra = if target == Target::Scalar {
         0
     } else {
+        a.solver
+            .refuse_f64("several target columns (the vector-output model)")?;
         target.k()
     };
     let weights = m as u128 * (d + extra) as u128;

@@ -33,6 +33,8 @@ pub fn run(a: &MnistArgs) -> Result<()> {
     a.solver.check_trace()?;
     if a.classes == ClassesChoice::All {
         a.solver.refuse_trace()?;
+        a.solver
+            .refuse_f64("the vector-output model (--classes all)")?;
         return all_classes(a, &config);
     }
     let ((train, test), (train_data, test_data)) = load(a, &[0, 1], |set| {

@@ -25,6 +25,7 @@ pub fn run(a: &PlantedArgs) -> Result<()> {
     }
     if a.k > 1 {
         a.solver.refuse_trace()?;
+        a.solver.refuse_f64("the vector-output model (--k > 1)")?;
         // Targets n × k, Ŷ and the residual of the same size, on top of X.
         let bytes = 12 * spec.n as u128 * a.k as u128 + 8 * spec.n as u128 * spec.d as u128;
         relu_iht::mem::check_fits("k", a.k, bytes)?;

@@ -43,6 +43,7 @@ impl CpuBackend {
 
 impl SupportOps for CpuBackend {
     type Vector = Vec<f32>;
+    type Elem = f32;
 
     fn upload(&mut self, host: &[f32]) -> Result<Vec<f32>> {
         Ok(host.to_vec())

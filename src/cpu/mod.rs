@@ -1,4 +1,5 @@
-//! The CPU engine: one twin per WGSL kernel (same names) and the [`CpuBackend`] that drives them.
+//! The CPU engine: one twin per WGSL kernel (same names) and the [`CpuBackend`] that drives them;
+//! and [`WideBackend`], the same solver in f64 (`--precision f64`).
 
 pub mod armijo;
 pub mod engine;
@@ -12,5 +13,7 @@ pub mod support_forward;
 pub mod support_pass;
 pub mod topk;
 pub mod vector_model;
+pub mod wide;
 
 pub use engine::CpuBackend;
+pub use wide::WideBackend;

@@ -76,6 +76,7 @@ impl GpuBackend {
 
 impl SupportOps for GpuBackend {
     type Vector = GpuVector;
+    type Elem = f32;
 
     fn upload(&mut self, host: &[f32]) -> Result<GpuVector> {
         Ok(GpuVector {

@@ -1,13 +1,13 @@
 //! Engine properties, written once and run on every engine: the CPU engine always, the WebGPU
-//! engine when an adapter is found (required in CI). The adjoint dot test, the gradient phase's
+//! engine when an adapter is found (required in CI), and the CPU engine in f64. The adjoint dot test, the gradient phase's
 //! selection against the dense formula, the support phase against the reference rules run on the
 //! engine's own primitives, a whole solve against the CPU engine's, and the counters of what
 //! reached the device.
 
 use super::common::*;
 use super::gpu::gpu;
-use relu_iht::backend::{rules, Backend, SupportOps};
-use relu_iht::cpu::CpuBackend;
+use relu_iht::backend::{rules, Backend, Elem, SupportOps};
+use relu_iht::cpu::{CpuBackend, WideBackend};
 use relu_iht::gpu::{GpuBackend, GpuContext};
 use relu_iht::problem::operator::{Generators, Mode, Operator};
 use relu_iht::solver::scalar::{Iht, IhtConfig};
@@ -19,6 +19,7 @@ use std::sync::Arc;
 /// see other tests' work).
 fn each_engine_on(own_device: bool, mut check: impl FnMut(&mut dyn FnMut() -> Engine)) {
     check(&mut || Engine::Cpu(CpuBackend::new()));
+    check(&mut || Engine::Wide(WideBackend::new()));
     if let Some(shared) = gpu() {
         let ctx = if own_device {
             Arc::new(GpuContext::new(false).expect("a second device on the same adapter"))
@@ -36,6 +37,7 @@ fn each_engine(check: impl FnMut(&mut dyn FnMut() -> Engine)) {
 enum Engine {
     Cpu(CpuBackend),
     Gpu(GpuBackend),
+    Wide(WideBackend),
 }
 
 macro_rules! on {
@@ -45,8 +47,15 @@ macro_rules! on {
             Engine::Cpu(mut $b) => $body,
             #[allow(unused_mut)] // not every check mutates the engine
             Engine::Gpu(mut $b) => $body,
+            #[allow(unused_mut)] // not every check mutates the engine
+            Engine::Wide(mut $b) => $body,
         }
     };
+}
+
+/// f32 values in an engine's element type.
+fn elems<E: Elem>(v: &[f32]) -> Vec<E> {
+    v.iter().map(|&x| E::from_f64(x as f64)).collect()
 }
 
 /// ⟨A_T u, v⟩ = ⟨u, A_Tᵀ v⟩ on random supports of both generator modes, awkward shapes.
@@ -58,7 +67,8 @@ fn dot_test<B: SupportOps>(be: &mut B, name: &str) {
             let u = sparse(&mut rng, m * d, (m * d).div_ceil(2));
             let v = nonzero(&mut rng, n);
             be.prepare_support(&op, u.indices()).unwrap();
-            let au = be.forward(&op, u.values()).unwrap();
+            let uv = elems::<B::Elem>(u.values());
+            let au = be.forward(&op, &uv).unwrap();
             let au = be.download(&au).unwrap();
             let vb = be.upload(&v).unwrap();
             let atv = be.adjoint(&op, &vb).unwrap();
@@ -67,7 +77,7 @@ fn dot_test<B: SupportOps>(be: &mut B, name: &str) {
                 .values()
                 .iter()
                 .zip(&atv)
-                .map(|(&a, &b)| a as f64 * b as f64)
+                .map(|(&a, &b)| a as f64 * b.to_f64())
                 .sum();
             // Both sides are f32 sums of ≤ n·|T| products of magnitude ≤ 1.21.
             let tol = 1e-5 * 1.21 * (n * u.nnz()) as f64;
@@ -149,12 +159,14 @@ fn support_phase_follows_rules<B: Backend + SupportOps>(be: &mut B, name: &str) 
         for op in operators(&mut rng, data, m) {
             let z0 = sparse(&mut rng, m * d, (m * d).div_ceil(4));
             // The scale of the losses: ‖y‖² or the starting loss, the larger.
-            let f0 = rules::support_phase(be, &op, &z0, 1.0, 0).unwrap().f;
+            let z0v = elems::<B::Elem>(z0.values());
+            let f0 = (rules::support_phase_on(be, &op, z0.indices(), &z0v, 1.0, 0).unwrap()).f;
             let floor = 1e-10 * yy.max(f0);
             for mu in [1e-3, 0.5, 40.0] {
                 for inner in [1, 2, 3, 5, 7, 10] {
                     let got = be.support_phase(&op, &z0, mu, inner).unwrap();
-                    let want = rules::support_phase(be, &op, &z0, mu, inner).unwrap();
+                    let want =
+                        rules::support_phase_on(be, &op, z0.indices(), &z0v, mu, inner).unwrap();
                     let case = format!("{name} n={n} d={d} m={m} μ={mu} inner={inner}");
                     assert_eq!(
                         (got.trials, got.resets),
@@ -174,8 +186,8 @@ fn support_phase_follows_rules<B: Backend + SupportOps>(be: &mut B, name: &str) 
                         got.f,
                         want.f
                     );
-                    let scale = want.z.iter().map(|v| v.abs() as f64).fold(1.0, f64::max);
-                    let w: Vec<f64> = want.z.iter().map(|&v| v as f64).collect();
+                    let w: Vec<f64> = want.z.iter().map(|&v| v.to_f64()).collect();
+                    let scale = w.iter().map(|v| v.abs()).fold(1.0, f64::max);
                     assert_close(&format!("{case}: z"), &got.z, &w, 1e-4, scale);
                     if want.f <= floor {
                         break;
@@ -265,8 +277,8 @@ fn every_engine_keeps_the_step_on_its_device() {
                 let before = solver.backend().counters();
                 solver.step().unwrap();
                 let c = solver.backend().counters().since(&before);
-                if name == "cpu" {
-                    assert_eq!(c, Default::default(), "the CPU engine has no device");
+                if name.starts_with("cpu") {
+                    assert_eq!(c, Default::default(), "the CPU engines have no device");
                     continue;
                 }
                 assert!(c.readbacks <= 2, "{name} step {step}: {c:?}");
