@@ -80,6 +80,7 @@ class _SparseReLUBase(BaseEstimator):
         epochs=None,
         layers=1,
         backend="auto",
+        precision="f32",
         device_memory=None,
         seed=0,
         inner_steps=10,
@@ -98,6 +99,7 @@ class _SparseReLUBase(BaseEstimator):
         self.epochs = epochs
         self.layers = layers
         self.backend = backend
+        self.precision = precision
         self.device_memory = device_memory
         self.seed = seed
         self.inner_steps = inner_steps
@@ -118,6 +120,7 @@ class _SparseReLUBase(BaseEstimator):
             epochs=None if self.epochs is None else int(self.epochs),
             layers=int(self.layers),
             backend=str(self.backend),
+            precision=str(self.precision),
             device_memory=None if self.device_memory is None else int(self.device_memory),
             seed=int(self.seed),
             inner_steps=int(self.inner_steps),
@@ -262,6 +265,9 @@ class SparseReLURegressor(RegressorMixin, _SparseReLUBase):
     layers : int, default=1
         Hidden layers, fitted greedily with ``n_nonzero / layers`` weights each.
     backend : {"auto", "cpu", "gpu"}
+    precision : {"f32", "f64"}, default="f32"
+        ``"f64"``: the CPU engine in f64 (products, residuals and weights; the same bits on every
+        machine, several times slower; one output column only).
     device_memory : int or None
         The GPU engine's memory budget in bytes.
     seed, inner_steps, tol, inflate, refine, select, step_size, verbose : see the README.
@@ -325,12 +331,13 @@ class SparseReLUClassifier(ClassifierMixin, _SparseReLUBase):
     """
 
     def __init__(self, n_nonzero=200, n_neurons=100, steps=15, mode="sequential-convex",
-                 batch_size=None, epochs=None, layers=1, backend="auto", device_memory=None,
-                 seed=0, inner_steps=10, tol=0.0, inflate=1.0, refine=0, select="sketch",
-                 step_size=None, loss="cross-entropy", verbose=False):
+                 batch_size=None, epochs=None, layers=1, backend="auto", precision="f32",
+                 device_memory=None, seed=0, inner_steps=10, tol=0.0, inflate=1.0, refine=0,
+                 select="sketch", step_size=None, loss="cross-entropy", verbose=False):
         super().__init__(n_nonzero=n_nonzero, n_neurons=n_neurons, steps=steps, mode=mode,
                          batch_size=batch_size, epochs=epochs, layers=layers, backend=backend,
-                         device_memory=device_memory, seed=seed, inner_steps=inner_steps, tol=tol,
+                         precision=precision, device_memory=device_memory, seed=seed,
+                         inner_steps=inner_steps, tol=tol,
                          inflate=inflate, refine=refine, select=select, step_size=step_size,
                          verbose=verbose)
         self.loss = loss
@@ -407,8 +414,8 @@ def load(path):
 
 def fit_image(image, *, features=None, sigma=None, unit_coords=None, max_side=None,
               n_neurons=None, n_nonzero=None, steps=None, mode="sequential-convex",
-              batch_size=None, epochs=None, paper=False, backend="auto", device_memory=None,
-              seed=0, verbose=False):
+              batch_size=None, epochs=None, paper=False, backend="auto", precision="f32",
+              device_memory=None, seed=0, verbose=False):
     """Fits an image as an implicit neural representation (Fourier features of pixel
     coordinates). ``image`` is a PNG/JPEG path (downscaled to ``max_side`` if given) or an
     H x W x C array with values in [0, 1]. Settings left ``None`` take the defaults of
@@ -427,7 +434,8 @@ def fit_image(image, *, features=None, sigma=None, unit_coords=None, max_side=No
     model, recon, info = _core.fit_image(
         image, features=features, sigma=sigma, unit_coords=unit_coords, max_side=max_side,
         n_neurons=n_neurons, n_nonzero=n_nonzero, steps=steps, mode=mode, batch_size=batch_size,
-        epochs=epochs, paper=paper, backend=backend, device_memory=device_memory, seed=seed,
+        epochs=epochs, paper=paper, backend=backend, precision=precision,
+        device_memory=device_memory, seed=seed,
         verbose=verbose)
     return recon, model, dict(info)
 

@@ -277,9 +277,16 @@ fn iht_config(
     })
 }
 
-fn open_engine(backend: &str, device_memory: Option<u64>) -> PyResult<engine::Engine> {
+fn open_engine(
+    backend: &str,
+    precision: &str,
+    device_memory: Option<u64>,
+) -> PyResult<engine::Engine> {
     let choice: Choice = backend.parse().map_err(py_err)?;
-    Ok(engine::open(choice, device_memory).map_err(py_err)?.0)
+    let precision: engine::Precision = precision.parse().map_err(py_err)?;
+    Ok(engine::open_at(choice, precision, device_memory)
+        .map_err(py_err)?
+        .0)
 }
 
 /// What a fit did, for the estimator's fitted attributes.
@@ -304,7 +311,7 @@ fn info<'py, B: relu_iht::Backend>(
 #[pyfunction]
 #[pyo3(signature = (x, y, *, classes=false, class_labels=None, n_neurons=100, n_nonzero=200,
     steps=15, mode="sequential-convex", batch_size=None, epochs=None, layers=1, backend="auto",
-    device_memory=None, seed=0, inner_steps=10, tol=0.0, inflate=1.0, refine=0,
+    precision="f32", device_memory=None, seed=0, inner_steps=10, tol=0.0, inflate=1.0, refine=0,
     loss="cross-entropy", select="sketch", step_size=None, verbose=false))]
 #[allow(
     clippy::too_many_arguments,
@@ -324,6 +331,7 @@ fn fit<'py>(
     epochs: Option<usize>,
     layers: usize,
     backend: &str,
+    precision: &str,
     device_memory: Option<u64>,
     seed: u64,
     inner_steps: usize,
@@ -407,7 +415,7 @@ fn fit<'py>(
             "invalid layers = {layers}: between 1 and n_nonzero = {n_nonzero}"
         )));
     }
-    let engine = open_engine(backend, device_memory)?;
+    let engine = open_engine(backend, precision, device_memory)?;
     let total = layers * opts.config.total_steps(n);
     let progress = move |done: &mut usize| {
         *done += 1;
@@ -457,7 +465,8 @@ fn fit<'py>(
 #[pyfunction]
 #[pyo3(signature = (image, *, features=None, sigma=None, unit_coords=None, max_side=None,
     n_neurons=None, n_nonzero=None, steps=None, mode="sequential-convex", batch_size=None,
-    epochs=None, paper=false, backend="auto", device_memory=None, seed=0, inner_steps=None,
+    epochs=None, paper=false, backend="auto", precision="f32", device_memory=None, seed=0,
+    inner_steps=None,
     verbose=false))]
 #[allow(
     clippy::too_many_arguments,
@@ -478,6 +487,7 @@ fn fit_image<'py>(
     epochs: Option<usize>,
     paper: bool,
     backend: &str,
+    precision: &str,
     device_memory: Option<u64>,
     seed: u64,
     inner_steps: Option<usize>,
@@ -577,7 +587,7 @@ fn fit_image<'py>(
     let ff = FourierFeatures::new(features, image.coord_dims(), sigma, seed).map_err(py_err)?;
     let inr_meta = inr::inr_meta(&image, &ff, sigma, unit_coords);
     let rows = inr::feature_rows(&image, ff, unit_coords, batch_size.is_some()).map_err(py_err)?;
-    let engine = open_engine(backend, device_memory)?;
+    let engine = open_engine(backend, precision, device_memory)?;
     let total = config.total_steps(n);
     let (network, pred, fit_info) = relu_iht::with_engine!(engine, b => {
         let (deep, mut be, pred) = py

@@ -57,6 +57,26 @@ def test_regressor_matches_the_cli_bit_for_bit(tmp_path):
     assert est.score(X, y) > 0.9
 
 
+def test_f64_precision_matches_the_cli_and_is_refused_where_it_cannot_run(tmp_path):
+    X, y = planted()
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    est = SparseReLURegressor(n_nonzero=6, n_neurons=5, seed=3, backend="cpu",
+                              precision="f64").fit(X, y)
+    assert est.backend_ == "cpu-f64"
+    model = tmp_path / "m.safetensors"
+    cli("fit", "--x", str(tmp_path / "X.npy"), "--y", str(tmp_path / "y.npy"), "--s", "6", "--m", "5",
+        "--seed", "3", "--backend", "cpu", "--precision", "f64", "-q", "--save", str(model))
+    loaded = SparseReLURegressor.load(model)
+    for a, b in zip(est.weights_, loaded.weights_):
+        assert np.array_equal(a, b)
+    assert est.score(X, y) > 0.9
+    with pytest.raises(ValueError, match="precision = f16"):
+        SparseReLURegressor(precision="f16", backend="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="precision = f64"):
+        SparseReLURegressor(precision="f64", backend="gpu").fit(X, y)
+
+
 def test_classifier_matches_the_cli(tmp_path):
     X, _ = planted(seed=1)
     labels = (X[:, 0] > 0).astype(np.int64) * 2 + (X[:, 3] > 0.3) - 1

@@ -33,13 +33,19 @@ pub fn open(
             relu_iht::engine::MIN_DEVICE_MEMORY
         );
     }
+    if precision == PrecisionChoice::F64 && choice == BackendChoice::Gpu {
+        anyhow::bail!(
+            "invalid --precision = f64 with --backend gpu: the WebGPU engine computes in f32 \
+             (f64 runs on the CPU engine: --backend cpu)"
+        );
+    }
     let lib = match choice {
         BackendChoice::Auto => Choice::Auto,
         BackendChoice::Gpu => Choice::Gpu,
         BackendChoice::Cpu => Choice::Cpu,
     };
     let opened = relu_iht::engine::open_at(lib, precision.lib(), device_memory);
-    let (engine, what) = if choice == BackendChoice::Gpu && precision == PrecisionChoice::F32 {
+    let (engine, what) = if choice == BackendChoice::Gpu {
         opened.context("invalid --backend = gpu")?
     } else {
         opened?

@@ -53,7 +53,7 @@ pub fn run(
     if sa.backend == BackendChoice::Gpu {
         bail!("invalid --backend = gpu with --method imp: the IMP baseline runs on the CPU in this build");
     }
-    sa.refuse_f64("--method imp (the IMP baseline trains in f32)")?;
+    sa.refuse_f64("--method imp")?;
     if sa.checkpoint.is_some() {
         bail!("invalid --checkpoint with --method imp: checkpoints cover IHT fits");
     }

@@ -123,6 +123,10 @@ fn bad_input_gives_one_line_and_exit_2() {
     let cases: &[(&[&str], &str)] = &[
         (&["planted", "--s", "0"], "s = 0"),
         (
+            &["planted", "--backend", "gpu", "--precision", "f64"],
+            "--precision = f64",
+        ),
+        (
             &["planted", "--n", "100", "--d", "2", "--m", "3", "--s", "7"],
             "s = 7",
         ),
@@ -408,6 +412,9 @@ fn flags_that_would_do_nothing_are_refused() {
         ),
         (vec!["--warmup", "3", "--mode", "convex"], "--warmup"),
         (vec!["--warmup", "3", "--k", "3"], "--warmup"),
+        // f64 where the fit runs in f32 only.
+        (vec!["--precision", "f64", "--k", "3"], "--precision"),
+        (vec!["--precision", "f64", "--method", "imp"], "--precision"),
     ] {
         let out = relu_iht(&[SMALL, &["--backend", "cpu"], &args].concat());
         assert_one_line_exit_2(&out, names);
