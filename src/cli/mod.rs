@@ -29,8 +29,17 @@ fn devices(a: &args::DevicesArgs) -> Result<()> {
         if a.json {
             println!("{}", serde_json::to_string(&ad)?);
         } else {
+            let features: Vec<&str> = [
+                (ad.timestamps, "timestamps"),
+                (ad.shader_f16, "f16"),
+                (ad.subgroups, "subgroups"),
+            ]
+            .iter()
+            .filter(|f| f.0)
+            .map(|f| f.1)
+            .collect();
             println!(
-                "{} [{}, {}{}] driver {}; max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension",
+                "{} [{}, {}{}] driver {}; max storage binding {} MiB, max buffer {} MiB, {} workgroups per dimension; features: {}",
                 ad.name,
                 ad.backend,
                 ad.device_type,
@@ -38,7 +47,8 @@ fn devices(a: &args::DevicesArgs) -> Result<()> {
                 ad.driver,
                 ad.max_storage_buffer_binding_size >> 20,
                 ad.max_buffer_size >> 20,
-                ad.max_compute_workgroups_per_dimension
+                ad.max_compute_workgroups_per_dimension,
+                if features.is_empty() { "none".to_string() } else { features.join(", ") }
             );
         }
     }

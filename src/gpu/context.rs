@@ -18,6 +18,11 @@ pub struct AdapterSummary {
     pub max_storage_buffer_binding_size: u64,
     pub max_buffer_size: u64,
     pub max_compute_workgroups_per_dimension: u32,
+    /// Optional features the engine can use: timestamp queries (`--profile`), f16 in shaders,
+    /// subgroup operations.
+    pub timestamps: bool,
+    pub shader_f16: bool,
+    pub subgroups: bool,
 }
 
 impl AdapterSummary {
@@ -34,6 +39,9 @@ impl AdapterSummary {
             max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
             max_buffer_size: limits.max_buffer_size,
             max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+            timestamps: adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+            shader_f16: adapter.features().contains(wgpu::Features::SHADER_F16),
+            subgroups: adapter.features().contains(wgpu::Features::SUBGROUP),
         }
     }
 
