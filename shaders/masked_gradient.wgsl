@@ -30,7 +30,7 @@
 //                       accumulate (0/1), finish (0/1), mu, res_stride, mu_from_state,
 //                       bits0 (first mask word), split_rows, splits;
 //                       scatter: nnz (as rows), d, tile, pos0 (as words)
-//   1 storage  x        X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
+//   1 storage  x        X column-major: X[r, i] = x[i * x_stride + x_row0 + r] (f32, or f16 with `--gpu-f16`)
 //   2 storage  res      residual, res[r_row0 + r] (or res[jj * res_stride + r_row0 + r])
 //   3 storage  bits     masks, bits[bits0 + jj * words + r / 32]
 //   4 storage  xtile    current weights of the tile, dense, xtile[jj * d + i]
@@ -65,6 +65,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
+// lines: see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i]; }
 @group(0) @binding(2) var<storage, read> res: array<f32>;
 @group(0) @binding(3) var<storage, read> bits: array<u32>;
 @group(0) @binding(4) var<storage, read> xtile: array<f32>;
@@ -110,7 +113,7 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
             }
         }
         for (; r < end; r = r + 1u) {
-            let xv = x[xc + r];
+            let xv = xat(xc + r);
             if (params.res_stride > 0u) {
                 for (var b = 0u; b < nj; b = b + 1u) {
                     acc[b] = fma(xv, res[(j0 + b) * params.res_stride + params.r_row0 + r], acc[b]);
@@ -152,7 +155,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             let r = r0 + row;
             var xv = 0.0;
             if (r < rb && i0 + col < params.d) {
-                xv = x[(i0 + col) * params.x_stride + params.x_row0 + r];
+                xv = xat((i0 + col) * params.x_stride + params.x_row0 + r);
             }
             xs[row][col] = xv;
             var pv = 0.0;

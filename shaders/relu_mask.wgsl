@@ -23,7 +23,7 @@
 //                      x_stride (floats between columns of X), x_row0 (first row of the block in X),
 //                      out_stride (words per neuron in `bits`), out_word0 (the block's first word),
 //                      run0 (sparse: the tile's first run)
-//   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
+//   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r] (f32, or f16 with `--gpu-f16`)
 //   2 storage  h       main: dense generator tile, h[jj * d + i]
 //   3 storage  bits    output words
 //   4 storage  start   sparse: run offsets into cols / vals
@@ -50,6 +50,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
+// lines: see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i]; }
 @group(0) @binding(2) var<storage, read> h: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bits: array<u32>;
 @group(0) @binding(4) var<storage, read> start: array<u32>;
@@ -109,7 +112,7 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
                 let hv = h[hj + i];
                 let base = i * params.x_stride + rh;
                 for (var q = 0u; q < 16u; q = q + 1u) {
-                    z[q] = fma(x[base + q], hv, z[q]);
+                    z[q] = fma(xat(base + q), hv, z[q]);
                 }
             }
         } else {
@@ -117,7 +120,7 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
                 let hv = h[hj + i];
                 let base = i * params.x_stride + rh;
                 for (var q = 0u; q < nh; q = q + 1u) {
-                    z[q] = fma(x[base + q], hv, z[q]);
+                    z[q] = fma(xat(base + q), hv, z[q]);
                 }
             }
         }
@@ -151,7 +154,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             let xi = e / 64u;
             var xv = 0.0;
             if (r0 + row < params.rows && i0 + xi < params.d) {
-                xv = x[(i0 + xi) * params.x_stride + params.x_row0 + r0 + row];
+                xv = xat((i0 + xi) * params.x_stride + params.x_row0 + r0 + row);
             }
             xs[xi][row] = xv;
             // H: 16 coordinates × 64 neurons, neighbouring invocations on neighbouring coordinates.
@@ -210,7 +213,7 @@ fn rows(
             }
         }
         for (var i = 0u; i < params.d; i = i + 1u) {
-            let xv = x[i * params.x_stride + params.x_row0 + r];
+            let xv = xat(i * params.x_stride + params.x_row0 + r);
             let hv = vec4<f32>(
                 h[hrow.x * params.d + i],
                 h[hrow.y * params.d + i],
@@ -248,7 +251,7 @@ fn sparse(
             var z = 0.0;
             let end = start[params.run0 + jj + 1u];
             for (var p = start[params.run0 + jj]; p < end; p = p + 1u) {
-                z = fma(x[cols[p] * params.x_stride + params.x_row0 + r], vals[p], z);
+                z = fma(xat(cols[p] * params.x_stride + params.x_row0 + r), vals[p], z);
             }
             if (z > 0.0) {
                 atomicOr(&words[q * 2u + lid / 32u], 1u << (lid % 32u));

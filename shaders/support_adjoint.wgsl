@@ -8,7 +8,7 @@
 // Bindings:
 //   0 uniform  Params  rows, x_stride, x_row0, words, len (support size), r_row0, m_row0,
 //                      accumulate (0/1)
-//   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
+//   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r] (f32, or f16 with `--gpu-f16`)
 //   2 storage  cols    column i of each support entry
 //   3 storage  run_of  run (neuron of the support) of each entry
 //   4 storage  res     residual
@@ -29,6 +29,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
+// lines: see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i]; }
 @group(0) @binding(2) var<storage, read> cols: array<u32>;
 @group(0) @binding(3) var<storage, read> run_of: array<u32>;
 @group(0) @binding(4) var<storage, read> res: array<f32>;
@@ -65,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             if (live[e]) {
                 let word = bits[k[e] * params.words + row / 32u];
                 on[e] = ((word >> (row % 32u)) & 1u) == 1u;
-                xv[e] = x[col[e] + r];
+                xv[e] = xat(col[e] + r);
             }
         }
         let term = xv * rv - comp;

@@ -9,7 +9,7 @@
 // Bindings:
 //   0 uniform  Params  rows, x_stride, x_row0, words (mask words per neuron, all n rows),
 //                      runs, out_row0, m_row0 (global row of the block's first row), sub_y
-//   1 storage  x          X column-major: X[r, i] = x[i * x_stride + x_row0 + r]
+//   1 storage  x          X column-major: X[r, i] = x[i * x_stride + x_row0 + r] (f32, or f16 with `--gpu-f16`)
 //   2 storage  cols       column i of each support entry
 //   3 storage  run_start  runs + 1 offsets into cols / z
 //   4 storage  z          support values
@@ -31,6 +31,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
+// lines: see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i]; }
 @group(0) @binding(2) var<storage, read> cols: array<u32>;
 @group(0) @binding(3) var<storage, read> run_start: array<u32>;
 @group(0) @binding(4) var<storage, read> z: array<f32>;
@@ -67,7 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             var xv = vec4<f32>(0.0);
             for (var j = 0u; j < 4u; j = j + 1u) {
                 if (live[j]) {
-                    xv[j] = x[base + 64u * j];
+                    xv[j] = xat(base + 64u * j);
                 }
             }
             s = fma(vec4<f32>(zp), xv, s);

@@ -16,7 +16,7 @@
 // Bindings (each entry point uses the ones it reads):
 //   0 uniform  Params  rows (of this block; hidden), d, tile, k, x_stride, x_row0, row0, n,
 //                      words, accumulate, loss
-//   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r]       (hidden)
+//   1 storage  x       X column-major: X[r, i] = x[i * x_stride + x_row0 + r] (f32, or f16 with `--gpu-f16`)       (hidden)
 //   2 storage  w       w1 tile (hidden) or w2 tile (output, backprop)
 //   3 storage  bits    activation bits                                          (hidden, backprop)
 //   4 storage  hq      H (hidden writes, output reads) or Q (backprop writes)
@@ -44,6 +44,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
+// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
+// lines: see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i]; }
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bits: array<u32>;
 @group(0) @binding(4) var<storage, read_write> hq: array<f32>;
@@ -71,7 +74,7 @@ fn hidden(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var z = vec4<f32>(0.0);
     for (var i = 0u; i < params.d; i = i + 1u) {
-        let xv = x[i * params.x_stride + params.x_row0 + r];
+        let xv = xat(i * params.x_stride + params.x_row0 + r);
         let wv = vec4<f32>(
             w[wrow.x * params.d + i],
             w[wrow.y * params.d + i],

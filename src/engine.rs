@@ -10,6 +10,7 @@
 
 use crate::cpu::{CpuBackend, WideBackend};
 use crate::error::{Error, Result};
+use crate::gpu::context::GpuOptions;
 use crate::gpu::{GpuBackend, GpuContext};
 use std::sync::Arc;
 
@@ -90,9 +91,10 @@ pub fn open_at(
     choice: Choice,
     precision: Precision,
     device_memory: Option<u64>,
+    gpu: GpuOptions,
 ) -> Result<(Engine, String)> {
     match (precision, choice) {
-        (Precision::F32, _) => open(choice, device_memory),
+        (Precision::F32, _) => open_with(choice, device_memory, gpu),
         (Precision::F64, Choice::Gpu) => Err(Error::invalid(
             "precision",
             "f64",
@@ -110,6 +112,16 @@ pub fn open_at(
 
 /// Opens the engine; returns it with one line saying which it is (and why, for `auto`).
 pub fn open(choice: Choice, device_memory: Option<u64>) -> Result<(Engine, String)> {
+    open_with(choice, device_memory, GpuOptions::default())
+}
+
+/// [`open`] with the GPU engine's options (each used where the adapter offers it; the line
+/// says so).
+pub fn open_with(
+    choice: Choice,
+    device_memory: Option<u64>,
+    gpu: GpuOptions,
+) -> Result<(Engine, String)> {
     if let Some(b) = device_memory.filter(|&b| b < MIN_DEVICE_MEMORY) {
         return Err(Error::invalid(
             "device_memory",
@@ -124,8 +136,17 @@ pub fn open(choice: Choice, device_memory: Option<u64>) -> Result<(Engine, Strin
         )
     };
     let open_gpu = |hardware_only: bool| -> Result<(Engine, String)> {
-        let backend = GpuBackend::new(Arc::new(GpuContext::new(hardware_only)?), device_memory);
-        let name = crate::Backend::name(&backend);
+        let ctx = GpuContext::with_options(hardware_only, gpu)?;
+        let mut name = String::new();
+        if gpu.x_f16 {
+            name = if ctx.x_f16 {
+                ", X stored in f16".into()
+            } else {
+                ", X in f32 (the adapter has no f16 in shaders)".into()
+            };
+        }
+        let backend = GpuBackend::new(Arc::new(ctx), device_memory);
+        let name = crate::Backend::name(&backend) + &name;
         Ok((Engine::Gpu(backend), name))
     };
     Ok(match choice {

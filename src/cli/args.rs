@@ -164,6 +164,10 @@ pub struct SolverArgs {
     /// machine-independent results, several times slower; scalar-output IHT fits).
     #[arg(long, value_enum, default_value_t = PrecisionChoice::F32)]
     pub precision: PrecisionChoice,
+    /// GPU engine: store X in f16 on the device (half the memory and bandwidth of X; products and
+    /// sums stay in f32), where the adapter offers f16 in shaders (else X stays in f32).
+    #[arg(long)]
+    pub gpu_f16: bool,
     /// Save the solver's state to this file (atomically) every --checkpoint-every steps.
     #[arg(long)]
     pub checkpoint: Option<std::path::PathBuf>,
@@ -567,6 +571,9 @@ pub struct BenchArgs {
     /// f64: add a row for the CPU engine in f64 (`--precision f64` of the tasks).
     #[arg(long, value_enum, default_value_t = PrecisionChoice::F32)]
     pub precision: PrecisionChoice,
+    /// GPU rows: X stored in f16 on the device (`--gpu-f16` of the tasks).
+    #[arg(long)]
+    pub gpu_f16: bool,
     /// Device memory budget in bytes for the GPU engine.
     #[arg(long, value_parser = parse_bytes)]
     pub device_memory: Option<u64>,

@@ -22,9 +22,20 @@ macro_rules! with_engine {
 pub fn open(
     choice: BackendChoice,
     precision: PrecisionChoice,
+    gpu_f16: bool,
     quiet: bool,
     device_memory: Option<u64>,
 ) -> Result<Engine> {
+    if gpu_f16 && (choice == BackendChoice::Cpu || precision == PrecisionChoice::F64) {
+        anyhow::bail!(
+            "invalid --gpu-f16 with {}: X is stored in f16 by the GPU engine only",
+            if choice == BackendChoice::Cpu {
+                "--backend cpu"
+            } else {
+                "--precision f64"
+            }
+        );
+    }
     // The budget bounds the data's footprint and the tiles; below the floor it could only be
     // exceeded.
     if let Some(b) = device_memory.filter(|&b| b < relu_iht::engine::MIN_DEVICE_MEMORY) {
@@ -44,7 +55,8 @@ pub fn open(
         BackendChoice::Gpu => Choice::Gpu,
         BackendChoice::Cpu => Choice::Cpu,
     };
-    let opened = relu_iht::engine::open_at(lib, precision.lib(), device_memory);
+    let gpu = relu_iht::gpu::context::GpuOptions { x_f16: gpu_f16 };
+    let opened = relu_iht::engine::open_at(lib, precision.lib(), device_memory, gpu);
     let (engine, what) = if choice == BackendChoice::Gpu {
         opened.context("invalid --backend = gpu")?
     } else {
@@ -52,6 +64,9 @@ pub fn open(
     };
     if !quiet {
         eprintln!("backend: {what}");
+    }
+    if gpu_f16 && !quiet && matches!(engine, Engine::Cpu(_)) {
+        eprintln!("note: --gpu-f16 has no effect on the CPU engine");
     }
     Ok(engine)
 }
@@ -62,6 +77,7 @@ pub fn for_run(sa: &SolverArgs) -> Result<Engine> {
     let engine = open(
         sa.backend,
         sa.precision,
+        sa.gpu_f16,
         sa.quiet || sa.json,
         sa.device_memory,
     )?;
@@ -129,9 +145,11 @@ pub fn print_profile() {
 pub fn for_bench(
     choice: BackendChoice,
     precision: PrecisionChoice,
+    gpu_f16: bool,
     quiet: bool,
     device_memory: Option<u64>,
 ) -> Result<Vec<Engine>> {
+    let gpu = relu_iht::gpu::context::GpuOptions { x_f16: gpu_f16 };
     let mut v = vec![Engine::Cpu(CpuBackend::new())];
     if precision == PrecisionChoice::F64 {
         v.push(Engine::Wide(relu_iht::cpu::WideBackend::new()));
@@ -141,10 +159,12 @@ pub fn for_bench(
         BackendChoice::Gpu => v.push(open(
             BackendChoice::Gpu,
             PrecisionChoice::F32,
+            gpu_f16,
             quiet,
             device_memory,
         )?),
-        BackendChoice::Auto => match relu_iht::engine::open(Choice::Auto, device_memory)? {
+        BackendChoice::Auto => match relu_iht::engine::open_with(Choice::Auto, device_memory, gpu)?
+        {
             (gpu @ Engine::Gpu(_), _) => v.push(gpu),
             (_, what) if !quiet => eprintln!(
                 "bench: CPU rows only, {what}; `--backend gpu` adds the GPU engine on any \

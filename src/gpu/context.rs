@@ -51,6 +51,14 @@ impl AdapterSummary {
     }
 }
 
+/// Optional ways of running the kernels, each used only where the adapter offers it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuOptions {
+    /// Store X in f16 on the device (half its memory and bandwidth; every product and sum stays
+    /// in f32). Needs `SHADER_F16`; without it X stays in f32.
+    pub x_f16: bool,
+}
+
 /// Device, queue, limits and pipelines.
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -61,6 +69,8 @@ pub struct GpuContext {
     pub(crate) stats: Stats,
     pub(crate) binder: Binder,
     pub kernels: Kernels,
+    /// Whether X is stored in f16 (asked for with [`GpuOptions::x_f16`] and offered).
+    pub x_f16: bool,
     /// The first error the device reported outside an error scope, or its loss.
     reported: Arc<std::sync::Mutex<Option<String>>>,
     /// Per-kernel GPU time from timestamp queries while profiling (`None`: off).
@@ -92,6 +102,12 @@ pub fn adapters() -> Vec<AdapterSummary> {
 impl GpuContext {
     /// Opens the preferred adapter; with `hardware_only`, a CPU rasterizer does not count.
     pub fn new(hardware_only: bool) -> Result<Self> {
+        Self::with_options(hardware_only, GpuOptions::default())
+    }
+
+    /// [`new`](Self::new) with `options`, each taken where the adapter offers it (see
+    /// [`GpuContext::x_f16`] for what was granted).
+    pub fn with_options(hardware_only: bool, options: GpuOptions) -> Result<Self> {
         let instance = instance();
         let found = || {
             let all = adapters();
@@ -119,10 +135,16 @@ impl GpuContext {
             )));
         }
         let limits = adapter.limits();
+        let x_f16 = options.x_f16 && summary.shader_f16;
+        let mut features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        if x_f16 {
+            features |= wgpu::Features::SHADER_F16;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("relu-iht"),
-            // Timestamp queries where the adapter offers them (profiling; unused otherwise).
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            // Timestamp queries where the adapter offers them (profiling; unused otherwise), and f16
+            // in shaders when X is stored in f16.
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -143,7 +165,7 @@ impl GpuContext {
             }
         });
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Kernels::new(&device);
+        let kernels = Kernels::new(&device, x_f16);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
                 what: "pipelines",
@@ -160,6 +182,7 @@ impl GpuContext {
             stats: Stats::default(),
             binder: Binder::default(),
             kernels,
+            x_f16,
             reported,
             profile: std::sync::Mutex::new(None),
         })

@@ -84,10 +84,13 @@ pub fn entry_points(source: &str) -> Result<Vec<String>> {
 }
 
 impl Kernels {
-    /// Compiles every entry point of every registered shader.
-    pub fn new(device: &wgpu::Device) -> Result<Self> {
+    /// Compiles every entry point of every registered shader; with `x_f16`, the kernels that read
+    /// X in their f16-storage variant ([`shaders::x_f16_source`]).
+    pub fn new(device: &wgpu::Device, x_f16: bool) -> Result<Self> {
         let mut by_name = HashMap::new();
         for (name, source) in shaders::SHADERS {
+            let variant = x_f16.then(|| shaders::x_f16_source(source)).flatten();
+            let source: &str = variant.as_deref().unwrap_or(source);
             // Parsed and validated by naga first: a broken shader is an error value, not a
             // panic of the device's error handler.
             let entries = entry_points(source)?;
@@ -97,7 +100,7 @@ impl Kernels {
                 .collect::<Result<Vec<_>>>()?;
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(&format!("relu-iht.{name}")),
-                source: wgpu::ShaderSource::Wgsl((*source).into()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
             for (entry, storage) in entries.into_iter().zip(reflected) {
                 let label = format!("relu-iht.{name}.{entry}");

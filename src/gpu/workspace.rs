@@ -128,7 +128,9 @@ impl Workspace {
         }
         self.data = None;
         let (n, d) = (data.n(), data.d());
-        let x_bytes = (n * d * 4) as u64;
+        // Bytes per element of X on the device: 2 when stored in f16.
+        let elem = if self.ctx.x_f16 { 2 } else { 4 };
+        let x_bytes = (n * d * elem) as u64;
         let binding = self.ctx.limits.max_storage_buffer_binding_size;
         if (n * 4) as u64 > binding {
             return Err(Error::invalid(
@@ -140,14 +142,18 @@ impl Workspace {
         self.put("y", data.y())?;
         let whole = x_bytes <= self.budget / 2 && x_bytes <= binding;
         let block_rows = if whole {
-            self.put("x", &data.packed_columns())?;
+            if self.ctx.x_f16 {
+                self.put("x", &super::shaders::f16_bits(&data.packed_columns()))?;
+            } else {
+                self.put("x", &data.packed_columns())?;
+            }
             n.min(MAX_DISPATCH_ROWS)
         } else {
-            let cap = (self.budget / 4).min(binding) / (4 * d as u64);
+            let cap = (self.budget / 4).min(binding) / (elem * d) as u64;
             let rows = ((cap as usize / 64) * 64)
                 .clamp(64, MAX_DISPATCH_ROWS)
                 .min(n.div_ceil(64) * 64);
-            self.ensure("x_block", (rows * d * 4) as u64)?;
+            self.ensure("x_block", (rows * d * elem) as u64)?;
             rows
         };
         self.data = Some(Resident {
@@ -201,7 +207,11 @@ impl Workspace {
             for i in 0..op.d() {
                 host.extend_from_slice(&data.column(i)[rows.clone()]);
             }
-            self.ctx.write(block, 0, &host);
+            if self.ctx.x_f16 {
+                self.ctx.write(block, 0, &super::shaders::f16_bits(&host));
+            } else {
+                self.ctx.write(block, 0, &host);
+            }
             let view = XView {
                 buf: block,
                 stride: rows.len() as u32,

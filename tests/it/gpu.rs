@@ -23,8 +23,10 @@ use relu_iht::gpu::support_forward::Params as SupportForwardParams;
 use relu_iht::gpu::vector_model::Params as VectorModelParams;
 use relu_iht::gpu::{armijo, topk};
 use relu_iht::gpu::{GpuBackend, GpuContext};
+use relu_iht::problem::data::Data;
 use relu_iht::problem::model::{Loss, Select};
-use relu_iht::problem::operator::{Mode, Operator};
+use relu_iht::problem::operator::{Generators, Mode, Operator};
+use relu_iht::problem::sparse::SparseVec;
 use relu_iht::problem::topk::TopS;
 use relu_iht::solver::depth::fit_vector_layers;
 use relu_iht::solver::scalar::IhtConfig;
@@ -1147,4 +1149,83 @@ fn a_lost_device_is_an_error_value_not_a_panic() {
         .read_one::<f32>(&a, 0, 64)
         .expect_err("a destroyed device cannot compute");
     assert!(!err.to_string().is_empty());
+}
+
+/// A device that stores X in f16 (`--gpu-f16`) on the adapter the GPU tests use.
+fn gpu_f16() -> Option<Arc<GpuContext>> {
+    gpu()?;
+    let opts = relu_iht::gpu::context::GpuOptions { x_f16: true };
+    let ctx = GpuContext::with_options(false, opts).expect("a second device on the same adapter");
+    // Taken exactly where offered: the portable f32 path otherwise.
+    assert_eq!(ctx.x_f16, ctx.adapter.shader_f16, "{}", ctx.adapter.name);
+    Some(Arc::new(ctx))
+}
+
+/// Six steps of the sequential-convex solve (random masks, then `h = w`: the dense and sparse
+/// mask kernels, the gradient pass, the support products), with a device budget.
+fn six_steps(ctx: &Arc<GpuContext>, data: &Arc<Data>, budget: Option<u64>) -> SparseVec {
+    let op = Operator::new(data.clone(), 9, Generators::Random { seed: 2 }).unwrap();
+    let be = GpuBackend::new(ctx.clone(), budget);
+    let mut solver = relu_iht::Iht::new(be, op, relu_iht::IhtConfig::new(20, 6)).unwrap();
+    for _ in 0..6 {
+        solver.step().unwrap();
+    }
+    solver.x().clone()
+}
+
+/// X stored in f16 changes nothing but X's values: on data whose X is exactly representable in
+/// f16 the f16-storage kernels give the f32 kernels' bits, and on any data the f16 engine gives
+/// the f32 engine's bits on X rounded to f16 (so its CPU twin is the f32 twin on rounded X).
+/// Awkward shapes: an odd n (the f16 upload is padded), and a budget that streams X by blocks of
+/// the smallest size, 64 rows, in both (elsewhere f16 blocks are larger, which moves partial sums
+/// across blocks and so the last bits).
+#[test]
+fn f16_storage_of_x_is_the_f32_engine_on_x_rounded_to_f16() {
+    let (Some(ctx32), Some(ctx16)) = (gpu(), gpu_f16()) else {
+        return;
+    };
+    if !ctx16.x_f16 {
+        eprintln!("the adapter has no f16 in shaders: X stays in f32 (tested everywhere else)");
+        return;
+    }
+    let mut rng = rng(77);
+    let round = relu_iht::gpu::shaders::round_to_f16;
+    let bits = |x: &SparseVec| -> (Vec<u32>, Vec<u32>) {
+        (
+            x.indices().to_vec(),
+            x.values().iter().map(|v| v.to_bits()).collect(),
+        )
+    };
+    for &(n, d, budget) in &[(1201usize, 7usize, None), (3001, 130, Some(64u64 << 10))] {
+        let raw = data(&mut rng, n, d);
+        let xt: Vec<f32> = (0..d)
+            .flat_map(|i| raw.column(i).to_vec())
+            .map(round)
+            .collect();
+        let rounded = Arc::new(Data::from_columns(n, d, xt, raw.y().to_vec()).unwrap());
+        let want = bits(&six_steps(&ctx32, &rounded, budget));
+        assert!(want.0.len() > 5, "n={n}: the solve itself works");
+        assert_eq!(
+            bits(&six_steps(&ctx16, &rounded, budget)),
+            want,
+            "n={n}: f16-exact X"
+        );
+        assert_eq!(
+            bits(&six_steps(&ctx16, &raw, budget)),
+            want,
+            "n={n}: X rounded on upload"
+        );
+        // The vector model's forward pass reads X through the same accessor.
+        let op = Operator::new(rounded.clone(), 4, Generators::Random { seed: 3 }).unwrap();
+        let b = vector_blocks(&mut rng, &op, 3);
+        let f32_forward = GpuBackend::new(ctx32.clone(), budget).vector_forward(&op, &b, 3);
+        let op16 = op.with_data(raw.clone());
+        let f16_forward = GpuBackend::new(ctx16.clone(), budget).vector_forward(&op16, &b, 3);
+        let fbits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            fbits(f16_forward.unwrap()),
+            fbits(f32_forward.unwrap()),
+            "n={n}: vector forward"
+        );
+    }
 }

@@ -35,3 +35,40 @@ fn every_shader_validates_with_naga() {
         }
     }
 }
+
+/// The f16-storage variants (`--gpu-f16`) of the kernels that read X validate with naga under the
+/// f16 capability, and exactly those kernels have one.
+#[test]
+fn every_f16_storage_variant_validates_with_naga() {
+    let mut with = Vec::new();
+    for (name, src) in SHADERS {
+        let Some(v) = relu_iht::gpu::shaders::x_f16_source(src) else {
+            assert!(
+                !src.contains("fn xat("),
+                "{name} reads X but has no f16 variant"
+            );
+            continue;
+        };
+        with.push(*name);
+        let module = naga::front::wgsl::parse_str(&v)
+            .unwrap_or_else(|e| panic!("{name} (f16) does not parse:\n{}", e.emit_to_string(&v)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::SHADER_FLOAT16,
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name} (f16) does not validate:\n{}", e.emit_to_string(&v)));
+        assert!(v.contains("array<f16>") && !v.contains("array<f32>;\nfn xat"));
+    }
+    with.sort_unstable();
+    assert_eq!(
+        with,
+        [
+            "masked_gradient",
+            "relu_mask",
+            "support_adjoint",
+            "support_forward",
+            "vector_model"
+        ]
+    );
+}
