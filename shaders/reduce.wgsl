@@ -42,7 +42,17 @@ fn partials(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         comp = (t - sum) - term;
         sum = t;
     }
-    scratch[lid] = sum;
+    let total = workgroup_sum(lid, sum);
+    if (lid == 0u) {
+        part[wg.x] = total;
+    }
+}
+
+// The sum of `v` over the workgroup's 64 invocations, by a fixed tree (the CPU twin's order); every
+// invocation gets it. `--gpu-subgroups` swaps this function for subgroup sums (see
+// `gpu::shaders::subgroup_source`).
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    scratch[lid] = v;
     workgroupBarrier();
     for (var stride = 32u; stride > 0u; stride = stride / 2u) {
         if (lid < stride) {
@@ -50,9 +60,7 @@ fn partials(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         }
         workgroupBarrier();
     }
-    if (lid == 0u) {
-        part[wg.x] = scratch[0];
-    }
+    return scratch[0];
 }
 
 @compute @workgroup_size(64)

@@ -76,18 +76,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         comp = select(comp, (t - sum) - term, on);
         sum = select(sum, t, on);
     }
-    partial[lid] = sum;
-    workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            partial[lid] = partial[lid] + partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
+    let sums = workgroup_sum(lid, sum);
     if (lid == 0u) {
         for (var e = 0u; e < 4u; e = e + 1u) {
             if (live[e]) {
-                var total = partial[0][e];
+                var total = sums[e];
                 if (params.accumulate == 1u) {
                     total = out[p0 + e] + total;
                 }
@@ -95,4 +88,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
         }
     }
+}
+
+// The sum of `v` over the workgroup's 64 invocations, by a fixed tree (the CPU twin's order); every
+// invocation gets it. `--gpu-subgroups` swaps this function for subgroup sums (see
+// `gpu::shaders::subgroup_source`).
+fn workgroup_sum(lid: u32, v: vec4<f32>) -> vec4<f32> {
+    partial[lid] = v;
+    workgroupBarrier();
+    for (var stride = 32u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) {
+            partial[lid] = partial[lid] + partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    return partial[0];
 }

@@ -139,10 +139,17 @@ pub fn open_with(
         let ctx = GpuContext::with_options(hardware_only, gpu)?;
         let mut name = String::new();
         if gpu.x_f16 {
-            name = if ctx.x_f16 {
-                ", X stored in f16".into()
+            name += if ctx.x_f16 {
+                ", X stored in f16"
             } else {
-                ", X in f32 (the adapter has no f16 in shaders)".into()
+                ", X in f32 (the adapter has no f16 in shaders)"
+            };
+        }
+        if gpu.subgroups {
+            name += if ctx.subgroups {
+                ", subgroup sums"
+            } else {
+                ", tree sums (the adapter has no subgroup operations)"
             };
         }
         let backend = GpuBackend::new(Arc::new(ctx), device_memory);

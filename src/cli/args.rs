@@ -168,6 +168,10 @@ pub struct SolverArgs {
     /// sums stay in f32), where the adapter offers f16 in shaders (else X stays in f32).
     #[arg(long)]
     pub gpu_f16: bool,
+    /// GPU engine: sum over workgroups with subgroup operations (one barrier instead of seven),
+    /// where the adapter offers them (else the fixed tree stays).
+    #[arg(long)]
+    pub gpu_subgroups: bool,
     /// Save the solver's state to this file (atomically) every --checkpoint-every steps.
     #[arg(long)]
     pub checkpoint: Option<std::path::PathBuf>,
@@ -253,6 +257,14 @@ impl SolverArgs {
         }
         relu_iht::atomic::check_writable("--trace", path)?;
         Ok(())
+    }
+
+    /// The GPU engine's options from `--gpu-f16` and `--gpu-subgroups`.
+    pub fn gpu_options(&self) -> relu_iht::gpu::context::GpuOptions {
+        relu_iht::gpu::context::GpuOptions {
+            x_f16: self.gpu_f16,
+            subgroups: self.gpu_subgroups,
+        }
     }
 
     /// Refuses `--precision f64` where the fit runs in f32 only (`what` says which fit).
@@ -574,6 +586,9 @@ pub struct BenchArgs {
     /// GPU rows: X stored in f16 on the device (`--gpu-f16` of the tasks).
     #[arg(long)]
     pub gpu_f16: bool,
+    /// GPU rows: workgroup sums with subgroup operations (`--gpu-subgroups` of the tasks).
+    #[arg(long)]
+    pub gpu_subgroups: bool,
     /// Device memory budget in bytes for the GPU engine.
     #[arg(long, value_parser = parse_bytes)]
     pub device_memory: Option<u64>,

@@ -117,9 +117,16 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         for &m in &a.m {
             for &s in &a.s {
                 let mut cpu: Option<(f64, f64)> = None;
-                for engine in
-                    engine::for_bench(a.backend, a.precision, a.gpu_f16, !first, a.device_memory)?
-                {
+                for engine in engine::for_bench(
+                    a.backend,
+                    a.precision,
+                    relu_iht::gpu::context::GpuOptions {
+                        x_f16: a.gpu_f16,
+                        subgroups: a.gpu_subgroups,
+                    },
+                    !first,
+                    a.device_memory,
+                )? {
                     let mut row = crate::with_engine!(engine, b => measure(a, b, n, m, s))?;
                     match cpu {
                         None => cpu = Some((row.solve_seconds, row.gradient_seconds)),

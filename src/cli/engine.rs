@@ -5,6 +5,7 @@
 use super::args::{BackendChoice, PrecisionChoice, SolverArgs};
 use anyhow::{Context, Result};
 use relu_iht::engine::Choice;
+use relu_iht::gpu::context::GpuOptions;
 use relu_iht::CpuBackend;
 
 pub use relu_iht::engine::Engine;
@@ -22,19 +23,28 @@ macro_rules! with_engine {
 pub fn open(
     choice: BackendChoice,
     precision: PrecisionChoice,
-    gpu_f16: bool,
+    gpu: GpuOptions,
     quiet: bool,
     device_memory: Option<u64>,
 ) -> Result<Engine> {
-    if gpu_f16 && (choice == BackendChoice::Cpu || precision == PrecisionChoice::F64) {
-        anyhow::bail!(
-            "invalid --gpu-f16 with {}: X is stored in f16 by the GPU engine only",
-            if choice == BackendChoice::Cpu {
-                "--backend cpu"
-            } else {
-                "--precision f64"
-            }
-        );
+    let flag = if gpu.x_f16 {
+        Some("--gpu-f16")
+    } else if gpu.subgroups {
+        Some("--gpu-subgroups")
+    } else {
+        None
+    };
+    if let Some(flag) = flag {
+        if choice == BackendChoice::Cpu || precision == PrecisionChoice::F64 {
+            anyhow::bail!(
+                "invalid {flag} with {}: it applies to the GPU engine only",
+                if choice == BackendChoice::Cpu {
+                    "--backend cpu"
+                } else {
+                    "--precision f64"
+                }
+            );
+        }
     }
     // The budget bounds the data's footprint and the tiles; below the floor it could only be
     // exceeded.
@@ -55,7 +65,6 @@ pub fn open(
         BackendChoice::Gpu => Choice::Gpu,
         BackendChoice::Cpu => Choice::Cpu,
     };
-    let gpu = relu_iht::gpu::context::GpuOptions { x_f16: gpu_f16 };
     let opened = relu_iht::engine::open_at(lib, precision.lib(), device_memory, gpu);
     let (engine, what) = if choice == BackendChoice::Gpu {
         opened.context("invalid --backend = gpu")?
@@ -65,8 +74,8 @@ pub fn open(
     if !quiet {
         eprintln!("backend: {what}");
     }
-    if gpu_f16 && !quiet && matches!(engine, Engine::Cpu(_)) {
-        eprintln!("note: --gpu-f16 has no effect on the CPU engine");
+    if let (Some(flag), false, Engine::Cpu(_)) = (flag, quiet, &engine) {
+        eprintln!("note: {flag} has no effect on the CPU engine");
     }
     Ok(engine)
 }
@@ -77,7 +86,7 @@ pub fn for_run(sa: &SolverArgs) -> Result<Engine> {
     let engine = open(
         sa.backend,
         sa.precision,
-        sa.gpu_f16,
+        sa.gpu_options(),
         sa.quiet || sa.json,
         sa.device_memory,
     )?;
@@ -145,11 +154,10 @@ pub fn print_profile() {
 pub fn for_bench(
     choice: BackendChoice,
     precision: PrecisionChoice,
-    gpu_f16: bool,
+    gpu: GpuOptions,
     quiet: bool,
     device_memory: Option<u64>,
 ) -> Result<Vec<Engine>> {
-    let gpu = relu_iht::gpu::context::GpuOptions { x_f16: gpu_f16 };
     let mut v = vec![Engine::Cpu(CpuBackend::new())];
     if precision == PrecisionChoice::F64 {
         v.push(Engine::Wide(relu_iht::cpu::WideBackend::new()));
@@ -159,7 +167,7 @@ pub fn for_bench(
         BackendChoice::Gpu => v.push(open(
             BackendChoice::Gpu,
             PrecisionChoice::F32,
-            gpu_f16,
+            gpu,
             quiet,
             device_memory,
         )?),

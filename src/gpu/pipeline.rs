@@ -85,12 +85,13 @@ pub fn entry_points(source: &str) -> Result<Vec<String>> {
 
 impl Kernels {
     /// Compiles every entry point of every registered shader; with `x_f16`, the kernels that read
-    /// X in their f16-storage variant ([`shaders::x_f16_source`]).
-    pub fn new(device: &wgpu::Device, x_f16: bool) -> Result<Self> {
+    /// X in their f16-storage variant ([`shaders::x_f16_source`]), with `subgroups` the kernels
+    /// that sum over a workgroup in their subgroup variant ([`shaders::subgroup_source`]).
+    pub fn new(device: &wgpu::Device, x_f16: bool, subgroups: bool) -> Result<Self> {
         let mut by_name = HashMap::new();
         for (name, source) in shaders::SHADERS {
-            let variant = x_f16.then(|| shaders::x_f16_source(source)).flatten();
-            let source: &str = variant.as_deref().unwrap_or(source);
+            let source = shaders::variant(source, x_f16, subgroups);
+            let source: &str = &source;
             // Parsed and validated by naga first: a broken shader is an error value, not a
             // panic of the device's error handler.
             let entries = entry_points(source)?;

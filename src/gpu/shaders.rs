@@ -70,3 +70,58 @@ pub fn f16_bits(v: &[f32]) -> Vec<u16> {
     }
     out
 }
+
+/// The subgroup variant of a kernel that sums over its workgroup (`--gpu-subgroups`): its
+/// `workgroup_sum` adds within each subgroup (`subgroupAdd`), then the subgroups' sums in subgroup
+/// order, one barrier instead of seven; every entry point reads its subgroup's place. `None` for
+/// a kernel without `workgroup_sum`. The sums are the same on a given device from run to run, but
+/// in another order than the CPU twin's tree (equal to rounding, not to the bit).
+pub fn subgroup_source(source: &str) -> Option<String> {
+    const ENTRY: &str = "@builtin(local_invocation_index) lid: u32) {";
+    let start = source.find("fn workgroup_sum(lid: u32, v: ")?;
+    let end = start + source[start..].find("\n}\n")? + 3;
+    let signature = &source[start..start + source[start..].find('{')?];
+    let scratch = if source.contains("var<workgroup> partial:") {
+        "partial"
+    } else {
+        "scratch"
+    };
+    let body = format!(
+        "{signature}{{
+    let s = subgroupAdd(v);
+    if (sg.z == 0u) {{
+        {scratch}[sg.x] = s;
+    }}
+    workgroupBarrier();
+    var total = {scratch}[0];
+    for (var k = 1u; k < sg.y; k = k + 1u) {{
+        total = total + {scratch}[k];
+    }}
+    return total;
+}}
+"
+    );
+    let mut out = String::with_capacity(source.len() + 512);
+    out.push_str(&source[..start]);
+    out.push_str(&body);
+    out.push_str(&source[end..]);
+    let entry = "@builtin(local_invocation_index) lid: u32, @builtin(subgroup_id) sg_id: u32,
+    @builtin(num_subgroups) sg_count: u32, @builtin(subgroup_invocation_id) sg_lane: u32) {
+    sg = vec3<u32>(sg_id, sg_count, sg_lane);";
+    let out = out.replace(ENTRY, entry);
+    Some(format!(
+        "{out}\n// This invocation's subgroup, the number of subgroups, its lane.\nvar<private> sg: vec3<u32>;\n"
+    ))
+}
+
+/// A kernel's source with the variants asked for applied (each where the kernel has one).
+pub fn variant(source: &str, x_f16: bool, subgroups: bool) -> String {
+    let mut out = source.to_string();
+    if x_f16 {
+        out = x_f16_source(&out).unwrap_or(out);
+    }
+    if subgroups {
+        out = subgroup_source(&out).unwrap_or(out);
+    }
+    out
+}

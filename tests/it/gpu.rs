@@ -1154,7 +1154,10 @@ fn a_lost_device_is_an_error_value_not_a_panic() {
 /// A device that stores X in f16 (`--gpu-f16`) on the adapter the GPU tests use.
 fn gpu_f16() -> Option<Arc<GpuContext>> {
     gpu()?;
-    let opts = relu_iht::gpu::context::GpuOptions { x_f16: true };
+    let opts = relu_iht::gpu::context::GpuOptions {
+        x_f16: true,
+        subgroups: false,
+    };
     let ctx = GpuContext::with_options(false, opts).expect("a second device on the same adapter");
     // Taken exactly where offered: the portable f32 path otherwise.
     assert_eq!(ctx.x_f16, ctx.adapter.shader_f16, "{}", ctx.adapter.name);
@@ -1227,5 +1230,73 @@ fn f16_storage_of_x_is_the_f32_engine_on_x_rounded_to_f16() {
             fbits(f32_forward.unwrap()),
             "n={n}: vector forward"
         );
+    }
+}
+
+/// A device whose workgroup sums use subgroup operations (`--gpu-subgroups`).
+fn gpu_subgroups() -> Option<Arc<GpuContext>> {
+    gpu()?;
+    let opts = relu_iht::gpu::context::GpuOptions {
+        x_f16: false,
+        subgroups: true,
+    };
+    let ctx = GpuContext::with_options(false, opts).expect("a second device on the same adapter");
+    assert_eq!(ctx.subgroups, ctx.adapter.subgroups, "{}", ctx.adapter.name);
+    Some(Arc::new(ctx))
+}
+
+/// Subgroup sums (the norms and the support adjoint) agree with the CPU twins to rounding, give
+/// the same bits from run to run, and leave the solve's support unchanged.
+#[test]
+fn subgroup_sums_match_the_twins_and_the_tree() {
+    let (Some(tree), Some(sg)) = (gpu(), gpu_subgroups()) else {
+        return;
+    };
+    if !sg.subgroups {
+        eprintln!(
+            "the adapter has no subgroup operations: the tree stays (tested everywhere else)"
+        );
+        return;
+    }
+    let mut rng = rng(78);
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    for &(n, d, m) in &[(1201usize, 7usize, 9usize), (70, 3, 5), (4099, 11, 4)] {
+        let data = data(&mut rng, n, d);
+        let op = Operator::new(data.clone(), m, Generators::Random { seed: 4 }).unwrap();
+        let u = sparse(&mut rng, m * d, (m * d).div_ceil(3));
+        let v = nonzero(&mut rng, n);
+        let mut be = GpuBackend::new(sg.clone(), None);
+        // The norm against the CPU's f64 sum.
+        let vb = be.upload(&v).unwrap();
+        let want = reduce::norm2(&v);
+        let got = be.norm2(&vb).unwrap();
+        assert!(
+            (got - want).abs() <= 1e-6 * want,
+            "n={n}: ‖v‖² {got} vs {want}"
+        );
+        // The adjoint against the CPU engine's.
+        be.prepare_support(&op, u.indices()).unwrap();
+        let got = be.adjoint(&op, &vb).unwrap();
+        let mut cpu = CpuBackend::new();
+        cpu.prepare_support(&op, u.indices()).unwrap();
+        let want = cpu.adjoint(&op, &v).unwrap();
+        let scale = want.iter().fold(1.0f32, |a, x| a.max(x.abs())) as f64;
+        assert_close(&format!("n={n} adjoint"), &got, &f64s(&want), 1e-5, scale);
+        let again = be.adjoint(&op, &vb).unwrap();
+        assert_eq!(got, again, "n={n}: the same bits from run to run");
+        // A whole solve: the same support as with the tree.
+        if n > 1000 {
+            let a = six_steps(&tree, &data, None);
+            let b = six_steps(&sg, &data, None);
+            assert_eq!(a.indices(), b.indices(), "n={n}: support");
+            let scale = a.values().iter().fold(1.0f32, |s, x| s.max(x.abs())) as f64;
+            assert_close(
+                &format!("n={n} weights"),
+                b.values(),
+                &f64s(a.values()),
+                1e-4,
+                scale,
+            );
+        }
     }
 }

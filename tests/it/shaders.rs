@@ -72,3 +72,44 @@ fn every_f16_storage_variant_validates_with_naga() {
         ]
     );
 }
+
+/// The subgroup variants (`--gpu-subgroups`) of the kernels that sum over a workgroup validate with
+/// naga under the subgroup capability, alone and with the f16 variant; exactly those kernels have
+/// one.
+#[test]
+fn every_subgroup_variant_validates_with_naga() {
+    use relu_iht::gpu::shaders::{subgroup_source, variant};
+    let mut with = Vec::new();
+    for (name, src) in SHADERS {
+        if subgroup_source(src).is_none() {
+            assert!(!src.contains("fn workgroup_sum("), "{name}");
+            continue;
+        }
+        with.push(*name);
+        for x_f16 in [false, true] {
+            let v = variant(src, x_f16, true);
+            let module = naga::front::wgsl::parse_str(&v).unwrap_or_else(|e| {
+                panic!(
+                    "{name} (subgroups) does not parse:\n{}",
+                    e.emit_to_string(&v)
+                )
+            });
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
+            )
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+            .validate(&module)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{name} (subgroups) does not validate:\n{}",
+                    e.emit_to_string(&v)
+                )
+            });
+            assert!(v.contains("subgroupAdd(v)") && !v.contains("stride = stride / 2u"));
+        }
+    }
+    with.sort_unstable();
+    assert_eq!(with, ["reduce", "support_adjoint"]);
+}
