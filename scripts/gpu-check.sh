@@ -3,7 +3,7 @@
 # with RELU_IHT_REQUIRE_GPU=1 (a missing adapter fails them), times `bench --backend gpu` at
 # n = 50 000, d = 100, m = 1000, s = 1000 and at n = 10⁶ (per-kernel device times from timestamps,
 # host wait per readback, and with --peak-gflops the gradient kernel's fraction of the card's
-# fp32 peak), and fits a 512 × 512 photo (streamed) on the GPU with --profile; then writes one
+# fp32 peak) and again with --gpu-f16 and with --gpu-subgroups at the first size, and fits a 512 × 512 photo (streamed) on the GPU with --profile; then writes one
 # JSON report. Exit status: 0 when every part ran and the tests passed, 1 otherwise.
 #
 # Usage: scripts/gpu-check.sh [--bin PATH] [--tests PATH] [--peak-gflops X] [--image PATH]
@@ -16,8 +16,8 @@
 #   --image        the photo of the INR part (default: assets/camera.png, 512 × 512, bundled)
 #   --out          where the report and logs go (default: gpu-check-out)
 #   --quick        smaller sizes (a smoke test of the script itself, e.g. on Lavapipe)
-# The report, DIR/report.json: {"machine", "devices", "tests", "bench", "bench_large", "inr",
-# "seconds"} with each part's own JSON (the binary's --json output) and its wall seconds; the
+# The report, DIR/report.json: {"machine", "devices", "tests", "bench", "bench_large",
+# "bench_f16", "bench_subgroups", "inr", "seconds"} with each part's own JSON (the binary's --json output) and its wall seconds; the
 # per-kernel table of the INR fit is in DIR/inr-profile.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -115,6 +115,12 @@ part bench "$bin" bench --backend gpu "${small[@]}" "${peak_arg[@]}" --json
 bench_rc=$rc; bench_secs=$secs
 part bench_large "$bin" bench --backend gpu "${large[@]}" "${peak_arg[@]}" --json
 large_rc=$rc; large_secs=$secs
+# The optional kernel variants at the first size (each falls back to the portable kernels, and
+# says so in its backend name, where the adapter lacks the feature).
+part bench_f16 "$bin" bench --backend gpu "${small[@]}" "${peak_arg[@]}" --gpu-f16 --json
+f16_rc=$rc; f16_secs=$secs
+part bench_subgroups "$bin" bench --backend gpu "${small[@]}" "${peak_arg[@]}" --gpu-subgroups --json
+sg_rc=$rc; sg_secs=$secs
 part inr "$bin" inr --image "$image" --backend gpu --profile --quiet --json "${inr_extra[@]}" \
   --out "$out/inr.png"
 inr_rc=$rc; inr_secs=$secs
@@ -132,6 +138,10 @@ total=$(since "$t_all")
     "$(lines_array "$out/bench.out")"
   printf '"bench_large":{"rc":%s,"seconds":%s,"rows":%s},\n' "$large_rc" "$large_secs" \
     "$(lines_array "$out/bench_large.out")"
+  printf '"bench_f16":{"rc":%s,"seconds":%s,"rows":%s},\n' "$f16_rc" "$f16_secs" \
+    "$(lines_array "$out/bench_f16.out")"
+  printf '"bench_subgroups":{"rc":%s,"seconds":%s,"rows":%s},\n' "$sg_rc" "$sg_secs" \
+    "$(lines_array "$out/bench_subgroups.out")"
   inr_json=$(grep '^{' "$out/inr.out" | tail -1)
   printf '"inr":{"rc":%s,"seconds":%s,"image":%s,"result":%s},\n' "$inr_rc" "$inr_secs" \
     "$(json_str "$image")" "${inr_json:-null}"
