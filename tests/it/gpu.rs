@@ -1151,17 +1151,27 @@ fn a_lost_device_is_an_error_value_not_a_panic() {
     assert!(!err.to_string().is_empty());
 }
 
-/// A device that stores X in f16 (`--gpu-f16`) on the adapter the GPU tests use.
-fn gpu_f16() -> Option<Arc<GpuContext>> {
+/// A device with these options on the adapter the GPU tests use; each option is taken exactly
+/// where the adapter offers it (the portable kernels otherwise).
+fn gpu_with(opts: relu_iht::gpu::context::GpuOptions) -> Option<Arc<GpuContext>> {
     gpu()?;
-    let opts = relu_iht::gpu::context::GpuOptions {
+    let ctx = GpuContext::with_options(false, opts).expect("a second device on the same adapter");
+    let name = &ctx.adapter.name;
+    assert_eq!(ctx.x_f16, opts.x_f16 && ctx.adapter.shader_f16, "{name}");
+    assert_eq!(
+        ctx.subgroups,
+        opts.subgroups && ctx.adapter.subgroups,
+        "{name}"
+    );
+    Some(Arc::new(ctx))
+}
+
+/// A device that stores X in f16 (`--gpu-f16`).
+fn gpu_f16() -> Option<Arc<GpuContext>> {
+    gpu_with(relu_iht::gpu::context::GpuOptions {
         x_f16: true,
         subgroups: false,
-    };
-    let ctx = GpuContext::with_options(false, opts).expect("a second device on the same adapter");
-    // Taken exactly where offered: the portable f32 path otherwise.
-    assert_eq!(ctx.x_f16, ctx.adapter.shader_f16, "{}", ctx.adapter.name);
-    Some(Arc::new(ctx))
+    })
 }
 
 /// Six steps of the sequential-convex solve (random masks, then `h = w`: the dense and sparse
@@ -1235,14 +1245,10 @@ fn f16_storage_of_x_is_the_f32_engine_on_x_rounded_to_f16() {
 
 /// A device whose workgroup sums use subgroup operations (`--gpu-subgroups`).
 fn gpu_subgroups() -> Option<Arc<GpuContext>> {
-    gpu()?;
-    let opts = relu_iht::gpu::context::GpuOptions {
+    gpu_with(relu_iht::gpu::context::GpuOptions {
         x_f16: false,
         subgroups: true,
-    };
-    let ctx = GpuContext::with_options(false, opts).expect("a second device on the same adapter");
-    assert_eq!(ctx.subgroups, ctx.adapter.subgroups, "{}", ctx.adapter.name);
-    Some(Arc::new(ctx))
+    })
 }
 
 /// Subgroup sums (the norms and the support adjoint) agree with the CPU twins to rounding, give

@@ -565,6 +565,21 @@ fn trace_has_one_line_per_step_with_the_solver_quantities() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("--trace"));
 }
 
+/// A small INR of the bundled photo on the CPU engine, fast enough to run under emulation.
+const SMALL_INR: &[&str] = &[
+    "inr",
+    "--max-side",
+    "16",
+    "--m",
+    "12",
+    "--s",
+    "120",
+    "--steps",
+    "12",
+    "--backend",
+    "cpu",
+];
+
 /// The whole binary on emulated processors (`qemu-x86_64`): `-cpu Haswell` has AVX2 and FMA but
 /// no AVX-512, so `gemm` takes its FMA kernels and the project's kernels their AVX2 path;
 /// `-cpu Nehalem` has no AVX, so `gemm` takes its scalar kernels and the project's kernels the
@@ -606,28 +621,15 @@ fn inr_fit_is_the_same_on_emulated_processors_without_avx512() {
     };
     let psnr = |cpu: Option<&str>, precision: &str| {
         let png = dir.join(format!("{}-{precision}.png", cpu.unwrap_or("host")));
-        let text = run(
-            cpu,
-            &[
-                "inr",
-                "--max-side",
-                "16",
-                "--m",
-                "12",
-                "--s",
-                "120",
-                "--steps",
-                "12",
-                "--backend",
-                "cpu",
-                "--precision",
-                precision,
-                "-q",
-                "--json",
-                "--out",
-                png.to_str().unwrap(),
-            ],
-        );
+        let tail = [
+            "--precision",
+            precision,
+            "-q",
+            "--json",
+            "--out",
+            png.to_str().unwrap(),
+        ];
+        let text = run(cpu, &[SMALL_INR, &tail[..]].concat());
         let line = text.lines().find(|l| l.starts_with('{')).unwrap();
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         v["psnr"].as_f64().unwrap()
@@ -676,20 +678,10 @@ fn inr_psnr_is_the_same_on_every_cpu_code_path() {
     let dir = tempdir("isa");
     let psnr = |simd: Option<&str>, precision: &str| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_relu-iht"));
-        cmd.args([
-            "inr",
-            "--max-side",
-            "16",
-            "--m",
-            "12",
-            "--s",
-            "120",
-            "--steps",
-            "12",
-        ])
-        .args(["--backend", "cpu", "--precision", precision])
-        .args(["-q", "--json", "--out"])
-        .arg(dir.join(format!("{}-{precision}.png", simd.unwrap_or("widest"))));
+        cmd.args(SMALL_INR)
+            .args(["--precision", precision])
+            .args(["-q", "--json", "--out"])
+            .arg(dir.join(format!("{}-{precision}.png", simd.unwrap_or("widest"))));
         if let Some(simd) = simd {
             cmd.env("RELU_IHT_SIMD", simd);
         } else {
