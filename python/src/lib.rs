@@ -284,9 +284,11 @@ fn open_engine(
 ) -> PyResult<engine::Engine> {
     let choice: Choice = backend.parse().map_err(py_err)?;
     let precision: engine::Precision = precision.parse().map_err(py_err)?;
-    Ok(engine::open_at(choice, precision, device_memory, Default::default())
-        .map_err(py_err)?
-        .0)
+    Ok(
+        engine::open_at(choice, precision, device_memory, Default::default())
+            .map_err(py_err)?
+            .0,
+    )
 }
 
 /// What a fit did, for the estimator's fitted attributes.
