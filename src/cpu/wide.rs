@@ -168,17 +168,17 @@ impl WideBackend {
 
     /// The generator `h_j` in f64 (the iterate's own f64 weights under `h = w`).
     fn generator(&self, op: &Operator, j: u32) -> Vec<f64> {
+        let h = op.generator(j);
         match op.generators() {
-            Generators::Random { .. } => op.generator(j).iter().map(|&v| v as f64).collect(),
+            Generators::Random { .. } => h.iter().map(|&v| v as f64).collect(),
             Generators::Weights(w) => {
-                let d = op.d();
-                let lo = j * d as u32;
-                let mut h = vec![0.0; d];
-                let r = w.range(lo, lo + d as u32);
-                for (&c, &v) in w.indices()[r.clone()].iter().zip(&w.values()[r]) {
-                    h[(c - lo) as usize] = self.shadow.value(w.len(), c, v);
-                }
-                h
+                let lo = j * op.d() as u32;
+                (h.iter().enumerate())
+                    .map(|(i, &v)| match v {
+                        0.0 => 0.0,
+                        _ => self.shadow.value(w.len(), lo + i as u32, v),
+                    })
+                    .collect()
             }
         }
     }
@@ -271,9 +271,7 @@ impl SupportOps for WideBackend {
         Error::check_len("r (n)", op.n(), r.len())?;
         let (data, d) = (op.data(), op.d() as u32);
         let t = &self.support;
-        let per_run: Vec<Vec<f64>> = (t.runs.iter().zip(&self.masks))
-            .collect::<Vec<_>>()
-            .par_iter()
+        let per_run: Vec<Vec<f64>> = (t.runs.par_iter().zip(&self.masks))
             .map(|(run, bits)| {
                 let rm = masked(bits, r);
                 (run.1..run.2)
