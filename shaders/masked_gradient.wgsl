@@ -64,10 +64,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
-// lines: see `gpu::shaders::x_f16_source`).
-fn xat(i: u32) -> f32 { return x[i]; }
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+// Every read of X goes through `xat` (one value) or `xat4` (four rows of a column, at a vec4
+// index; the column stride and the block's first row are multiples of 4): the f16-storage
+// variant of the pipeline swaps these lines (see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
+fn xat4(i: u32) -> vec4<f32> { return x[i]; }
 @group(0) @binding(2) var<storage, read> res: array<f32>;
 @group(0) @binding(3) var<storage, read> bits: array<u32>;
 @group(0) @binding(4) var<storage, read> xtile: array<f32>;
@@ -85,8 +87,9 @@ var<workgroup> ps: array<array<f32, 65>, 16>;
 // Entry `lanes`, for CPU adapters (Lavapipe): the very sums of `main`, without workgroup memory or
 // barriers (a CPU driver runs a workgroup's invocations as SIMD lanes and switches between them at
 // every barrier). Workgroup (x, y, z) = (coordinates 64x.., neurons 16y.., split z); invocation
-// i is one coordinate and sums it for 16 neurons over the split's rows in order with fma: one load
-// of X per row serves sixteen sums, and each neuron's mask word is read once per 32 rows.
+// i is one coordinate and sums it for 16 neurons over the split's rows in order with fma: one vec4
+// load of X serves four rows of sixteen sums (one value per row for a per-neuron residual), and
+// each neuron's mask word is read once per 32 rows.
 @compute @workgroup_size(64)
 fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let i = wg.x * 64u + lid;
@@ -110,6 +113,21 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         if (params.res_stride == 0u) {
             for (var b = 0u; b < nj; b = b + 1u) {
                 word[b] = bits[params.bits0 + (j0 + b) * params.words + r / 32u];
+            }
+        }
+        if (params.res_stride == 0u) {
+            // Four rows per vec4 load of X: r starts at a multiple of 32 (splits and mask words
+            // are), and xc is a multiple of 4 (see `xat4`). The rows are summed in order.
+            for (; r + 4u <= end; r = r + 4u) {
+                let xv = xat4((xc + r) / 4u);
+                let sh = r % 32u;
+                for (var q = 0u; q < 4u; q = q + 1u) {
+                    let rv = res[params.r_row0 + r + q];
+                    for (var b = 0u; b < 16u; b = b + 1u) {
+                        let on = ((word[b] >> (sh + q)) & 1u) == 1u;
+                        acc[b] = fma(xv[q], select(0.0, rv, on), acc[b]);
+                    }
+                }
             }
         }
         for (; r < end; r = r + 1u) {

@@ -49,10 +49,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
-// lines: see `gpu::shaders::x_f16_source`).
-fn xat(i: u32) -> f32 { return x[i]; }
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+// Every read of X goes through `xat` (one value) or `xat4` (four rows of a column, at a vec4
+// index; the column stride and the block's first row are multiples of 4): the f16-storage
+// variant of the pipeline swaps these lines (see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
+fn xat4(i: u32) -> vec4<f32> { return x[i]; }
 @group(0) @binding(2) var<storage, read> h: array<f32>;
 @group(0) @binding(3) var<storage, read_write> bits: array<u32>;
 @group(0) @binding(4) var<storage, read> start: array<u32>;
@@ -86,9 +88,9 @@ fn store_words(lane: u32, count: u32, wgx: u32, j0: u32) {
 // Entry `lanes`, for CPU adapters (Lavapipe), which run a workgroup's invocations as SIMD lanes and
 // pay for every barrier and every per-lane load: no workgroup memory, no barrier. Invocation jj
 // is one neuron; a workgroup (w, neurons 64y..) forms mask word w (32 rows) of 64 neurons, 16 rows
-// at a time held in registers: per coordinate, one load of h_jj[i] per lane and sixteen loads of
-// X that are the same address in every lane. Grid x and z together count the words
-// (w = z * 65535 + x).
+// at a time held in registers: per coordinate, one load of h_jj[i] per lane and four vec4 loads
+// of X (sixteen rows) at the same address in every lane (a short last word: one value at a time).
+// Grid x and z together count the words (w = z * 65535 + x).
 @compute @workgroup_size(64)
 fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let jj = wg.y * 64u + lid;
@@ -103,19 +105,32 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     for (var half = 0u; half * 16u < nr; half = half + 1u) {
         let rh = params.x_row0 + r0 + half * 16u;
         let nh = min(16u, nr - half * 16u);
-        var z: array<f32, 16>;
-        for (var q = 0u; q < 16u; q = q + 1u) {
-            z[q] = 0.0;
-        }
         if (nh == 16u) {
+            // Four vec4 loads of X per coordinate (rh is a multiple of 4: see `xat4`).
+            var z0 = vec4<f32>(0.0);
+            var z1 = vec4<f32>(0.0);
+            var z2 = vec4<f32>(0.0);
+            var z3 = vec4<f32>(0.0);
             for (var i = 0u; i < params.d; i = i + 1u) {
-                let hv = h[hj + i];
-                let base = i * params.x_stride + rh;
-                for (var q = 0u; q < 16u; q = q + 1u) {
-                    z[q] = fma(xat(base + q), hv, z[q]);
-                }
+                let hv = vec4<f32>(h[hj + i]);
+                let base = (i * params.x_stride + rh) / 4u;
+                z0 = fma(xat4(base), hv, z0);
+                z1 = fma(xat4(base + 1u), hv, z1);
+                z2 = fma(xat4(base + 2u), hv, z2);
+                z3 = fma(xat4(base + 3u), hv, z3);
             }
+            let zero = vec4<u32>(0u);
+            let one = vec4<u32>(1u, 2u, 4u, 8u);
+            let b = select(zero, one, z0 > vec4<f32>(0.0))
+                | select(zero, one << vec4<u32>(4u), z1 > vec4<f32>(0.0))
+                | select(zero, one << vec4<u32>(8u), z2 > vec4<f32>(0.0))
+                | select(zero, one << vec4<u32>(12u), z3 > vec4<f32>(0.0));
+            word = word | ((b.x | b.y | b.z | b.w) << (half * 16u));
         } else {
+            var z: array<f32, 16>;
+            for (var q = 0u; q < 16u; q = q + 1u) {
+                z[q] = 0.0;
+            }
             for (var i = 0u; i < params.d; i = i + 1u) {
                 let hv = h[hj + i];
                 let base = i * params.x_stride + rh;
@@ -123,10 +138,10 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
                     z[q] = fma(xat(base + q), hv, z[q]);
                 }
             }
-        }
-        for (var q = 0u; q < nh; q = q + 1u) {
-            if (z[q] > 0.0) {
-                word = word | (1u << (half * 16u + q));
+            for (var q = 0u; q < nh; q = q + 1u) {
+                if (z[q] > 0.0) {
+                    word = word | (1u << (half * 16u + q));
+                }
             }
         }
     }

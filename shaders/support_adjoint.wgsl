@@ -28,10 +28,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
-// lines: see `gpu::shaders::x_f16_source`).
-fn xat(i: u32) -> f32 { return x[i]; }
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+// Every read of X goes through `xat` (one value) or `xat4` (four rows of a column, at a vec4
+// index; the column stride and the block's first row are multiples of 4): the f16-storage
+// variant of the pipeline swaps these lines (see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
+fn xat4(i: u32) -> vec4<f32> { return x[i]; }
 @group(0) @binding(2) var<storage, read> cols: array<u32>;
 @group(0) @binding(3) var<storage, read> run_of: array<u32>;
 @group(0) @binding(4) var<storage, read> res: array<f32>;

@@ -16,7 +16,7 @@
 //   5 storage  bits       bits[k * words + row / 32]
 //   6 storage  out        output
 //   7 storage  y          targets (read when sub_y = 1)
-// Dispatch: (ceil(rows / 256), 1, 1), four rows per invocation.
+// Dispatch: (ceil(rows / 256), 1, 1), four consecutive rows per invocation.
 
 struct Params {
     rows: u32,
@@ -30,10 +30,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-// Every read of X goes through `xat` (the f16-storage variant of the pipeline swaps these two
-// lines: see `gpu::shaders::x_f16_source`).
-fn xat(i: u32) -> f32 { return x[i]; }
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+// Every read of X goes through `xat` (one value) or `xat4` (four rows of a column, at a vec4
+// index; the column stride and the block's first row are multiples of 4): the f16-storage
+// variant of the pipeline swaps these lines (see `gpu::shaders::x_f16_source`).
+fn xat(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
+fn xat4(i: u32) -> vec4<f32> { return x[i]; }
 @group(0) @binding(2) var<storage, read> cols: array<u32>;
 @group(0) @binding(3) var<storage, read> run_start: array<u32>;
 @group(0) @binding(4) var<storage, read> z: array<f32>;
@@ -41,45 +43,35 @@ fn xat(i: u32) -> f32 { return x[i]; }
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
 @group(0) @binding(7) var<storage, read> y: array<f32>;
 
-// Each invocation takes four rows, 64 apart (a workgroup covers 256 rows): the run's offsets,
-// columns and values are read once for the four.
+// Each invocation takes four consecutive rows (a workgroup covers 256 rows): one vec4 load of X
+// per support entry serves the four (the column stride and the block's first row are multiples
+// of 4, rows past the block are padding and are not written), the four rows share one mask word
+// (m_row0 is a multiple of 32), and the run's offsets, columns and values are read once for them.
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let r0 = wg.x * 256u + lid;
+    let r0 = (wg.x * 64u + lid) * 4u;
     if (r0 >= params.rows) {
         return;
     }
-    var live = vec4<bool>(true, r0 + 64u < params.rows, r0 + 128u < params.rows, r0 + 192u < params.rows);
+    let row = params.m_row0 + r0;
+    let sh = vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(row % 32u);
     var acc = vec4<f32>(0.0);
     for (var k = 0u; k < params.runs; k = k + 1u) {
-        var on = vec4<bool>(false);
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let row = params.m_row0 + r0 + 64u * j;
-            if (live[j]) {
-                let word = bits[k * params.words + row / 32u];
-                on[j] = ((word >> (row % 32u)) & 1u) == 1u;
-            }
-        }
+        let word = bits[k * params.words + row / 32u];
+        let on = ((vec4<u32>(word) >> sh) & vec4<u32>(1u)) == vec4<u32>(1u);
         if (!any(on)) {
             continue;
         }
         var s = vec4<f32>(0.0);
         for (var p = run_start[k]; p < run_start[k + 1u]; p = p + 1u) {
-            let zp = z[p];
-            let base = cols[p] * params.x_stride + params.x_row0 + r0;
-            var xv = vec4<f32>(0.0);
-            for (var j = 0u; j < 4u; j = j + 1u) {
-                if (live[j]) {
-                    xv[j] = xat(base + 64u * j);
-                }
-            }
-            s = fma(vec4<f32>(zp), xv, s);
+            let base = (cols[p] * params.x_stride + params.x_row0 + r0) / 4u;
+            s = fma(vec4<f32>(z[p]), xat4(base), s);
         }
         acc = acc + select(vec4<f32>(0.0), s, on);
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
-        if (live[j]) {
-            let r = r0 + 64u * j;
+        let r = r0 + j;
+        if (r < params.rows) {
             var yv = 0.0;
             if (params.sub_y == 1u) {
                 yv = y[params.out_row0 + r];

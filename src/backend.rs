@@ -142,6 +142,11 @@ pub trait Backend {
         Counters::default()
     }
 
+    /// Forgets what the engine keeps between steps to avoid recomputing it (the GPU engine's
+    /// masks under the run's random generators), so that the next step computes everything, as
+    /// the first step of a run does: what a benchmark calls before each timed run.
+    fn forget_kept(&mut self) {}
+
     /// Starts timing the device's kernels with timestamp queries; false where the engine has
     /// no device or the device no timestamps.
     fn start_profile(&mut self) -> bool {

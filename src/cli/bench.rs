@@ -283,6 +283,7 @@ fn measure<B: Backend + SupportOps>(
     // of the whole pass.
     let profiling = be.start_profile();
     for _ in 0..repeats {
+        be.forget_kept();
         let t0 = Instant::now();
         let phase = be.gradient_phase(&op, &x, s)?;
         grad_best = grad_best.min(t0.elapsed().as_secs_f64());
@@ -339,6 +340,7 @@ fn measure<B: Backend + SupportOps>(
         // Device kernels timed by timestamp queries where the device has them (one small extra
         // readback per submission, not counted in `readbacks`).
         let profiling = be.start_profile();
+        be.forget_kept();
         let mut solver = relu_iht::Iht::new(be, op, IhtConfig::new(s, a.steps))?;
         let mut per_step = Vec::new();
         let t0 = Instant::now();

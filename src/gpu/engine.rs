@@ -26,7 +26,7 @@ use crate::problem::model::{Blocks, Loss, VectorStep};
 use crate::problem::operator::{Generators, Operator};
 use crate::problem::sparse::SparseVec;
 use crate::problem::topk::TopS;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// Most neurons per tile of the gradient pass: all live neurons of a step in one dispatch, up to
 /// this and within an eighth of the memory budget.
@@ -193,7 +193,6 @@ impl Backend for GpuBackend {
         // With random generators, all live neurons in one tile and X whole on the device, the
         // step's masks are formed once, first, and kept: the old support's and the new support's
         // (in the support phase) are copied from them.
-        self.ws.live_masks = None;
         let words_n = n.div_ceil(32);
         let seed = match op.generators() {
             Generators::Random { seed } => Some(*seed),
@@ -204,6 +203,18 @@ impl Backend for GpuBackend {
             && chunk == live.len()
             && !self.ws.streaming()
             && self.ws.blocks(n).len() == 1;
+        // The random generators are the run's own (one seed), so a later random step on the same
+        // data and live neurons has the masks an earlier one kept: they are not formed again.
+        let kept = keep_masks
+            && self.ws.live_masks.as_ref().is_some_and(|lm| {
+                Some(lm.seed) == seed
+                    && lm.key.strong_count() > 0
+                    && Weak::ptr_eq(&lm.key, &Arc::downgrade(op.data_arc()))
+                    && lm.live == live
+            });
+        if !kept {
+            self.ws.live_masks = None;
+        }
         if keep_masks {
             self.ws.ensure("live_bits", (tile * words_n * 4) as u64)?;
         } else if !reuse_masks {
@@ -214,9 +225,10 @@ impl Backend for GpuBackend {
         }
         let ctx = self.ctx.clone();
         let mut rec = Recorder::new(&ctx);
-        if keep_masks {
+        if keep_masks && !kept {
             ctx.write(self.ws.get("chunk_h"), 0, &Self::generators(op, &live));
-            let mp = super::relu_mask::Params::new(n, d, tile, (n as u32, 0), words_n, 0);
+            let xs = super::workspace::x_stride(n) as u32;
+            let mp = super::relu_mask::Params::new(n, d, tile, (xs, 0), words_n, 0);
             let xv = self.ws.get("x");
             super::relu_mask::encode(
                 &mut rec,
@@ -470,6 +482,10 @@ impl Backend for GpuBackend {
 
     fn peak_device_bytes(&self) -> u64 {
         self.ctx.peak_device_bytes()
+    }
+
+    fn forget_kept(&mut self) {
+        self.ws.live_masks = None;
     }
 
     fn start_profile(&mut self) -> bool {

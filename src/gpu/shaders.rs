@@ -34,22 +34,29 @@ pub fn source(name: &str) -> &'static str {
         .unwrap_or_else(|| panic!("no shader named {name}"))
 }
 
-/// The declaration of X and its accessor in every kernel that reads X.
-const X_F32: &str = "@group(0) @binding(1) var<storage, read> x: array<f32>;";
-const XAT_F32: &str = "fn xat(i: u32) -> f32 { return x[i]; }";
+/// The declaration of X and its accessors in every kernel that reads X: X is bound as vec4s (its
+/// column stride and every block's first row are multiples of 4 rows, see
+/// `gpu::workspace::x_stride`), `xat` reads one value and `xat4` four rows of a column.
+const X_F32: &str = "@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;";
+const XAT_F32: &str = "fn xat(i: u32) -> f32 { return x[i >> 2u][i & 3u]; }
+fn xat4(i: u32) -> vec4<f32> { return x[i]; }";
 
-/// The f16-storage variant of a kernel that reads X (`--gpu-f16`): X bound as `array<f16>` and
-/// widened to f32 by `xat`, every product and sum still in f32. `None` for a kernel that does not
-/// read X (it is built as it is).
+/// The f16-storage variant of a kernel that reads X (`--gpu-f16`): X bound as `array<vec4<f16>>`
+/// and widened to f32 by `xat` and `xat4`, every product and sum still in f32. `None` for a
+/// kernel that does not read X (it is built as it is).
 pub fn x_f16_source(source: &str) -> Option<String> {
     if !(source.contains(X_F32) && source.contains(XAT_F32)) {
         return None;
     }
     let body = source.replace(
         X_F32,
-        "@group(0) @binding(1) var<storage, read> x: array<f16>;",
+        "@group(0) @binding(1) var<storage, read> x: array<vec4<f16>>;",
     );
-    let body = body.replace(XAT_F32, "fn xat(i: u32) -> f32 { return f32(x[i]); }");
+    let body = body.replace(
+        XAT_F32,
+        "fn xat(i: u32) -> f32 { return f32(x[i >> 2u][i & 3u]); }
+fn xat4(i: u32) -> vec4<f32> { return vec4<f32>(x[i]); }",
+    );
     Some(format!("enable f16;\n{body}"))
 }
 

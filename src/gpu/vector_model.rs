@@ -148,7 +148,7 @@ fn vector_params(n: usize, d: usize, k: usize, tile: usize) -> Params {
         d: d as u32,
         tile: tile as u32,
         k: k as u32,
-        x_stride: n as u32,
+        x_stride: super::workspace::x_stride(n) as u32,
         x_row0: 0,
         row0: 0,
         n: n as u32,

@@ -18,6 +18,25 @@ use std::sync::{Arc, Weak};
 /// Rows a single dispatch of the row kernels may cover (65 535 workgroups of 64; a multiple of 64).
 pub const MAX_DISPATCH_ROWS: usize = 65_535 * 64;
 
+/// The column stride of X on the device for `rows` rows: a multiple of 4, so that kernels read X
+/// four rows at a time (`xat4`), the padding rows zero.
+pub fn x_stride(rows: usize) -> usize {
+    rows.next_multiple_of(4)
+}
+
+/// Rows `rows` of X column-major with the device's column stride ([`x_stride`]), zero-padded.
+pub fn device_columns(data: &Data, rows: Range<usize>) -> Vec<f32> {
+    let stride = x_stride(rows.len());
+    let mut out = vec![0.0f32; stride * data.d()];
+    if stride == 0 {
+        return out;
+    }
+    for (i, col) in out.chunks_exact_mut(stride).enumerate() {
+        col[..rows.len()].copy_from_slice(&data.column(i)[rows.clone()]);
+    }
+    out
+}
+
 /// Where the rows of one block live: the buffer, its column stride and the block's first row in it.
 pub struct XView<'a> {
     pub buf: &'a DeviceBuffer,
@@ -130,7 +149,7 @@ impl Workspace {
         let (n, d) = (data.n(), data.d());
         // Bytes per element of X on the device: 2 when stored in f16.
         let elem = if self.ctx.x_f16 { 2 } else { 4 };
-        let x_bytes = (n * d * elem) as u64;
+        let x_bytes = (x_stride(n) * d * elem) as u64;
         let binding = self.ctx.limits.max_storage_buffer_binding_size;
         if (n * 4) as u64 > binding {
             return Err(Error::invalid(
@@ -142,10 +161,11 @@ impl Workspace {
         self.put("y", data.y())?;
         let whole = x_bytes <= self.budget / 2 && x_bytes <= binding;
         let block_rows = if whole {
+            let cols = device_columns(data, 0..n);
             if self.ctx.x_f16 {
-                self.put("x", &super::shaders::f16_bits(&data.packed_columns()))?;
+                self.put("x", &super::shaders::f16_bits(&cols))?;
             } else {
-                self.put("x", &data.packed_columns())?;
+                self.put("x", &cols)?;
             }
             n.min(MAX_DISPATCH_ROWS)
         } else {
@@ -187,7 +207,7 @@ impl Workspace {
         if !self.streaming() {
             let view = XView {
                 buf: self.get("x"),
-                stride: op.n() as u32,
+                stride: x_stride(op.n()) as u32,
                 row0: 0,
             };
             for (k, rows) in blocks.iter().enumerate() {
@@ -203,10 +223,7 @@ impl Workspace {
         let data = op.data();
         for (k, rows) in blocks.iter().enumerate() {
             rec.flush();
-            let mut host = Vec::with_capacity(rows.len() * op.d());
-            for i in 0..op.d() {
-                host.extend_from_slice(&data.column(i)[rows.clone()]);
-            }
+            let host = device_columns(data, rows.clone());
             if self.ctx.x_f16 {
                 self.ctx.write(block, 0, &super::shaders::f16_bits(&host));
             } else {
@@ -214,7 +231,7 @@ impl Workspace {
             }
             let view = XView {
                 buf: block,
-                stride: rows.len() as u32,
+                stride: x_stride(rows.len()) as u32,
                 row0: 0,
             };
             f(rec, &view, rows, k);

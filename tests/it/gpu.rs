@@ -21,6 +21,7 @@ use relu_iht::gpu::relu_mask::Params as ReluMaskParams;
 use relu_iht::gpu::support_adjoint::Params as SupportAdjointParams;
 use relu_iht::gpu::support_forward::Params as SupportForwardParams;
 use relu_iht::gpu::vector_model::Params as VectorModelParams;
+use relu_iht::gpu::workspace;
 use relu_iht::gpu::{armijo, topk};
 use relu_iht::gpu::{GpuBackend, GpuContext};
 use relu_iht::problem::data::Data;
@@ -92,11 +93,15 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let t = neurons.len();
             let h: Vec<f32> = neurons.iter().flat_map(|&j| op.generator(j)).collect();
             let words = n.div_ceil(32);
-            let xb = ctx.storage_init("x", op.data().xt());
+            // X as the device holds it: the column stride a multiple of 4 (vec4 loads).
+            // (A data set's own column stride may be larger: see `column_stride`.)
+            let xs = workspace::x_stride(n) as u32;
+            let xdev = workspace::device_columns(op.data(), 0..n);
+            let xb = ctx.storage_init("x", &xdev);
             let hb = ctx.storage_init("h", &h);
             let bits = ctx.storage("bits", (t * words * 4) as u64);
-            let p = ReluMaskParams::new(n, d, t, (n as u32, 0), words, 0);
-            let want = relu_mask::twin(op.data().xt(), n, 0, n, d, &h, t);
+            let p = ReluMaskParams::new(n, d, t, (xs, 0), words, 0);
+            let want = relu_mask::twin(&xdev, xs as usize, 0, n, d, &h, t);
             // The three dense entries, whichever `encode` would pick for this shape and adapter.
             for (entry, per_group) in [
                 ("relu_mask.main", 64),
@@ -122,7 +127,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let tail = t.saturating_sub(1).max(1).min(t);
             let run0 = t - tail;
             let sparse_twin =
-                relu_mask::twin_sparse(op.data().xt(), n, 0, n, &start, &cols, &vals, run0, tail);
+                relu_mask::twin_sparse(&xdev, xs as usize, 0, n, &start, &cols, &vals, run0, tail);
             assert_eq!(
                 sparse_twin,
                 want[run0 * words..],
@@ -144,7 +149,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
             };
             let sp = ReluMaskParams {
                 run0: run0 as u32,
-                ..ReluMaskParams::new(n, d, tail, (n as u32, 0), words, 0)
+                ..ReluMaskParams::new(n, d, tail, (xs, 0), words, 0)
             };
             let mut enc = Recorder::new(&ctx);
             gpu_relu_mask::encode_sparse(&mut enc, &sp, &xb, &gens, &sb);
@@ -171,7 +176,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 finish: 1,
                 mu: 0.3,
                 bits0: offset as u32,
-                ..MaskedGradientParams::new(n, d, t, words, n as u32)
+                ..MaskedGradientParams::new(n, d, t, words, xs)
             };
             let b = gpu_masked_gradient::GradientBufs {
                 x: &xb,
@@ -202,8 +207,8 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let got = entries.swap_remove(0);
             let split_rows = gpu_masked_gradient::split_rows(n, d, t);
             let block = GradientBlock {
-                x: op.data().xt(),
-                x_stride: n,
+                x: &xdev,
+                x_stride: xs as usize,
                 x_row0: 0,
                 rows: n,
                 d,
@@ -258,13 +263,19 @@ fn support_kernels_and_reduce_match_twins() {
                 up(&lay.run_of),
                 up(&lay.bits),
             );
-            let xb = ctx.storage_init("x", op.data().xt());
+            let xdev = workspace::device_columns(op.data(), 0..n);
+            let xs = workspace::x_stride(n) as u32;
+            let xb = ctx.storage_init("x", &xdev);
+            let rows = RowBlock {
+                x_stride: xs as usize,
+                ..RowBlock::all(&xdev, n)
+            };
             let zb = ctx.storage_init("z", x.values());
             let out = ctx.storage("out", (n * 4) as u64);
             let runs = lay.run_start.len() as u32 - 1;
             let p = SupportForwardParams {
                 rows: n as u32,
-                x_stride: n as u32,
+                x_stride: xs,
                 x_row0: 0,
                 words: lay.words as u32,
                 runs,
@@ -280,11 +291,10 @@ fn support_kernels_and_reduce_match_twins() {
                 (groups64(n), 1, 1),
             );
             let got = enc.read_one::<f32>(&out, 0, n).unwrap();
-            let twin: Vec<f64> =
-                support_forward::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), x.values())
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect();
+            let twin: Vec<f64> = support_forward::twin(&rows, &lay.view(), x.values())
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
             let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
             assert_close(
                 &format!("support_forward n={n} d={d} m={m}"),
@@ -300,7 +310,7 @@ fn support_kernels_and_reduce_match_twins() {
             let adj = ctx.storage("adj", (len * 4) as u64);
             let p = SupportAdjointParams {
                 rows: n as u32,
-                x_stride: n as u32,
+                x_stride: xs,
                 x_row0: 0,
                 words: lay.words as u32,
                 len: len as u32,
@@ -316,11 +326,10 @@ fn support_kernels_and_reduce_match_twins() {
                 (len as u32, 1, 1),
             );
             let got = enc.read_one::<f32>(&adj, 0, len).unwrap();
-            let twin: Vec<f64> =
-                support_adjoint::twin(&RowBlock::all(op.data().xt(), n), &lay.view(), &v, 0)
-                    .iter()
-                    .map(|&v| v as f64)
-                    .collect();
+            let twin: Vec<f64> = support_adjoint::twin(&rows, &lay.view(), &v, 0)
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
             assert_close(
                 &format!("support_adjoint n={n} d={d} m={m}"),
                 &got,
