@@ -3,7 +3,9 @@
 //! are in [`super::support_pass`].
 
 /// CPU twin of `shaders/support_adjoint.wgsl` with its arithmetic: for each support entry, 64
-/// Kahan-compensated f32 lanes over rows `lane, lane + 64, …`, then a fixed tree over the lanes.
+/// lanes over the groups of four rows `lane, lane + 64, …` (group g: rows 4g .. 4g + 3), each lane
+/// a Kahan-compensated f32 sum per row of the group, added in order; then a fixed tree over the
+/// lanes.
 pub fn twin(
     b: &crate::cpu::support_forward::RowBlock<'_>,
     s: &crate::cpu::support_forward::SupportLayout<'_>,
@@ -23,16 +25,19 @@ pub fn twin(
             let k = s.run_of[p] as usize;
             let mut lanes = [0.0f32; 64];
             for (lane, out) in lanes.iter_mut().enumerate() {
-                let (mut sum, mut comp) = (0.0f32, 0.0f32);
-                for r in (lane..rows).step_by(64) {
-                    if s.bit(k, m_row0 + r) {
-                        let term = x[col + r] * res[r_row0 + r] - comp;
-                        let t = sum + term;
-                        comp = (t - sum) - term;
-                        sum = t;
+                let (mut sum, mut comp) = ([0.0f32; 4], [0.0f32; 4]);
+                for g in (lane..rows.div_ceil(4)).step_by(64) {
+                    for c in 0..4 {
+                        let r = 4 * g + c;
+                        if r < rows && s.bit(k, m_row0 + r) {
+                            let term = x[col + r] * res[r_row0 + r] - comp[c];
+                            let t = sum[c] + term;
+                            comp[c] = (t - sum[c]) - term;
+                            sum[c] = t;
+                        }
                     }
                 }
-                *out = sum;
+                *out = ((sum[0] + sum[1]) + sum[2]) + sum[3];
             }
             tree_sum(&mut lanes)
         })

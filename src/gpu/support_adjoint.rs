@@ -1,5 +1,5 @@
-//! `support_adjoint` on the device: `A_Tᵀ r` over a block of rows, one workgroup per support
-//! entry (`shaders/support_adjoint.wgsl`; CPU twin `cpu::support_adjoint::twin`).
+//! `support_adjoint` on the device: `A_Tᵀ r` over a block of rows, one workgroup per two support
+//! entries (`shaders/support_adjoint.wgsl`; CPU twin `cpu::support_adjoint::twin`).
 
 use super::buffers::{DeviceBuffer, Recorder};
 use super::support_forward::SupportBufs;
@@ -27,8 +27,8 @@ pub fn encode(
     r: &DeviceBuffer,
     out: &DeviceBuffer,
 ) {
-    let quads = p.len.div_ceil(4);
-    let groups = (quads.min(65_535), quads.div_ceil(65_535), 1);
+    let pairs = p.len.div_ceil(2);
+    let groups = (pairs.min(65_535), pairs.div_ceil(65_535), 1);
     rec.dispatch(
         "support_adjoint.main",
         p,
