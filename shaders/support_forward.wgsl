@@ -16,7 +16,8 @@
 //   5 storage  bits       bits[k * words + row / 32]
 //   6 storage  out        output
 //   7 storage  y          targets (read when sub_y = 1)
-// Dispatch: (ceil(rows / 256), 1, 1), four consecutive rows per invocation.
+// Dispatch: main (ceil(rows / 256), 1, 1); lanes (min(w, 65535), ceil(w / 65535), 1) for
+// w = ceil(rows / 32); four consecutive rows per invocation.
 
 struct Params {
     rows: u32,
@@ -62,6 +63,44 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         if (!any(on)) {
             continue;
         }
+        var s = vec4<f32>(0.0);
+        for (var p = run_start[k]; p < run_start[k + 1u]; p = p + 1u) {
+            let base = (cols[p] * params.x_stride + params.x_row0 + r0) / 4u;
+            s = fma(vec4<f32>(z[p]), xat4(base), s);
+        }
+        acc = acc + select(vec4<f32>(0.0), s, on);
+    }
+    for (var j = 0u; j < 4u; j = j + 1u) {
+        let r = r0 + j;
+        if (r < params.rows) {
+            var yv = 0.0;
+            if (params.sub_y == 1u) {
+                yv = y[params.out_row0 + r];
+            }
+            out[params.out_row0 + r] = acc[j] - yv;
+        }
+    }
+}
+
+// Entry `lanes`, for CPU adapters: a workgroup of 8 invocations covers 32 rows, one mask word, so
+// each run's word is one load at the same address in every lane.
+@compute @workgroup_size(8)
+fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let w = wg.y * 65535u + wg.x;
+    let r0 = w * 32u + lid * 4u;
+    if (w * 32u >= params.rows) {
+        return;
+    }
+    let row = params.m_row0 + r0;
+    let wi = (params.m_row0 + w * 32u) / 32u;
+    let sh = vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(lid * 4u);
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < params.runs; k = k + 1u) {
+        let word = bits[k * params.words + wi];
+        if (word == 0u) {
+            continue;
+        }
+        let on = ((vec4<u32>(word) >> sh) & vec4<u32>(1u)) == vec4<u32>(1u);
         var s = vec4<f32>(0.0);
         for (var p = run_start[k]; p < run_start[k + 1u]; p = p + 1u) {
             let base = (cols[p] * params.x_stride + params.x_row0 + r0) / 4u;

@@ -37,9 +37,17 @@ pub fn encode(
     out: &DeviceBuffer,
     y: &DeviceBuffer,
 ) {
-    let groups = (p.rows.div_ceil(256), 1, 1);
+    let (entry, groups) = if rec.hardware() {
+        ("support_forward.main", (p.rows.div_ceil(256), 1, 1))
+    } else {
+        let words = p.rows.div_ceil(32);
+        (
+            "support_forward.lanes",
+            (words.clamp(1, 65_535), words.div_ceil(65_535).max(1), 1),
+        )
+    };
     rec.dispatch(
-        "support_forward.main",
+        entry,
         p,
         &[x, t.cols, t.run_start, z, t.bits, out, y],
         groups,

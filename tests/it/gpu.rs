@@ -283,25 +283,38 @@ fn support_kernels_and_reduce_match_twins() {
                 m_row0: 0,
                 sub_y: 0,
             };
-            let mut enc = Recorder::new(&ctx);
-            enc.dispatch(
-                "support_forward.main",
-                &p,
-                &[&xb, &cols, &starts, &zb, &bits, &out, &xb],
-                (groups64(n), 1, 1),
-            );
-            let got = enc.read_one::<f32>(&out, 0, n).unwrap();
             let twin: Vec<f64> = support_forward::twin(&rows, &lay.view(), x.values())
                 .iter()
                 .map(|&v| v as f64)
                 .collect();
             let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
-            assert_close(
-                &format!("support_forward n={n} d={d} m={m}"),
-                &got,
-                &twin,
-                1e-6,
-                scale,
+            // Both entries: 256 rows per workgroup (GPUs), one mask word per workgroup of 8 (CPU
+            // adapters); the same sums.
+            let mut entries = Vec::new();
+            for (entry, rows_per_group) in
+                [("support_forward.main", 256), ("support_forward.lanes", 32)]
+            {
+                let mut enc = Recorder::new(&ctx);
+                enc.clear(&out, 0, (n * 4) as u64);
+                enc.dispatch(
+                    entry,
+                    &p,
+                    &[&xb, &cols, &starts, &zb, &bits, &out, &xb],
+                    (n.div_ceil(rows_per_group) as u32, 1, 1),
+                );
+                let got = enc.read_one::<f32>(&out, 0, n).unwrap();
+                assert_close(
+                    &format!("{entry} n={n} d={d} m={m}"),
+                    &got,
+                    &twin,
+                    1e-6,
+                    scale,
+                );
+                entries.push(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
+            assert_eq!(
+                entries[0], entries[1],
+                "support_forward n={n}: the entries differ"
             );
 
             let v = nonzero(&mut rng, n);
