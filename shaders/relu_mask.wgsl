@@ -31,7 +31,7 @@
 //   6 storage  vals    sparse: its value
 // Dispatch: main (ceil(rows / 64), ceil(tile / 64), 1); rows (ceil(rows / 64), ceil(tile / 4), 1);
 // sparse (ceil(rows / 64), ceil(tile / 16), 1); lanes (min(words, 65535), ceil(tile / 64),
-// ceil(words / 65535)).
+// ceil(words / 65535)); sparse_lanes (ceil(words / 64), tile, 1).
 
 struct Params {
     rows: u32,
@@ -275,4 +275,48 @@ fn sparse(
     }
     workgroupBarrier();
     store_words(lid, 32u, wg.x, j0);
+}
+
+// Entry `sparse_lanes`, for CPU adapters: the sparse generators' bits without workgroup memory or
+// atomics. Invocation w is one mask word (32 rows) of neuron jj = wg.y, 16 rows at a time: per
+// nonzero of the neuron's run (read at the same address in every lane), four vec4 loads of X.
+// The rows' sums are those of `sparse` (fma in run order from 0); bits past the block are 0.
+@compute @workgroup_size(64)
+fn sparse_lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let w = wg.x * 64u + lid;
+    let jj = wg.y;
+    if (w >= params.words || jj >= params.tile) {
+        return;
+    }
+    let r0 = w * 32u;
+    let nr = min(32u, params.rows - r0);
+    let a = start[params.run0 + jj];
+    let b = start[params.run0 + jj + 1u];
+    var word = 0u;
+    for (var half = 0u; half * 16u < nr; half = half + 1u) {
+        let rh = params.x_row0 + r0 + half * 16u;
+        var z0 = vec4<f32>(0.0);
+        var z1 = vec4<f32>(0.0);
+        var z2 = vec4<f32>(0.0);
+        var z3 = vec4<f32>(0.0);
+        for (var p = a; p < b; p = p + 1u) {
+            let v = vec4<f32>(vals[p]);
+            let base = (cols[p] * params.x_stride + rh) / 4u;
+            z0 = fma(xat4(base), v, z0);
+            z1 = fma(xat4(base + 1u), v, z1);
+            z2 = fma(xat4(base + 2u), v, z2);
+            z3 = fma(xat4(base + 3u), v, z3);
+        }
+        let zero = vec4<u32>(0u);
+        let one = vec4<u32>(1u, 2u, 4u, 8u);
+        let c = select(zero, one, z0 > vec4<f32>(0.0))
+            | select(zero, one << vec4<u32>(4u), z1 > vec4<f32>(0.0))
+            | select(zero, one << vec4<u32>(8u), z2 > vec4<f32>(0.0))
+            | select(zero, one << vec4<u32>(12u), z3 > vec4<f32>(0.0));
+        word = word | ((c.x | c.y | c.z | c.w) << (half * 16u));
+    }
+    if (nr < 32u) {
+        word = word & ((1u << nr) - 1u);
+    }
+    bits[jj * params.out_stride + params.out_word0 + w] = word;
 }

@@ -91,7 +91,8 @@ pub fn lanes_grid(p: &Params) -> (u32, u32, u32) {
     )
 }
 
-/// Records the same bits for the neurons of runs `p.run0..p.run0 + p.tile` of sparse generators.
+/// Records the same bits for the neurons of runs `p.run0..p.run0 + p.tile` of sparse generators
+/// (on a CPU adapter by the entry without workgroup memory or atomics).
 pub fn encode_sparse(
     rec: &mut Recorder<'_>,
     p: &Params,
@@ -99,11 +100,16 @@ pub fn encode_sparse(
     h: &SparseGenerators<'_>,
     bits: &DeviceBuffer,
 ) {
-    let groups = (p.rows.div_ceil(64), p.tile.div_ceil(16), 1);
-    rec.dispatch(
-        "relu_mask.sparse",
-        p,
-        &[x, bits, h.start, h.cols, h.vals],
-        groups,
-    );
+    let (entry, groups) = if rec.hardware() {
+        (
+            "relu_mask.sparse",
+            (p.rows.div_ceil(64), p.tile.div_ceil(16), 1),
+        )
+    } else {
+        (
+            "relu_mask.sparse_lanes",
+            (p.words.div_ceil(64).max(1), p.tile, 1),
+        )
+    };
+    rec.dispatch(entry, p, &[x, bits, h.start, h.cols, h.vals], groups);
 }

@@ -142,22 +142,27 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 ctx.storage_init("cols", &pad4(&cols)),
                 ctx.storage_init("vals", &pad4(&vals)),
             );
-            let gens = gpu_relu_mask::SparseGenerators {
-                start: &stb,
-                cols: &cb,
-                vals: &vb,
-            };
             let sp = ReluMaskParams {
                 run0: run0 as u32,
                 ..ReluMaskParams::new(n, d, tail, (xs, 0), words, 0)
             };
-            let mut enc = Recorder::new(&ctx);
-            gpu_relu_mask::encode_sparse(&mut enc, &sp, &xb, &gens, &sb);
-            let got = enc.read_one::<u32>(&sb, 0, tail * words).unwrap();
-            assert_eq!(
-                got, sparse_twin,
-                "relu_mask sparse n={n} d={d} m={m}: masks must match exactly"
-            );
+            // Both sparse entries (GPUs: a row per invocation; CPU adapters: a word).
+            for (entry, groups) in [
+                (
+                    "relu_mask.sparse",
+                    (groups64(n), tail.div_ceil(16) as u32, 1),
+                ),
+                ("relu_mask.sparse_lanes", (groups64(words), tail as u32, 1)),
+            ] {
+                let mut enc = Recorder::new(&ctx);
+                enc.clear(&sb, 0, (tail * words * 4) as u64);
+                enc.dispatch(entry, &sp, &[&xb, &sb, &stb, &cb, &vb], groups);
+                let got = enc.read_one::<u32>(&sb, 0, tail * words).unwrap();
+                assert_eq!(
+                    got, sparse_twin,
+                    "{entry} n={n} d={d} m={m}: masks must match exactly"
+                );
+            }
 
             // The gradient, split over the rows, with the masks read at an offset (as the engine
             // reads the support's masks); pairwise sums of the splits as the twin.
