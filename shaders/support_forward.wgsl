@@ -16,8 +16,8 @@
 //   5 storage  bits       bits[k * words + row / 32]
 //   6 storage  out        output
 //   7 storage  y          targets (read when sub_y = 1)
-// Dispatch: main (ceil(rows / 256), 1, 1); lanes (min(w, 65535), ceil(w / 65535), 1) for
-// w = ceil(rows / 32); four consecutive rows per invocation.
+// Dispatch: main (ceil(rows / 256), 1, 1), four consecutive rows per invocation; lanes
+// (min(g, 65535), ceil(g / 65535), 1) for g = ceil(rows / 128).
 
 struct Params {
     rows: u32,
@@ -82,40 +82,61 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 }
 
-// Entry `lanes`, for CPU adapters: a workgroup of 8 invocations covers 32 rows, one mask word, so
-// each run's word is one load at the same address in every lane.
+// Entry `lanes`, for CPU adapters: a workgroup of 8 invocations covers 128 rows, four mask words;
+// invocation l takes rows 4l .. 4l + 3 of each word (one vec4 load of X per word and support
+// entry), so each run's words are read at addresses that are the same in every lane, once for
+// 128 rows. The same sums as `main`.
 @compute @workgroup_size(8)
 fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let w = wg.y * 65535u + wg.x;
-    let r0 = w * 32u + lid * 4u;
-    if (w * 32u >= params.rows) {
+    let wq = wg.y * 65535u + wg.x;
+    let r0 = wq * 128u;
+    if (r0 >= params.rows) {
         return;
     }
-    let row = params.m_row0 + r0;
-    let wi = (params.m_row0 + w * 32u) / 32u;
+    let ra = r0 + lid * 4u;
+    let wi = (params.m_row0 + r0) / 32u;
+    let nw = min(4u, (params.rows - r0 + 31u) / 32u);
     let sh = vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(lid * 4u);
-    var acc = vec4<f32>(0.0);
+    var acc: array<vec4<f32>, 4>;
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        acc[q] = vec4<f32>(0.0);
+    }
     for (var k = 0u; k < params.runs; k = k + 1u) {
-        let word = bits[k * params.words + wi];
-        if (word == 0u) {
+        var wv = vec4<u32>(0u);
+        for (var q = 0u; q < nw; q = q + 1u) {
+            wv[q] = bits[k * params.words + wi + q];
+        }
+        if (all(wv == vec4<u32>(0u))) {
             continue;
         }
-        let on = ((vec4<u32>(word) >> sh) & vec4<u32>(1u)) == vec4<u32>(1u);
-        var s = vec4<f32>(0.0);
+        var s0 = vec4<f32>(0.0);
+        var s1 = vec4<f32>(0.0);
+        var s2 = vec4<f32>(0.0);
+        var s3 = vec4<f32>(0.0);
         for (var p = run_start[k]; p < run_start[k + 1u]; p = p + 1u) {
-            let base = (cols[p] * params.x_stride + params.x_row0 + r0) / 4u;
-            s = fma(vec4<f32>(z[p]), xat4(base), s);
+            let zp = vec4<f32>(z[p]);
+            let base = (cols[p] * params.x_stride + params.x_row0 + ra) / 4u;
+            s0 = fma(zp, xat4(base), s0);
+            s1 = fma(zp, xat4(base + 8u), s1);
+            s2 = fma(zp, xat4(base + 16u), s2);
+            s3 = fma(zp, xat4(base + 24u), s3);
         }
-        acc = acc + select(vec4<f32>(0.0), s, on);
+        let one = vec4<u32>(1u);
+        acc[0] = acc[0] + select(vec4<f32>(0.0), s0, ((vec4<u32>(wv.x) >> sh) & one) == one);
+        acc[1] = acc[1] + select(vec4<f32>(0.0), s1, ((vec4<u32>(wv.y) >> sh) & one) == one);
+        acc[2] = acc[2] + select(vec4<f32>(0.0), s2, ((vec4<u32>(wv.z) >> sh) & one) == one);
+        acc[3] = acc[3] + select(vec4<f32>(0.0), s3, ((vec4<u32>(wv.w) >> sh) & one) == one);
     }
-    for (var j = 0u; j < 4u; j = j + 1u) {
-        let r = r0 + j;
-        if (r < params.rows) {
-            var yv = 0.0;
-            if (params.sub_y == 1u) {
-                yv = y[params.out_row0 + r];
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let r = ra + 32u * q + j;
+            if (r < params.rows) {
+                var yv = 0.0;
+                if (params.sub_y == 1u) {
+                    yv = y[params.out_row0 + r];
+                }
+                out[params.out_row0 + r] = acc[q][j] - yv;
             }
-            out[params.out_row0 + r] = acc[j] - yv;
         }
     }
 }

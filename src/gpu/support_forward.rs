@@ -40,10 +40,10 @@ pub fn encode(
     let (entry, groups) = if rec.hardware() {
         ("support_forward.main", (p.rows.div_ceil(256), 1, 1))
     } else {
-        let words = p.rows.div_ceil(32);
+        let groups = p.rows.div_ceil(128);
         (
             "support_forward.lanes",
-            (words.clamp(1, 65_535), words.div_ceil(65_535).max(1), 1),
+            (groups.clamp(1, 65_535), groups.div_ceil(65_535).max(1), 1),
         )
     };
     rec.dispatch(

@@ -293,12 +293,13 @@ fn support_kernels_and_reduce_match_twins() {
                 .map(|&v| v as f64)
                 .collect();
             let scale = x.values().iter().map(|v| v.abs() as f64).sum::<f64>() * 1.1;
-            // Both entries: 256 rows per workgroup (GPUs), one mask word per workgroup of 8 (CPU
+            // Both entries: 256 rows per workgroup (GPUs), four mask words per workgroup of 8 (CPU
             // adapters); the same sums.
             let mut entries = Vec::new();
-            for (entry, rows_per_group) in
-                [("support_forward.main", 256), ("support_forward.lanes", 32)]
-            {
+            for (entry, rows_per_group) in [
+                ("support_forward.main", 256),
+                ("support_forward.lanes", 128),
+            ] {
                 let mut enc = Recorder::new(&ctx);
                 enc.clear(&out, 0, (n * 4) as u64);
                 enc.dispatch(
