@@ -397,6 +397,11 @@ impl<'c> Recorder<'c> {
         self.ctx.adapter.is_hardware()
     }
 
+    /// Whether the kernels that read X read it in f16 (`--gpu-f16` granted).
+    pub fn x_f16(&self) -> bool {
+        self.ctx.x_f16
+    }
+
     pub fn dispatch<P: bytemuck::Pod>(
         &mut self,
         name: &str,

@@ -328,6 +328,7 @@ impl Backend for GpuBackend {
                     };
                     let b = GradientBufs {
                         x: xv.buf,
+                        x_is_data: true,
                         res: ws.get("r"),
                         bits,
                         xtile: xt,

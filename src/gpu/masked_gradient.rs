@@ -95,6 +95,10 @@ impl Params {
 /// The operands of one gradient dispatch.
 pub struct GradientBufs<'a> {
     pub x: &'a DeviceBuffer,
+    /// Whether `x` holds the data X (stored in f16 under `--gpu-f16`) rather than other f32
+    /// values bound in its place (the vector model's output-layer gradient binds the hidden
+    /// values there), which are read by the f32 kernels.
+    pub x_is_data: bool,
     pub res: &'a DeviceBuffer,
     pub bits: &'a DeviceBuffer,
     pub xtile: &'a DeviceBuffer,
@@ -139,13 +143,22 @@ pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, ent
         "masked_gradient: partial sums need {} floats",
         p.splits as usize * tile * d
     );
-    let (name, groups) = match entry {
-        Entry::Tiled => (
+    let f32_values = !b.x_is_data && rec.x_f16();
+    let (name, groups) = match (entry, f32_values) {
+        (Entry::Tiled, false) => (
             "masked_gradient.main",
             (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
         ),
-        Entry::Lanes => (
+        (Entry::Tiled, true) => (
+            "masked_gradient_f32.main",
+            (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
+        ),
+        (Entry::Lanes, false) => (
             "masked_gradient.lanes",
+            (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
+        ),
+        (Entry::Lanes, true) => (
+            "masked_gradient_f32.lanes",
             (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
         ),
     };

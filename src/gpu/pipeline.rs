@@ -89,7 +89,20 @@ impl Kernels {
     /// that sum over a workgroup in their subgroup variant ([`shaders::subgroup_source`]).
     pub fn new(device: &wgpu::Device, x_f16: bool, subgroups: bool) -> Result<Self> {
         let mut by_name = HashMap::new();
-        for (name, source) in shaders::SHADERS {
+        // With X in f16, the gradient kernels also in f32, for the f32 values the vector model
+        // binds in X's place (`masked_gradient_f32`).
+        let plain = x_f16.then(|| {
+            (
+                "masked_gradient_f32",
+                shaders::source("masked_gradient"),
+                false,
+            )
+        });
+        let all = shaders::SHADERS
+            .iter()
+            .map(|&(name, source)| (name, source, x_f16))
+            .chain(plain);
+        for (name, source, x_f16) in all {
             let source = shaders::variant(source, x_f16, subgroups);
             let source: &str = &source;
             // Parsed and validated by naga first: a broken shader is an error value, not a

@@ -245,6 +245,7 @@ pub fn step(
         };
         let gb = GradientBufs {
             x: &out,
+            x_is_data: false,
             res: &bufs.hq,
             bits: &bufs.bits,
             xtile: &bufs.w2,
@@ -269,6 +270,7 @@ pub fn step(
             };
             let gb = GradientBufs {
                 x: xv.buf,
+                x_is_data: true,
                 res: &q,
                 bits: &bufs.bits,
                 xtile: &bufs.w1,

@@ -185,6 +185,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
             };
             let b = gpu_masked_gradient::GradientBufs {
                 x: &xb,
+                x_is_data: true,
                 res: &rb,
                 bits: &sbits,
                 xtile: &xtb,
@@ -905,6 +906,7 @@ fn vector_model_kernels_match_twins() {
                     };
                     let b = gpu_masked_gradient::GradientBufs {
                         x: &xb,
+                        x_is_data: true,
                         res: &hb,
                         bits: &bb,
                         xtile: &w1b,
@@ -1268,6 +1270,16 @@ fn f16_storage_of_x_is_the_f32_engine_on_x_rounded_to_f16() {
             fbits(f32_forward.unwrap()),
             "n={n}: vector forward"
         );
+        // And its step: the input layer's gradient reads X (f16), the output layer's the hidden
+        // values bound in X's place (f32 kernels).
+        let y = nonzero(&mut rng, n * 3);
+        let step = |ctx: &Arc<GpuContext>, op: &Operator| {
+            let s = GpuBackend::new(ctx.clone(), budget)
+                .vector_step(op, &y, 3, Loss::Mse, &b, None, 0.7)
+                .unwrap();
+            (fbits(s.w1), fbits(s.w2), s.loss.to_bits())
+        };
+        assert_eq!(step(&ctx16, &op16), step(&ctx32, &op), "n={n}: vector step");
     }
 }
 
