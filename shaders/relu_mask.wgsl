@@ -85,6 +85,17 @@ fn store_words(lane: u32, count: u32, wgx: u32, j0: u32) {
     }
 }
 
+// Bit q of the result: whether row q of the 16 in z0..z3 (four rows each) is positive.
+fn positive16(z0: vec4<f32>, z1: vec4<f32>, z2: vec4<f32>, z3: vec4<f32>) -> u32 {
+    let zero = vec4<u32>(0u);
+    let one = vec4<u32>(1u, 2u, 4u, 8u);
+    let b = select(zero, one, z0 > vec4<f32>(0.0))
+        | select(zero, one << vec4<u32>(4u), z1 > vec4<f32>(0.0))
+        | select(zero, one << vec4<u32>(8u), z2 > vec4<f32>(0.0))
+        | select(zero, one << vec4<u32>(12u), z3 > vec4<f32>(0.0));
+    return b.x | b.y | b.z | b.w;
+}
+
 // Entry `lanes`, for CPU adapters (Lavapipe), which run a workgroup's invocations as SIMD lanes and
 // pay for every barrier and every per-lane load: no workgroup memory, no barrier. Invocation jj
 // is one neuron; a workgroup (w, neurons 64y..) forms mask word w (32 rows) of 64 neurons, 16 rows
@@ -119,13 +130,7 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
                 z2 = fma(xat4(base + 2u), hv, z2);
                 z3 = fma(xat4(base + 3u), hv, z3);
             }
-            let zero = vec4<u32>(0u);
-            let one = vec4<u32>(1u, 2u, 4u, 8u);
-            let b = select(zero, one, z0 > vec4<f32>(0.0))
-                | select(zero, one << vec4<u32>(4u), z1 > vec4<f32>(0.0))
-                | select(zero, one << vec4<u32>(8u), z2 > vec4<f32>(0.0))
-                | select(zero, one << vec4<u32>(12u), z3 > vec4<f32>(0.0));
-            word = word | ((b.x | b.y | b.z | b.w) << (half * 16u));
+            word = word | (positive16(z0, z1, z2, z3) << (half * 16u));
         } else {
             var z: array<f32, 16>;
             for (var q = 0u; q < 16u; q = q + 1u) {
@@ -307,13 +312,7 @@ fn sparse_lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
             z2 = fma(xat4(base + 2u), v, z2);
             z3 = fma(xat4(base + 3u), v, z3);
         }
-        let zero = vec4<u32>(0u);
-        let one = vec4<u32>(1u, 2u, 4u, 8u);
-        let c = select(zero, one, z0 > vec4<f32>(0.0))
-            | select(zero, one << vec4<u32>(4u), z1 > vec4<f32>(0.0))
-            | select(zero, one << vec4<u32>(8u), z2 > vec4<f32>(0.0))
-            | select(zero, one << vec4<u32>(12u), z3 > vec4<f32>(0.0));
-        word = word | ((c.x | c.y | c.z | c.w) << (half * 16u));
+        word = word | (positive16(z0, z1, z2, z3) << (half * 16u));
     }
     if (nr < 32u) {
         word = word & ((1u << nr) - 1u);

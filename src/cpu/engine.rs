@@ -31,7 +31,8 @@ pub struct CpuBackend {
     /// In a random-generator step, the masks of every live neuron under `masks_key`, formed once
     /// before the step's first product: the old support (the normalized step size), the gradient
     /// pass and the new support all read them instead of forming pre-activations three times.
-    /// Kept only while they cost no more memory than X.
+    /// Kept only while they cost no more memory than X, and across the run's random-generator
+    /// steps on the same data (one seed per run; `Backend::forget_kept` drops them).
     live: Option<(Vec<u32>, Masks)>,
 }
 
@@ -146,11 +147,22 @@ impl Backend for CpuBackend {
         keep: usize,
     ) -> Result<GradientPhase> {
         Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
-        self.live = None;
+        // The random generators are the run's own (one seed): masks kept by an earlier random
+        // step on the same data and live neurons are this step's.
+        let kept = self.live.take().filter(|(live, _)| {
+            self.masks_key.as_ref().is_some_and(|(data, gens)| {
+                data.strong_count() > 0
+                    && Weak::ptr_eq(data, &Arc::downgrade(op.data_arc()))
+                    && gens == op.generators()
+            }) && *live == op.live_neurons()
+        });
         if let Generators::Random { .. } = op.generators() {
             let live = op.live_neurons();
             if live.len() * op.n().div_ceil(64) * 8 <= op.data().bytes() {
-                let masks = Masks::compute(op, &live);
+                let masks = match kept {
+                    Some((_, masks)) => masks,
+                    None => Masks::compute(op, &live),
+                };
                 self.live = Some((live, masks));
                 self.neurons.clear();
                 self.masks = Masks::default();
@@ -193,6 +205,10 @@ impl Backend for CpuBackend {
 
     fn predict(&mut self, op: &Operator, x: &SparseVec) -> Result<Vec<f32>> {
         rules::predict(self, op, x)
+    }
+
+    fn forget_kept(&mut self) {
+        self.live = None;
     }
 
     fn vector_forward(&mut self, op: &Operator, b: &Blocks, k: usize) -> Result<Vec<f32>> {

@@ -292,6 +292,61 @@ fn every_engine_keeps_the_step_on_its_device() {
     });
 }
 
+/// Masks kept across the random-generator steps of a run change nothing: every step's iterate
+/// has the same bits as when the engine forgets them before each step; and on the GPU the second
+/// random step, which reads the kept masks, sends fewer dispatches than when it forms them.
+#[test]
+fn kept_random_masks_give_the_same_steps() {
+    let spec = PlantedSpec {
+        n: 1500,
+        d: 12,
+        m: 40,
+        s: 30,
+        seed: 6,
+        teacher: Teacher::Relu,
+    };
+    each_engine(|make| {
+        let mut runs = Vec::new();
+        for forget in [false, true] {
+            on!(make(), b => {
+                let name = b.name();
+                let problem = planted::generate(&spec, &mut b).unwrap();
+                let op = Operator::new(problem.data.clone(), spec.m, Generators::Random { seed: 0 })
+                    .unwrap();
+                let mut config = IhtConfig::new(spec.s, 4);
+                config.mode = Mode::SequentialConvex;
+                let mut solver = Iht::new(b, op, config).unwrap();
+                let mut steps = Vec::new();
+                for _ in 0..4 {
+                    if forget {
+                        solver.backend_mut().forget_kept();
+                    }
+                    let before = solver.backend().counters();
+                    solver.step().unwrap();
+                    let c = solver.backend().counters().since(&before);
+                    let x = solver.x();
+                    let bits: Vec<u32> = x.values().iter().map(|v| v.to_bits()).collect();
+                    steps.push((x.indices().to_vec(), bits, c.dispatches));
+                }
+                runs.push((name, steps));
+            })
+        }
+        let (name, kept) = &runs[0];
+        let forgot = &runs[1].1;
+        for (t, (a, b)) in kept.iter().zip(forgot).enumerate() {
+            assert_eq!((&a.0, &a.1), (&b.0, &b.1), "{name} step {t}");
+        }
+        if name.starts_with("gpu") {
+            assert!(
+                kept[1].2 < forgot[1].2,
+                "{name}: {} vs {}",
+                kept[1].2,
+                forgot[1].2
+            );
+        }
+    });
+}
+
 /// The f64 engine gives the same bits whatever the number of threads: its sums run in a fixed
 /// order and work is split only by output.
 #[test]
