@@ -40,6 +40,15 @@ impl CpuBackend {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Whether the masks held were computed under `op`'s data and generators.
+    fn masks_under(&self, op: &Operator) -> bool {
+        self.masks_key.as_ref().is_some_and(|(data, gens)| {
+            data.strong_count() > 0
+                && Weak::ptr_eq(data, &Arc::downgrade(op.data_arc()))
+                && gens == op.generators()
+        })
+    }
 }
 
 impl SupportOps for CpuBackend {
@@ -66,11 +75,7 @@ impl SupportOps for CpuBackend {
             }
         }
         let neurons: Vec<u32> = t.runs.iter().map(|run| run.0).collect();
-        let same = self.masks_key.as_ref().is_some_and(|(data, gens)| {
-            data.strong_count() > 0
-                && Weak::ptr_eq(data, &Arc::downgrade(op.data_arc()))
-                && gens == op.generators()
-        });
+        let same = self.masks_under(op);
         if !same {
             self.live = None;
         }
@@ -149,13 +154,8 @@ impl Backend for CpuBackend {
         Error::check_len("x (m·d)", op.cols() as usize, x.len() as usize)?;
         // The random generators are the run's own (one seed): masks kept by an earlier random
         // step on the same data and live neurons are this step's.
-        let kept = self.live.take().filter(|(live, _)| {
-            self.masks_key.as_ref().is_some_and(|(data, gens)| {
-                data.strong_count() > 0
-                    && Weak::ptr_eq(data, &Arc::downgrade(op.data_arc()))
-                    && gens == op.generators()
-            }) && *live == op.live_neurons()
-        });
+        let kept = (self.live.take())
+            .filter(|(live, _)| self.masks_under(op) && *live == op.live_neurons());
         if let Generators::Random { .. } = op.generators() {
             let live = op.live_neurons();
             if live.len() * op.n().div_ceil(64) * 8 <= op.data().bytes() {

@@ -26,7 +26,7 @@ use crate::problem::model::{Blocks, Loss, VectorStep};
 use crate::problem::operator::{Generators, Operator};
 use crate::problem::sparse::SparseVec;
 use crate::problem::topk::TopS;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 /// Most neurons per tile of the gradient pass: all live neurons of a step in one dispatch, up to
 /// this and within an eighth of the memory budget.
@@ -206,12 +206,7 @@ impl Backend for GpuBackend {
         // The random generators are the run's own (one seed), so a later random step on the same
         // data and live neurons has the masks an earlier one kept: they are not formed again.
         let kept = keep_masks
-            && self.ws.live_masks.as_ref().is_some_and(|lm| {
-                Some(lm.seed) == seed
-                    && lm.key.strong_count() > 0
-                    && Weak::ptr_eq(&lm.key, &Arc::downgrade(op.data_arc()))
-                    && lm.live == live
-            });
+            && (self.ws.live_masks.as_ref()).is_some_and(|lm| lm.under(op) && lm.live == live);
         if !kept {
             self.ws.live_masks = None;
         }

@@ -74,6 +74,15 @@ pub struct LiveMasks {
     pub live: Vec<u32>,
 }
 
+impl LiveMasks {
+    /// Whether these are masks under `op`'s generators and data.
+    pub fn under(&self, op: &Operator) -> bool {
+        matches!(op.generators(), Generators::Random { seed } if *seed == self.seed)
+            && self.key.strong_count() > 0
+            && Weak::ptr_eq(&self.key, &Arc::downgrade(op.data_arc()))
+    }
+}
+
 /// Named, grow-only device buffers and the resident data.
 pub struct Workspace {
     pub ctx: Arc<GpuContext>,
@@ -326,10 +335,7 @@ impl Workspace {
     /// position among the live neurons.
     fn live_positions(&self, op: &Operator, t: &SupportInfo) -> Option<Vec<usize>> {
         let lm = self.live_masks.as_ref()?;
-        let same = matches!(op.generators(), Generators::Random { seed } if *seed == lm.seed)
-            && lm.key.strong_count() > 0
-            && Weak::ptr_eq(&lm.key, &Arc::downgrade(op.data_arc()));
-        if !same {
+        if !lm.under(op) {
             return None;
         }
         t.neurons
