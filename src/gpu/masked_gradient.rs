@@ -143,24 +143,16 @@ pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, ent
         "masked_gradient: partial sums need {} floats",
         p.splits as usize * tile * d
     );
-    let f32_values = !b.x_is_data && rec.x_f16();
-    let (name, groups) = match (entry, f32_values) {
-        (Entry::Tiled, false) => (
-            "masked_gradient.main",
-            (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
-        ),
-        (Entry::Tiled, true) => (
-            "masked_gradient_f32.main",
-            (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
-        ),
-        (Entry::Lanes, false) => (
-            "masked_gradient.lanes",
-            (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
-        ),
-        (Entry::Lanes, true) => (
-            "masked_gradient_f32.lanes",
-            (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
-        ),
+    let groups = match entry {
+        Entry::Tiled => (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
+        Entry::Lanes => (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
+    };
+    // f32 values bound in X's place under `--gpu-f16` go to the f32 build of the kernels.
+    let name = match (entry, !b.x_is_data && rec.x_f16()) {
+        (Entry::Tiled, false) => "masked_gradient.main",
+        (Entry::Tiled, true) => "masked_gradient_f32.main",
+        (Entry::Lanes, false) => "masked_gradient.lanes",
+        (Entry::Lanes, true) => "masked_gradient_f32.lanes",
     };
     rec.dispatch(name, &p, &[b.x, b.res, b.bits, b.part], groups);
     rec.dispatch(

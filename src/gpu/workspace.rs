@@ -11,6 +11,7 @@ use super::support_forward::SupportBufs;
 use crate::error::{Error, Result};
 use crate::problem::data::Data;
 use crate::problem::operator::{Generators, Operator, Support};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Weak};
@@ -24,17 +25,21 @@ pub fn x_stride(rows: usize) -> usize {
     rows.next_multiple_of(4)
 }
 
-/// Rows `rows` of X column-major with the device's column stride ([`x_stride`]), zero-padded.
-pub fn device_columns(data: &Data, rows: Range<usize>) -> Vec<f32> {
+/// Rows `rows` of X column-major with the device's column stride ([`x_stride`]), zero-padded:
+/// the data's own columns, without a copy, when they are all rows at that stride already.
+pub fn device_columns(data: &Data, rows: Range<usize>) -> Cow<'_, [f32]> {
     let stride = x_stride(rows.len());
+    if rows == (0..data.n()) && data.ld() == stride {
+        return Cow::Borrowed(data.xt());
+    }
     let mut out = vec![0.0f32; stride * data.d()];
     if stride == 0 {
-        return out;
+        return Cow::Owned(out);
     }
     for (i, col) in out.chunks_exact_mut(stride).enumerate() {
         col[..rows.len()].copy_from_slice(&data.column(i)[rows.clone()]);
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Where the rows of one block live: the buffer, its column stride and the block's first row in it.
