@@ -397,6 +397,12 @@ impl<'c> Recorder<'c> {
         self.ctx.adapter.is_hardware()
     }
 
+    /// Whether the CPU adapters' entries may share loads across a subgroup
+    /// ([`GpuContext::lane_subgroups`]).
+    pub fn lane_subgroups(&self) -> bool {
+        self.ctx.lane_subgroups
+    }
+
     /// Whether the kernels that read X read it in f16 (`--gpu-f16` granted).
     pub fn x_f16(&self) -> bool {
         self.ctx.x_f16

@@ -76,6 +76,12 @@ pub struct GpuContext {
     pub x_f16: bool,
     /// Whether workgroup sums use subgroup operations ([`GpuOptions::subgroups`], offered).
     pub subgroups: bool,
+    /// Whether the kernels' entries for CPU adapters may share loads across a subgroup: a CPU
+    /// adapter offering subgroup operations of at least 8 lanes (Lavapipe), whatever the options
+    /// (the results are those of the entries without: [`shaders::LANE_SUBGROUP_ENTRIES`]).
+    ///
+    /// [`shaders::LANE_SUBGROUP_ENTRIES`]: super::shaders::LANE_SUBGROUP_ENTRIES
+    pub lane_subgroups: bool,
     /// The first error the device reported outside an error scope, or its loss.
     reported: Arc<std::sync::Mutex<Option<String>>>,
     /// Per-kernel GPU time from timestamp queries while profiling (`None`: off).
@@ -146,13 +152,17 @@ impl GpuContext {
             features |= wgpu::Features::SHADER_F16;
         }
         let subgroups = options.subgroups && summary.subgroups;
-        if subgroups {
+        let lane_subgroups = !summary.is_hardware()
+            && summary.subgroups
+            && adapter.get_info().subgroup_min_size >= 8;
+        if subgroups || lane_subgroups {
             features |= wgpu::Features::SUBGROUP;
         }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("relu-iht"),
             // Timestamp queries where the adapter offers them (profiling; unused otherwise), and f16
-            // in shaders and subgroup operations when asked for.
+            // in shaders and subgroup operations when asked for (and on a CPU adapter, for
+            // `lane_subgroups`).
             required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
@@ -174,7 +184,7 @@ impl GpuContext {
             }
         });
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Kernels::new(&device, x_f16, subgroups);
+        let kernels = Kernels::new(&device, x_f16, subgroups, lane_subgroups);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu {
                 what: "pipelines",
@@ -193,6 +203,7 @@ impl GpuContext {
             kernels,
             x_f16,
             subgroups,
+            lane_subgroups,
             reported,
             profile: std::sync::Mutex::new(None),
         })

@@ -86,8 +86,14 @@ pub fn entry_points(source: &str) -> Result<Vec<String>> {
 impl Kernels {
     /// Compiles every entry point of every registered shader; with `x_f16`, the kernels that read
     /// X in their f16-storage variant ([`shaders::x_f16_source`]), with `subgroups` the kernels
-    /// that sum over a workgroup in their subgroup variant ([`shaders::subgroup_source`]).
-    pub fn new(device: &wgpu::Device, x_f16: bool, subgroups: bool) -> Result<Self> {
+    /// that sum over a workgroup in their subgroup variant ([`shaders::subgroup_source`]), with
+    /// `lane_subgroups` the CPU adapters' subgroup entries too ([`shaders::lane_subgroup_source`]).
+    pub fn new(
+        device: &wgpu::Device,
+        x_f16: bool,
+        subgroups: bool,
+        lane_subgroups: bool,
+    ) -> Result<Self> {
         let mut by_name = HashMap::new();
         // With X in f16, the gradient kernels also in f32, for the f32 values the vector model
         // binds in X's place (`masked_gradient_f32`).
@@ -104,6 +110,10 @@ impl Kernels {
             .chain(plain);
         for (name, source, x_f16) in all {
             let source = shaders::variant(source, x_f16, subgroups);
+            let source = match lane_subgroups {
+                true => shaders::lane_subgroup_source(name, &source).unwrap_or(source),
+                false => source,
+            };
             let source: &str = &source;
             // Parsed and validated by naga first: a broken shader is an error value, not a
             // panic of the device's error handler.

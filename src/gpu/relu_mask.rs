@@ -62,7 +62,9 @@ pub fn tiled(d: u32, tile: u32) -> bool {
 }
 
 /// Records `bits ← 1{X_block · h > 0}` for the `p.tile` neurons whose dense generators `h` holds:
-/// the GEMM entry, or the per-row one for a small d or tile ([`tiled`]).
+/// the GEMM entry, or the per-row one for a small d or tile ([`tiled`]); on a CPU adapter the entry
+/// without workgroup memory, in its subgroup form where the device has one
+/// ([`Recorder::lane_subgroups`]).
 pub fn encode(
     rec: &mut Recorder<'_>,
     p: &Params,
@@ -71,7 +73,11 @@ pub fn encode(
     bits: &DeviceBuffer,
 ) {
     if !rec.hardware() {
-        rec.dispatch("relu_mask.lanes", p, &[x, h, bits], lanes_grid(p));
+        let entry = match rec.lane_subgroups() {
+            true => "relu_mask.lanes_sg",
+            false => "relu_mask.lanes",
+        };
+        rec.dispatch(entry, p, &[x, h, bits], lanes_grid(p));
     } else if tiled(p.d, p.tile) {
         let groups = (p.rows.div_ceil(64), p.tile.div_ceil(64), 1);
         rec.dispatch("relu_mask.main", p, &[x, h, bits], groups);
@@ -81,7 +87,7 @@ pub fn encode(
     }
 }
 
-/// The grid of the `lanes` entry (for CPU adapters): one workgroup per mask word of the block
+/// The grid of the `lanes` and `lanes_sg` entries (for CPU adapters): one workgroup per mask word of the block
 /// and 64 neurons, the words laid out over x and z.
 pub fn lanes_grid(p: &Params) -> (u32, u32, u32) {
     (

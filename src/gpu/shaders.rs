@@ -25,6 +25,26 @@ pub const SHADERS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Entry points appended to a kernel's source (after its variants) where the device is a CPU
+/// adapter with subgroup operations of at least 8 lanes ([`GpuContext::lane_subgroups`]): `(kernel
+/// name, WGSL of the entries)`. They use the kernel's own declarations, so they are validated as
+/// part of it (`lane_subgroup_source`).
+///
+/// [`GpuContext::lane_subgroups`]: super::context::GpuContext::lane_subgroups
+pub const LANE_SUBGROUP_ENTRIES: &[(&str, &str)] = &[(
+    "relu_mask",
+    include_str!("../../shaders/relu_mask_lanes_sg.wgsl"),
+)];
+
+/// `source` (a kernel's source, its variants applied) with the entries [`LANE_SUBGROUP_ENTRIES`]
+/// holds for kernel `name`; `None` for a kernel without any.
+pub fn lane_subgroup_source(name: &str, source: &str) -> Option<String> {
+    LANE_SUBGROUP_ENTRIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, entries)| format!("{source}\n{entries}"))
+}
+
 /// The source of one kernel.
 pub fn source(name: &str) -> &'static str {
     SHADERS

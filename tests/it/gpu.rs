@@ -84,6 +84,12 @@ fn sparse_runs(op: &Operator, neurons: &[u32]) -> (Vec<u32>, Vec<u32>, Vec<f32>)
 #[test]
 fn relu_mask_and_masked_gradient_match_twins() {
     let Some(ctx) = gpu() else { return };
+    if ctx.adapter.driver.contains("llvmpipe") {
+        assert!(
+            ctx.lane_subgroups,
+            "Lavapipe offers 8-lane subgroups: the subgroup entries must be built and tested"
+        );
+    }
     let mut rng = rng(30);
     // Beyond the awkward shapes: several 16-coordinate steps and two 64-neuron tiles of the GEMMs.
     for &(n, d, m) in SHAPES.iter().chain(&[(300, 37, 70)]) {
@@ -102,12 +108,17 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let bits = ctx.storage("bits", (t * words * 4) as u64);
             let p = ReluMaskParams::new(n, d, t, (xs, 0), words, 0);
             let want = relu_mask::twin(&xdev, xs as usize, 0, n, d, &h, t);
-            // The three dense entries, whichever `encode` would pick for this shape and adapter.
+            // The dense entries, whichever `encode` would pick for this shape and adapter (the
+            // subgroup form of `lanes` where the device has it: on Lavapipe it must).
+            let lanes_sg = ctx.lane_subgroups.then_some(("relu_mask.lanes_sg", 0));
             for (entry, per_group) in [
                 ("relu_mask.main", 64),
                 ("relu_mask.rows", 4),
                 ("relu_mask.lanes", 0),
-            ] {
+            ]
+            .into_iter()
+            .chain(lanes_sg)
+            {
                 let mut enc = Recorder::new(&ctx);
                 enc.clear(&bits, 0, (t * words * 4) as u64);
                 let groups = if per_group == 0 {

@@ -15,7 +15,10 @@ fn every_shader_validates_with_naga() {
                 .is_some_and(|x| x == "wgsl")
         })
         .count();
-    assert_eq!(SHADERS.len(), files);
+    assert_eq!(
+        SHADERS.len() + relu_iht::gpu::shaders::LANE_SUBGROUP_ENTRIES.len(),
+        files
+    );
     for (name, src) in SHADERS {
         let module = naga::front::wgsl::parse_str(src)
             .unwrap_or_else(|e| panic!("{name}.wgsl does not parse:\n{}", e.emit_to_string(src)));
@@ -113,4 +116,42 @@ fn every_subgroup_variant_validates_with_naga() {
     }
     with.sort_unstable();
     assert_eq!(with, ["reduce", "support_adjoint"]);
+}
+
+/// The CPU adapters' subgroup entries validate with naga under the subgroup capability as part of
+/// their kernel, with X in f32 and in f16, and each adds entry points the kernel lacks.
+#[test]
+fn every_lane_subgroup_entry_validates_with_naga() {
+    use relu_iht::gpu::shaders::{lane_subgroup_source, source, variant, LANE_SUBGROUP_ENTRIES};
+    for (name, _) in LANE_SUBGROUP_ENTRIES {
+        let base = naga::front::wgsl::parse_str(source(name)).unwrap();
+        for x_f16 in [false, true] {
+            let v = lane_subgroup_source(name, &variant(source(name), x_f16, false)).unwrap();
+            let module = naga::front::wgsl::parse_str(&v).unwrap_or_else(|e| {
+                panic!(
+                    "{name} (lane subgroups) does not parse:\n{}",
+                    e.emit_to_string(&v)
+                )
+            });
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
+            )
+            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+            .validate(&module)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{name} (lane subgroups) does not validate:\n{}",
+                    e.emit_to_string(&v)
+                )
+            });
+            assert!(
+                module.entry_points.len() > base.entry_points.len(),
+                "{name}"
+            );
+            assert_eq!(x_f16, v.contains("array<vec4<f16>>"), "{name}");
+        }
+    }
+    assert!(lane_subgroup_source("topk", "").is_none());
 }
