@@ -112,10 +112,10 @@ pub struct GradientBufs<'a> {
 /// Records the tile's gradient over one block of rows: the split products, then their pairwise
 /// sum with the accumulation and the candidate step.
 pub fn encode(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>) {
-    let entry = if rec.hardware() {
-        Entry::Tiled
-    } else {
-        Entry::Lanes
+    let entry = match (rec.hardware(), rec.lane_subgroups()) {
+        (true, _) => Entry::Tiled,
+        (false, false) => Entry::Lanes,
+        (false, true) => Entry::LanesSubgroup,
     };
     encode_with(rec, p, b, entry);
 }
@@ -128,6 +128,9 @@ pub enum Entry {
     /// `lanes`: no workgroup memory and no barrier, for CPU adapters (Lavapipe), which run a
     /// workgroup's invocations as SIMD lanes and switch between them at every barrier.
     Lanes,
+    /// `lanes_sg`: `lanes` with the rows' residuals and the mask words loaded once per subgroup
+    /// and broadcast, for CPU adapters with 8-lane subgroups ([`Recorder::lane_subgroups`]).
+    LanesSubgroup,
 }
 
 /// [`encode`] with the given entry (tests run both on any adapter).
@@ -145,7 +148,7 @@ pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, ent
     );
     let groups = match entry {
         Entry::Tiled => (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
-        Entry::Lanes => (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
+        Entry::Lanes | Entry::LanesSubgroup => (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
     };
     // f32 values bound in X's place under `--gpu-f16` go to the f32 build of the kernels.
     let name = match (entry, !b.x_is_data && rec.x_f16()) {
@@ -153,6 +156,8 @@ pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, ent
         (Entry::Tiled, true) => "masked_gradient_f32.main",
         (Entry::Lanes, false) => "masked_gradient.lanes",
         (Entry::Lanes, true) => "masked_gradient_f32.lanes",
+        (Entry::LanesSubgroup, false) => "masked_gradient.lanes_sg",
+        (Entry::LanesSubgroup, true) => "masked_gradient_f32.lanes_sg",
     };
     rec.dispatch(name, &p, &[b.x, b.res, b.bits, b.part], groups);
     rec.dispatch(

@@ -31,17 +31,25 @@ pub const SHADERS: &[(&str, &str)] = &[
 /// part of it (`lane_subgroup_source`).
 ///
 /// [`GpuContext::lane_subgroups`]: super::context::GpuContext::lane_subgroups
-pub const LANE_SUBGROUP_ENTRIES: &[(&str, &str)] = &[(
-    "relu_mask",
-    include_str!("../../shaders/relu_mask_lanes_sg.wgsl"),
-)];
+pub const LANE_SUBGROUP_ENTRIES: &[(&str, &str)] = &[
+    (
+        "relu_mask",
+        include_str!("../../shaders/relu_mask_lanes_sg.wgsl"),
+    ),
+    (
+        "masked_gradient",
+        include_str!("../../shaders/masked_gradient_lanes_sg.wgsl"),
+    ),
+];
 
 /// `source` (a kernel's source, its variants applied) with the entries [`LANE_SUBGROUP_ENTRIES`]
-/// holds for kernel `name`; `None` for a kernel without any.
+/// holds for kernel `name` (or for the kernel whose f32 build `name` is, `<kernel>_f32`); `None`
+/// for a kernel without any.
 pub fn lane_subgroup_source(name: &str, source: &str) -> Option<String> {
+    let kernel = name.strip_suffix("_f32").unwrap_or(name);
     LANE_SUBGROUP_ENTRIES
         .iter()
-        .find(|(n, _)| *n == name)
+        .find(|(n, _)| *n == kernel)
         .map(|(_, entries)| format!("{source}\n{entries}"))
 }
 

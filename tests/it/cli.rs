@@ -276,14 +276,19 @@ fn bench_prints_one_row_per_backend() {
                 k.keys().any(|name| name.starts_with("relu_mask.")),
                 "a relu_mask entry in {r}"
             );
-            // The gradient's split products: `main` on a GPU, `lanes` on a CPU adapter.
+            // The gradient's split products: `main` on a GPU, `lanes` (or `lanes_sg`) on a CPU
+            // adapter.
             assert!(
-                ["masked_gradient.main", "masked_gradient.lanes"]
-                    .iter()
-                    .any(|e| k
-                        .get(*e)
-                        .and_then(|v| v.as_f64())
-                        .is_some_and(|ms| ms > 0.0)),
+                [
+                    "masked_gradient.main",
+                    "masked_gradient.lanes",
+                    "masked_gradient.lanes_sg"
+                ]
+                .iter()
+                .any(|e| k
+                    .get(*e)
+                    .and_then(|v| v.as_f64())
+                    .is_some_and(|ms| ms > 0.0)),
                 "a masked_gradient split entry in {r}"
             );
             // The support product's entry for GPUs or for CPU adapters.

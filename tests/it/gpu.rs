@@ -204,23 +204,31 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 state: &xtb,
                 part: &part,
             };
-            // Both entries: the tiled one of GPUs and the barrier-free one of CPU adapters give
-            // the same bits.
+            // Every entry: the tiled one of GPUs and the barrier-free ones of CPU adapters (the
+            // subgroup form where the device has it) give the same bits.
             let mut entries = Vec::new();
+            let lanes_sg = ctx
+                .lane_subgroups
+                .then_some(gpu_masked_gradient::Entry::LanesSubgroup);
             for entry in [
                 gpu_masked_gradient::Entry::Tiled,
                 gpu_masked_gradient::Entry::Lanes,
-            ] {
+            ]
+            .into_iter()
+            .chain(lanes_sg)
+            {
                 let mut enc = Recorder::new(&ctx);
                 gpu_masked_gradient::encode_with(&mut enc, &gp, &b, entry);
                 entries.push(enc.read_one::<f32>(&g, 0, t * d).unwrap());
             }
             let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits_of(&entries[0]),
-                bits_of(&entries[1]),
-                "masked_gradient n={n} d={d} m={m}: the two entries differ"
-            );
+            for other in &entries[1..] {
+                assert_eq!(
+                    bits_of(&entries[0]),
+                    bits_of(other),
+                    "masked_gradient n={n} d={d} m={m}: the entries differ"
+                );
+            }
             let got = entries.swap_remove(0);
             let split_rows = gpu_masked_gradient::split_rows(n, d, t);
             let block = GradientBlock {
