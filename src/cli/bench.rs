@@ -291,19 +291,18 @@ fn measure<B: Backend + SupportOps>(
     }
     let grad_times = if profiling { be.take_profile() } else { None };
     let flops = 4.0 * n as f64 * d as f64 * m as f64;
-    // The split products (the tiled entry on a GPU, the barrier-free one on a CPU adapter) and
-    // the pairwise sum of the splits.
+    // The split products (the tiled entry on a GPU, a barrier-free one on a CPU adapter) and the
+    // pairwise sum of the splits: every entry of the kernel but the scatter of the iterate.
     let gradient_kernel_gflops = grad_times
         .as_ref()
         .map(|t| {
-            [
-                "masked_gradient.main",
-                "masked_gradient.lanes",
-                "masked_gradient.reduce",
-            ]
-            .iter()
-            .filter_map(|k| t.get(*k).map(|(ms, _)| *ms))
-            .sum::<f64>()
+            t.iter()
+                .filter(|(k, _)| {
+                    let (kernel, entry) = k.split_once('.').unwrap_or((k, ""));
+                    kernel.trim_end_matches("_f32") == "masked_gradient" && entry != "scatter"
+                })
+                .map(|(_, (ms, _))| *ms)
+                .sum::<f64>()
         })
         .filter(|ms| *ms > 0.0)
         .map(|ms| flops / 2.0 / (ms / 1e3 / repeats as f64) / 1e9);
