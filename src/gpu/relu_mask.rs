@@ -73,11 +73,10 @@ pub fn encode(
     bits: &DeviceBuffer,
 ) {
     if !rec.hardware() {
-        let entry = match rec.lane_subgroups() {
-            true => "relu_mask.lanes_sg",
-            false => "relu_mask.lanes",
-        };
-        rec.dispatch(entry, p, &[x, h, bits], lanes_grid(p));
+        match rec.lane_subgroups() {
+            true => rec.dispatch("relu_mask.lanes_sg", p, &[x, h, bits], lanes_sg_grid(p)),
+            false => rec.dispatch("relu_mask.lanes", p, &[x, h, bits], lanes_grid(p)),
+        }
     } else if tiled(p.d, p.tile) {
         let groups = (p.rows.div_ceil(64), p.tile.div_ceil(64), 1);
         rec.dispatch("relu_mask.main", p, &[x, h, bits], groups);
@@ -95,6 +94,12 @@ pub fn lanes_grid(p: &Params) -> (u32, u32, u32) {
         p.tile.div_ceil(64),
         p.words.div_ceil(65_535).max(1),
     )
+}
+
+/// The grid of the `lanes_sg` entry: as [`lanes_grid`], with 128 neurons per workgroup.
+pub fn lanes_sg_grid(p: &Params) -> (u32, u32, u32) {
+    let (x, _, z) = lanes_grid(p);
+    (x, p.tile.div_ceil(128), z)
 }
 
 /// Records the same bits for the neurons of runs `p.run0..p.run0 + p.tile` of sparse generators

@@ -110,7 +110,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
             let want = relu_mask::twin(&xdev, xs as usize, 0, n, d, &h, t);
             // The dense entries, whichever `encode` would pick for this shape and adapter (the
             // subgroup form of `lanes` where the device has it: on Lavapipe it must).
-            let lanes_sg = ctx.lane_subgroups.then_some(("relu_mask.lanes_sg", 0));
+            let lanes_sg = ctx.lane_subgroups.then_some(("relu_mask.lanes_sg", 128));
             for (entry, per_group) in [
                 ("relu_mask.main", 64),
                 ("relu_mask.rows", 4),
@@ -123,6 +123,8 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 enc.clear(&bits, 0, (t * words * 4) as u64);
                 let groups = if per_group == 0 {
                     gpu_relu_mask::lanes_grid(&p)
+                } else if per_group == 128 {
+                    gpu_relu_mask::lanes_sg_grid(&p)
                 } else {
                     (groups64(n), t.div_ceil(per_group) as u32, 1)
                 };
