@@ -84,6 +84,35 @@ fn xat4(i: u32) -> vec4<f32> { return x[i]; }
 var<workgroup> xs: array<array<f32, 65>, 16>;
 var<workgroup> ps: array<array<f32, 65>, 16>;
 
+// Rows r0..end of X's column xc, one at a time, into the sums `acc` of the tile's neurons j0..
+// (the rows a vec4 load does not cover, and every row under a per-neuron residual): the first nj
+// neurons with their own residual (res_stride > 0), else all 16 with the shared residual under the
+// bits of `word` (the rows' mask words). Shared by `lanes` and `lanes_sg`.
+fn rows_one_at_a_time(
+    acc: ptr<function, array<f32, 16>>,
+    word: array<u32, 16>,
+    xc: u32,
+    j0: u32,
+    nj: u32,
+    r0: u32,
+    end: u32,
+) {
+    for (var r = r0; r < end; r = r + 1u) {
+        let xv = xat(xc + r);
+        if (params.res_stride > 0u) {
+            for (var b = 0u; b < nj; b = b + 1u) {
+                (*acc)[b] = fma(xv, res[(j0 + b) * params.res_stride + params.r_row0 + r], (*acc)[b]);
+            }
+        } else {
+            let rv = res[params.r_row0 + r];
+            let sh = r % 32u;
+            for (var b = 0u; b < 16u; b = b + 1u) {
+                (*acc)[b] = fma(xv, select(0.0, rv, ((word[b] >> sh) & 1u) == 1u), (*acc)[b]);
+            }
+        }
+    }
+}
+
 // Entry `lanes`, for CPU adapters (Lavapipe): the very sums of `main`, without workgroup memory or
 // barriers (a CPU driver runs a workgroup's invocations as SIMD lanes and switches between them at
 // every barrier). Workgroup (x, y, z) = (coordinates 64x.., neurons 16y.., split z); invocation
@@ -100,12 +129,9 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     let ra = wg.z * params.split_rows;
     let rb = min(ra + params.split_rows, params.rows);
     let nj = min(16u, params.tile - j0);
+    // Zero, as every WGSL variable starts.
     var acc: array<f32, 16>;
     var word: array<u32, 16>;
-    for (var b = 0u; b < 16u; b = b + 1u) {
-        acc[b] = 0.0;
-        word[b] = 0u;
-    }
     let xc = i * params.x_stride + params.x_row0;
     var r = ra;
     while (r < rb) {
@@ -130,20 +156,8 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
                 }
             }
         }
-        for (; r < end; r = r + 1u) {
-            let xv = xat(xc + r);
-            if (params.res_stride > 0u) {
-                for (var b = 0u; b < nj; b = b + 1u) {
-                    acc[b] = fma(xv, res[(j0 + b) * params.res_stride + params.r_row0 + r], acc[b]);
-                }
-            } else {
-                let rv = res[params.r_row0 + r];
-                let sh = r % 32u;
-                for (var b = 0u; b < 16u; b = b + 1u) {
-                    acc[b] = fma(xv, select(0.0, rv, ((word[b] >> sh) & 1u) == 1u), acc[b]);
-                }
-            }
-        }
+        rows_one_at_a_time(&acc, word, xc, j0, nj, r, end);
+        r = end;
     }
     for (var b = 0u; b < nj; b = b + 1u) {
         part[(wg.z * params.tile + j0 + b) * params.d + i] = acc[b];

@@ -1,7 +1,8 @@
 // masked_gradient.lanes_sg: the entry `lanes` of masked_gradient.wgsl, for CPU adapters whose
 // subgroups have at least 8 lanes (Lavapipe: 8). It is appended to masked_gradient.wgsl (and to its
 // f16-storage and f32 builds) only where the device has subgroup operations
-// (`gpu::shaders::LANE_SUBGROUP_ENTRIES`), so it uses that file's Params, bindings and `xat4`.
+// (`gpu::shaders::LANE_SUBGROUP_ENTRIES`), so it uses that file's Params, bindings, `xat4` and
+// `rows_one_at_a_time`.
 //
 // Same work and the very sums of `lanes` (coordinate i of 16 neurons over the split's rows, in
 // order with fma from 0). What differs is who loads what every lane needs: a CPU driver runs a
@@ -32,12 +33,9 @@ fn lanes_sg(
     let nj = min(16u, params.tile - j0);
     let k = sl % 8u;
     let last = params.tile - 1u;
+    // Zero, as every WGSL variable starts.
     var acc: array<f32, 16>;
     var word: array<u32, 16>;
-    for (var b = 0u; b < 16u; b = b + 1u) {
-        acc[b] = 0.0;
-        word[b] = 0u;
-    }
     let xc = ic * params.x_stride + params.x_row0;
     var r = ra;
     while (r < rb) {
@@ -82,20 +80,8 @@ fn lanes_sg(
                 }
             }
         }
-        for (; r < end; r = r + 1u) {
-            let xv = xat(xc + r);
-            if (params.res_stride > 0u) {
-                for (var b = 0u; b < nj; b = b + 1u) {
-                    acc[b] = fma(xv, res[(j0 + b) * params.res_stride + params.r_row0 + r], acc[b]);
-                }
-            } else {
-                let rv = res[params.r_row0 + r];
-                let sh = r % 32u;
-                for (var b = 0u; b < 16u; b = b + 1u) {
-                    acc[b] = fma(xv, select(0.0, rv, ((word[b] >> sh) & 1u) == 1u), acc[b]);
-                }
-            }
-        }
+        rows_one_at_a_time(&acc, word, xc, j0, nj, r, end);
+        r = end;
     }
     if (i < params.d) {
         for (var b = 0u; b < nj; b = b + 1u) {

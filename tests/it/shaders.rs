@@ -92,25 +92,7 @@ fn every_subgroup_variant_validates_with_naga() {
         with.push(*name);
         for x_f16 in [false, true] {
             let v = variant(src, x_f16, true);
-            let module = naga::front::wgsl::parse_str(&v).unwrap_or_else(|e| {
-                panic!(
-                    "{name} (subgroups) does not parse:\n{}",
-                    e.emit_to_string(&v)
-                )
-            });
-            naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
-            )
-            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
-            .validate(&module)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{name} (subgroups) does not validate:\n{}",
-                    e.emit_to_string(&v)
-                )
-            });
+            validate_with_subgroups(&format!("{name} (subgroups)"), &v);
             assert!(v.contains("subgroupAdd(v)") && !v.contains("stride = stride / 2u"));
         }
     }
@@ -127,25 +109,7 @@ fn every_lane_subgroup_entry_validates_with_naga() {
         let base = naga::front::wgsl::parse_str(source(name)).unwrap();
         for x_f16 in [false, true] {
             let v = lane_subgroup_source(name, &variant(source(name), x_f16, false)).unwrap();
-            let module = naga::front::wgsl::parse_str(&v).unwrap_or_else(|e| {
-                panic!(
-                    "{name} (lane subgroups) does not parse:\n{}",
-                    e.emit_to_string(&v)
-                )
-            });
-            naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
-            )
-            .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-            .subgroup_operations(naga::valid::SubgroupOperationSet::all())
-            .validate(&module)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "{name} (lane subgroups) does not validate:\n{}",
-                    e.emit_to_string(&v)
-                )
-            });
+            let module = validate_with_subgroups(&format!("{name} (lane subgroups)"), &v);
             assert!(
                 module.entry_points.len() > base.entry_points.len(),
                 "{name}"
@@ -154,4 +118,22 @@ fn every_lane_subgroup_entry_validates_with_naga() {
         }
     }
     assert!(lane_subgroup_source("topk", "").is_none());
+    // The f32 build of the gradient kernel (`--gpu-f16`) has the entries of the kernel.
+    assert!(lane_subgroup_source("masked_gradient_f32", "").is_some());
+}
+
+/// Parses `source` and validates it with naga under the subgroup and f16 capabilities (every
+/// subgroup operation, compute stage); `what` names it in a failure.
+fn validate_with_subgroups(what: &str, source: &str) -> naga::Module {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{what} does not parse:\n{}", e.emit_to_string(source)));
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::SUBGROUP | naga::valid::Capabilities::SHADER_FLOAT16,
+    )
+    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{what} does not validate:\n{}", e.emit_to_string(source)));
+    module
 }
