@@ -17,12 +17,13 @@
 //   xout[(pos[p] − pos0) * d + idx[p] % d] = val[p] for every entry p (p < nnz) whose neuron's
 //   live position pos[p] is in [pos0, pos0 + tile); the rest of the tile was cleared before.
 //
-// `main` is tiled in workgroup memory and registers: a 16 × 16 workgroup owns 64 coordinates × 64
-// neurons of one split, each invocation a 4 × 4 block of them strided by 16 (so neighbouring
-// invocations read neighbouring words of workgroup memory); rows are walked 16 at a time, staging
-// X[rows, coords] and the masked residual P[rows, neurons] with neighbouring invocations loading
-// neighbouring rows (coalesced: X and res are row-contiguous), into rows of 65 floats (the pad
-// keeps the column-wise stores off a single bank). The CPU twin `cpu::masked_gradient::twin`
+// `main` is tiled in workgroup memory and registers: a 16 × 16 workgroup owns 64 coordinates × 128
+// neurons of one split, each invocation a 4 × 8 block of them strided by 16 (so neighbouring
+// invocations read neighbouring words of workgroup memory; 12 loads of workgroup memory serve 32
+// FMAs); rows are walked 16 at a time, staging X[rows, coords] as one vec4 of four rows per
+// invocation and the masked residual P[rows, neurons] as eight rows of one neuron (one mask word
+// read), coalesced (X and res are row-contiguous), into rows of 65 and 129 floats (the pad keeps
+// the column-wise stores off a single bank). The CPU twin `cpu::masked_gradient::twin`
 // follows the same order: serial within a split, pairwise across splits (so the f32 error grows
 // with split_rows + log₂ splits, not with n).
 // Bindings:
@@ -82,7 +83,7 @@ fn xat4(i: u32) -> vec4<f32> { return x[i]; }
 @group(0) @binding(11) var<storage, read_write> part: array<f32>;
 
 var<workgroup> xs: array<array<f32, 65>, 16>;
-var<workgroup> ps: array<array<f32, 65>, 16>;
+var<workgroup> ps: array<array<f32, 129>, 16>;
 
 // Rows r0..end of X's column xc, one at a time, into the sums `acc` of the tile's neurons j0..
 // (the rows a vec4 load does not cover, and every row under a per-neuron residual): the first nj
@@ -167,54 +168,66 @@ fn lanes(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i0 = wg.x * 64u;
-    let j0 = wg.y * 64u;
+    let j0 = wg.y * 128u;
     let ra = wg.z * params.split_rows;
     let rb = min(ra + params.split_rows, params.rows);
     let flat = lid.y * 16u + lid.x;
-    var acc: array<array<f32, 4>, 4>;
-    for (var a = 0u; a < 4u; a = a + 1u) {
-        for (var b = 0u; b < 4u; b = b + 1u) {
-            acc[a][b] = 0.0;
-        }
-    }
+    // Zero, as every WGSL variable starts.
+    var acc: array<array<f32, 8>, 4>;
+    // What this invocation stages: X's column i0 + flat / 4, rows 4 (flat % 4).. (one vec4), and
+    // the masked residual of neuron j0 + flat / 2, rows 8 (flat % 2)...
+    let xcol = flat / 4u;
+    let xrow = 4u * (flat % 4u);
+    let pj = flat / 2u;
+    let prow = 8u * (flat % 2u);
+    let xin = i0 + xcol < params.d;
+    let pin = j0 + pj < params.tile;
     for (var r0 = ra; r0 < rb; r0 = r0 + 16u) {
-        // 256 invocations stage 16 rows × 64 columns of each operand, 4 values each; sixteen
-        // neighbouring invocations read sixteen neighbouring rows of one column.
+        // X: 16 rows × 64 coordinates, a vec4 of four rows per invocation (r0 and X's column
+        // stride are multiples of 4: see `xat4`); four neighbouring invocations read one column's
+        // 16 rows, 64 contiguous bytes. Rows past the split's end and coordinates past d are 0.
+        var xv = vec4<f32>(0.0);
+        if (xin && r0 + xrow < rb) {
+            xv = xat4(((i0 + xcol) * params.x_stride + params.x_row0 + r0 + xrow) / 4u);
+        }
         for (var q = 0u; q < 4u; q = q + 1u) {
-            let e = q * 256u + flat;
-            let row = e % 16u;
-            let col = e / 16u;
-            let r = r0 + row;
-            var xv = 0.0;
-            if (r < rb && i0 + col < params.d) {
-                xv = xat((i0 + col) * params.x_stride + params.x_row0 + r);
+            var v = xv[q];
+            if (r0 + xrow + q >= rb) {
+                v = 0.0;
             }
-            xs[row][col] = xv;
+            xs[xrow + q][xcol] = v;
+        }
+        // P: 16 rows × 128 neurons, eight rows of one neuron per invocation (16 rows lie in one
+        // mask word: r0 − ra is a multiple of 16 and ra of 32).
+        var word = 0u;
+        if (pin && params.res_stride == 0u) {
+            word = bits[params.bits0 + (j0 + pj) * params.words + r0 / 32u];
+        }
+        for (var q = 0u; q < 8u; q = q + 1u) {
+            let r = r0 + prow + q;
             var pv = 0.0;
-            let jj = j0 + col;
-            if (r < rb && jj < params.tile) {
+            if (pin && r < rb) {
                 if (params.res_stride > 0u) {
-                    pv = res[jj * params.res_stride + params.r_row0 + r];
-                } else {
-                    let word = bits[params.bits0 + jj * params.words + r / 32u];
-                    if (((word >> (r % 32u)) & 1u) == 1u) {
-                        pv = res[params.r_row0 + r];
-                    }
+                    pv = res[(j0 + pj) * params.res_stride + params.r_row0 + r];
+                } else if (((word >> (r % 32u)) & 1u) == 1u) {
+                    pv = res[params.r_row0 + r];
                 }
             }
-            ps[row][col] = pv;
+            ps[prow + q][pj] = pv;
         }
         workgroupBarrier();
         // Rows past the split's end were staged as zeros: fma(0, 0, acc) leaves acc unchanged.
         for (var k = 0u; k < 16u; k = k + 1u) {
             var xa: array<f32, 4>;
-            var pb: array<f32, 4>;
+            var pb: array<f32, 8>;
             for (var a = 0u; a < 4u; a = a + 1u) {
                 xa[a] = xs[k][lid.x + 16u * a];
-                pb[a] = ps[k][lid.y + 16u * a];
+            }
+            for (var b = 0u; b < 8u; b = b + 1u) {
+                pb[b] = ps[k][lid.y + 16u * b];
             }
             for (var a = 0u; a < 4u; a = a + 1u) {
-                for (var b = 0u; b < 4u; b = b + 1u) {
+                for (var b = 0u; b < 8u; b = b + 1u) {
                     acc[a][b] = fma(xa[a], pb[b], acc[a][b]);
                 }
             }
@@ -223,7 +236,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     let base = wg.z * params.tile;
     for (var a = 0u; a < 4u; a = a + 1u) {
-        for (var b = 0u; b < 4u; b = b + 1u) {
+        for (var b = 0u; b < 8u; b = b + 1u) {
             let i = i0 + lid.x + 16u * a;
             let jj = j0 + lid.y + 16u * b;
             if (i < params.d && jj < params.tile) {

@@ -12,11 +12,15 @@ pub const TARGET_GROUPS: usize = 1024;
 /// Fewest rows one split sums: below this the staging and the partial sums outweigh the products.
 pub const MIN_SPLIT_ROWS: usize = 256;
 
+/// Neurons of one workgroup of the tiled entry `main` (its coordinates: 64).
+pub const TILE_NEURONS: usize = 128;
+
 /// Rows each split of a gradient dispatch sums (a multiple of 32) for a block of `rows` rows, `d`
-/// coordinates and `tile` neurons: enough splits for [`TARGET_GROUPS`] workgroups, none shorter
-/// than [`MIN_SPLIT_ROWS`]. The CPU twin takes the same value.
+/// coordinates and `tile` neurons: enough splits for [`TARGET_GROUPS`] workgroups of `main`
+/// (64 coordinates × [`TILE_NEURONS`] neurons each), none shorter than [`MIN_SPLIT_ROWS`]. The
+/// CPU twin takes the same value.
 pub fn split_rows(rows: usize, d: usize, tile: usize) -> usize {
-    let tiles = d.div_ceil(64).max(1) * tile.div_ceil(64).max(1);
+    let tiles = d.div_ceil(64).max(1) * tile.div_ceil(TILE_NEURONS).max(1);
     let want = TARGET_GROUPS.div_ceil(tiles).max(1);
     rows.div_ceil(want).max(MIN_SPLIT_ROWS).div_ceil(32) * 32
 }
@@ -27,12 +31,13 @@ pub fn splits(rows: usize, d: usize, tile: usize) -> usize {
 }
 
 /// Floats of the partial-sum buffer that gradient dispatches over at most `rows` rows and at most
-/// `tile` neurons need: about `max(tile·d, TARGET_GROUPS · 64 · 64)` at most, whatever `rows`.
+/// `tile` neurons need: about `max(tile·d, TARGET_GROUPS · 64 · TILE_NEURONS)` at most, whatever
+/// `rows`.
 pub fn partial_len(rows: usize, d: usize, tile: usize) -> usize {
-    // splits · t grows with t within each 64-neuron step of the grid and drops at the next.
-    (1..=tile.div_ceil(64))
+    // splits · t grows with t within each step of TILE_NEURONS neurons and drops at the next.
+    (1..=tile.div_ceil(TILE_NEURONS))
         .map(|b| {
-            let t = (64 * b).min(tile);
+            let t = (TILE_NEURONS * b).min(tile);
             splits(rows, d, t) * t * d
         })
         .max()
@@ -147,7 +152,11 @@ pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, ent
         p.splits as usize * tile * d
     );
     let groups = match entry {
-        Entry::Tiled => (p.d.div_ceil(64), p.tile.div_ceil(64), p.splits),
+        Entry::Tiled => (
+            p.d.div_ceil(64),
+            p.tile.div_ceil(TILE_NEURONS as u32),
+            p.splits,
+        ),
         Entry::Lanes | Entry::LanesSubgroup => (p.d.div_ceil(64), p.tile.div_ceil(16), p.splits),
     };
     // f32 values bound in X's place under `--gpu-f16` go to the f32 build of the kernels.

@@ -91,8 +91,9 @@ fn relu_mask_and_masked_gradient_match_twins() {
         );
     }
     let mut rng = rng(30);
-    // Beyond the awkward shapes: several 16-coordinate steps and two 64-neuron tiles of the GEMMs.
-    for &(n, d, m) in SHAPES.iter().chain(&[(300, 37, 70)]) {
+    // Beyond the awkward shapes: several 16-coordinate steps and two 64-neuron tiles of the GEMMs,
+    // and two workgroups of coordinates and of neurons for the gradient's (64 × 128).
+    for &(n, d, m) in SHAPES.iter().chain(&[(300, 37, 70), (200, 70, 150)]) {
         let data = data(&mut rng, n, d);
         for op in operators(&mut rng, data, m) {
             let neurons = op.live_neurons();
@@ -257,6 +258,51 @@ fn relu_mask_and_masked_gradient_match_twins() {
                     n.div_ceil(split_rows)
                 ),
                 &got,
+                &twin,
+                1e-6,
+                1.21 * n as f64,
+            );
+
+            // A residual per neuron (the vector model's output chain rule, masks not read):
+            // every entry, the same bits, and the twin's sums.
+            let per = nonzero(&mut rng, n * t);
+            let pb = ctx.storage_init("r", &per);
+            let gp = MaskedGradientParams {
+                res_stride: n as u32,
+                ..gp
+            };
+            let b = gpu_masked_gradient::GradientBufs { res: &pb, ..b };
+            let mut entries = Vec::new();
+            for entry in [
+                gpu_masked_gradient::Entry::Tiled,
+                gpu_masked_gradient::Entry::Lanes,
+            ]
+            .into_iter()
+            .chain(lanes_sg)
+            {
+                let mut enc = Recorder::new(&ctx);
+                gpu_masked_gradient::encode_with(&mut enc, &gp, &b, entry);
+                entries.push(enc.read_one::<f32>(&g, 0, t * d).unwrap());
+            }
+            for other in &entries[1..] {
+                assert_eq!(
+                    bits_of(&entries[0]),
+                    bits_of(other),
+                    "masked_gradient per-neuron residual n={n} d={d} m={m}: the entries differ"
+                );
+            }
+            let block = GradientBlock {
+                res: &per,
+                res_stride: n,
+                ..block
+            };
+            let twin: Vec<f64> = masked_gradient::twin(&block, None, &xtile, Some(0.3))
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            assert_close(
+                &format!("masked_gradient per-neuron residual n={n} d={d} m={m}"),
+                &entries[0],
                 &twin,
                 1e-6,
                 1.21 * n as f64,
