@@ -5,22 +5,23 @@
 
 use super::buffers::{rows_grid, DeviceBuffer, Recorder};
 
-/// Workgroups a gradient dispatch aims for: several per compute unit of the largest GPUs (an H100
-/// has 132 units), where the rows allow it.
+/// Blocks of 64 coordinates × 64 neurons a gradient dispatch aims for, where the rows allow it:
+/// 1024, several per compute unit of the largest GPUs (an H100 has 132 units). The GPUs' entry
+/// `main` takes two such blocks per workgroup ([`TILE_NEURONS`]), so it gets 512 workgroups, and the
+/// partial sums stay within `TARGET_GROUPS · 64 · 64` floats (16 MiB).
 pub const TARGET_GROUPS: usize = 1024;
-
-/// Fewest rows one split sums: below this the staging and the partial sums outweigh the products.
-pub const MIN_SPLIT_ROWS: usize = 256;
 
 /// Neurons of one workgroup of the tiled entry `main` (its coordinates: 64).
 pub const TILE_NEURONS: usize = 128;
 
+/// Fewest rows one split sums: below this the staging and the partial sums outweigh the products.
+pub const MIN_SPLIT_ROWS: usize = 256;
+
 /// Rows each split of a gradient dispatch sums (a multiple of 32) for a block of `rows` rows, `d`
-/// coordinates and `tile` neurons: enough splits for [`TARGET_GROUPS`] workgroups of `main`
-/// (64 coordinates × [`TILE_NEURONS`] neurons each), none shorter than [`MIN_SPLIT_ROWS`]. The
-/// CPU twin takes the same value.
+/// coordinates and `tile` neurons: enough splits for [`TARGET_GROUPS`] blocks, none shorter than
+/// [`MIN_SPLIT_ROWS`]. The CPU twin takes the same value.
 pub fn split_rows(rows: usize, d: usize, tile: usize) -> usize {
-    let tiles = d.div_ceil(64).max(1) * tile.div_ceil(TILE_NEURONS).max(1);
+    let tiles = d.div_ceil(64).max(1) * tile.div_ceil(64).max(1);
     let want = TARGET_GROUPS.div_ceil(tiles).max(1);
     rows.div_ceil(want).max(MIN_SPLIT_ROWS).div_ceil(32) * 32
 }
@@ -31,13 +32,12 @@ pub fn splits(rows: usize, d: usize, tile: usize) -> usize {
 }
 
 /// Floats of the partial-sum buffer that gradient dispatches over at most `rows` rows and at most
-/// `tile` neurons need: about `max(tile·d, TARGET_GROUPS · 64 · TILE_NEURONS)` at most, whatever
-/// `rows`.
+/// `tile` neurons need: about `max(tile·d, TARGET_GROUPS · 64 · 64)` at most, whatever `rows`.
 pub fn partial_len(rows: usize, d: usize, tile: usize) -> usize {
-    // splits · t grows with t within each step of TILE_NEURONS neurons and drops at the next.
-    (1..=tile.div_ceil(TILE_NEURONS))
+    // splits · t grows with t within each 64-neuron step of the grid and drops at the next.
+    (1..=tile.div_ceil(64))
         .map(|b| {
-            let t = (TILE_NEURONS * b).min(tile);
+            let t = (64 * b).min(tile);
             splits(rows, d, t) * t * d
         })
         .max()
