@@ -208,31 +208,36 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 part: &part,
             };
             // Every entry: the tiled one of GPUs and the barrier-free ones of CPU adapters (the
-            // subgroup form where the device has it) give the same bits.
-            let mut entries = Vec::new();
+            // subgroup form where the device has it) give the same bits; the tiled one's output.
             let lanes_sg = ctx
                 .lane_subgroups
                 .then_some(gpu_masked_gradient::Entry::LanesSubgroup);
-            for entry in [
-                gpu_masked_gradient::Entry::Tiled,
-                gpu_masked_gradient::Entry::Lanes,
-            ]
-            .into_iter()
-            .chain(lanes_sg)
-            {
-                let mut enc = Recorder::new(&ctx);
-                gpu_masked_gradient::encode_with(&mut enc, &gp, &b, entry);
-                entries.push(enc.read_one::<f32>(&g, 0, t * d).unwrap());
-            }
-            let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            for other in &entries[1..] {
-                assert_eq!(
-                    bits_of(&entries[0]),
-                    bits_of(other),
-                    "masked_gradient n={n} d={d} m={m}: the entries differ"
-                );
-            }
-            let got = entries.swap_remove(0);
+            let every_entry = |gp: &MaskedGradientParams,
+                               b: &gpu_masked_gradient::GradientBufs<'_>,
+                               what: &str| {
+                let entries: Vec<Vec<f32>> = [
+                    gpu_masked_gradient::Entry::Tiled,
+                    gpu_masked_gradient::Entry::Lanes,
+                ]
+                .into_iter()
+                .chain(lanes_sg)
+                .map(|entry| {
+                    let mut enc = Recorder::new(&ctx);
+                    gpu_masked_gradient::encode_with(&mut enc, gp, b, entry);
+                    enc.read_one::<f32>(b.g, 0, t * d).unwrap()
+                })
+                .collect();
+                let bits_of = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                for other in &entries[1..] {
+                    assert_eq!(
+                        bits_of(&entries[0]),
+                        bits_of(other),
+                        "masked_gradient {what} n={n} d={d} m={m}: the entries differ"
+                    );
+                }
+                entries.into_iter().next().unwrap()
+            };
+            let got = every_entry(&gp, &b, "under the masks");
             let split_rows = gpu_masked_gradient::split_rows(n, d, t);
             let block = GradientBlock {
                 x: &xdev,
@@ -272,25 +277,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 ..gp
             };
             let b = gpu_masked_gradient::GradientBufs { res: &pb, ..b };
-            let mut entries = Vec::new();
-            for entry in [
-                gpu_masked_gradient::Entry::Tiled,
-                gpu_masked_gradient::Entry::Lanes,
-            ]
-            .into_iter()
-            .chain(lanes_sg)
-            {
-                let mut enc = Recorder::new(&ctx);
-                gpu_masked_gradient::encode_with(&mut enc, &gp, &b, entry);
-                entries.push(enc.read_one::<f32>(&g, 0, t * d).unwrap());
-            }
-            for other in &entries[1..] {
-                assert_eq!(
-                    bits_of(&entries[0]),
-                    bits_of(other),
-                    "masked_gradient per-neuron residual n={n} d={d} m={m}: the entries differ"
-                );
-            }
+            let got = every_entry(&gp, &b, "per-neuron residual");
             let block = GradientBlock {
                 res: &per,
                 res_stride: n,
@@ -302,7 +289,7 @@ fn relu_mask_and_masked_gradient_match_twins() {
                 .collect();
             assert_close(
                 &format!("masked_gradient per-neuron residual n={n} d={d} m={m}"),
-                &entries[0],
+                &got,
                 &twin,
                 1e-6,
                 1.21 * n as f64,
