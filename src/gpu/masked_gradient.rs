@@ -125,7 +125,7 @@ pub fn encode(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>) {
     encode_with(rec, p, b, entry);
 }
 
-/// The entry that forms the splits' partial sums; both give the same bits.
+/// The entry that forms the splits' partial sums; all give the same bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Entry {
     /// `main`: tiled in workgroup memory and registers, for GPUs.
@@ -138,7 +138,7 @@ pub enum Entry {
     LanesSubgroup,
 }
 
-/// [`encode`] with the given entry (tests run both on any adapter).
+/// [`encode`] with the given entry (tests run each on any adapter that has it).
 pub fn encode_with(rec: &mut Recorder<'_>, p: &Params, b: &GradientBufs<'_>, entry: Entry) {
     let (rows, d, tile) = (p.rows as usize, p.d as usize, p.tile as usize);
     let p = Params {

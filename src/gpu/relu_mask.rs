@@ -86,7 +86,7 @@ pub fn encode(
     }
 }
 
-/// The grid of the `lanes` and `lanes_sg` entries (for CPU adapters): one workgroup per mask word of the block
+/// The grid of the `lanes` entry (for CPU adapters): one workgroup per mask word of the block
 /// and 64 neurons, the words laid out over x and z.
 pub fn lanes_grid(p: &Params) -> (u32, u32, u32) {
     (
