@@ -274,6 +274,7 @@ fn iht_config(
         inflate,
         refine,
         warmup: None,
+        safeguards: relu_iht::solver::scalar::Safeguards::PAPER,
     })
 }
 
@@ -570,6 +571,7 @@ fn fit_image<'py>(
     );
     let config = IhtConfig {
         warmup: plan.warmup,
+        safeguards: plan.safeguards,
         ..iht_config(
             n_nonzero,
             plan.steps,

@@ -338,6 +338,7 @@ impl SolverArgs {
             inflate: self.inflate,
             refine: self.refine,
             warmup: self.warmup,
+            ..IhtConfig::new(1, 1)
         })
     }
 }
@@ -516,6 +517,10 @@ pub struct FitArgs {
     /// argmax prediction, accuracy.
     #[arg(long)]
     pub classes: bool,
+    /// The paper's scalar solver, without the safeguards of the default one (signed neurons:
+    /// units `σ_j relu(σ_j x·w_j)` with signs fixed when the masks start to follow the weights).
+    #[arg(long)]
+    pub paper: bool,
     #[command(flatten)]
     pub vector: VectorArgs,
     #[command(flatten)]

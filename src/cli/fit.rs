@@ -13,13 +13,26 @@ use super::save;
 use anyhow::{bail, Result};
 use relu_iht::io::model_file::Kind;
 use relu_iht::io::{self, Inputs, Targets};
+use relu_iht::solver::scalar::{IhtConfig, Safeguards};
 use relu_iht::tasks::fit::{self, FitOptions, Score, Set, Target};
 use relu_iht::Backend;
 use serde_json::json;
 use std::path::Path;
 
 pub fn run(a: &FitArgs) -> Result<()> {
-    let config = a.solver.to_config(15, 200)?;
+    // The scalar model's safeguards: signed neurons (the paper's model cannot output a negative
+    // number); the concentration of the budget is the INR default, not measured on tables.
+    let config = IhtConfig {
+        safeguards: if a.paper {
+            Safeguards::PAPER
+        } else {
+            Safeguards {
+                signed: true,
+                concentrate: None,
+            }
+        },
+        ..a.solver.to_config(15, 200)?
+    };
     a.solver.refuse_checkpoint("fit")?;
     if a.solver.method == MethodChoice::Imp {
         bail!("invalid --method imp for fit: fit runs IHT (the IMP baseline covers the built-in tasks)");
@@ -46,6 +59,7 @@ pub fn run(a: &FitArgs) -> Result<()> {
     let negative = targets.values.iter().filter(|&&v| v < 0.0).count();
     if target == Target::Scalar
         && config.mode == relu_iht::Mode::SequentialConvex
+        && !config.safeguards.signed
         && negative > 0
         && !a.solver.quiet
         && !a.solver.json

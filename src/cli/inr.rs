@@ -11,7 +11,7 @@ use relu_iht::io::model_file::Kind;
 use relu_iht::problem::data::RowSource;
 use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
-use relu_iht::solver::scalar::{Iht, IhtConfig};
+use relu_iht::solver::scalar::{Iht, IhtConfig, Safeguards};
 use relu_iht::tasks::inr::{self, FourierFeatures, Image, InrRequest, PAPER_S, PAPER_STEPS};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
@@ -34,6 +34,7 @@ struct Plan {
     features: usize,
     /// The solver's flags with the defaults filled in.
     solver: SolverArgs,
+    safeguards: Safeguards,
 }
 
 /// Loads the input and resolves the settings: `--paper` and an MNIST digit take the paper's;
@@ -122,6 +123,7 @@ fn plan(a: &InrArgs) -> Result<Plan> {
         unit: plan.unit,
         features: plan.features,
         solver,
+        safeguards: plan.safeguards,
     })
 }
 
@@ -151,13 +153,17 @@ pub fn run(a: &InrArgs) -> Result<()> {
         unit,
         features,
         solver,
+        safeguards,
     } = plan(a)?;
     let a = &InrArgs {
         solver,
         unit_coords: unit,
         ..a.clone()
     };
-    let config = a.solver.to_config(PAPER_STEPS, PAPER_S)?;
+    let config = IhtConfig {
+        safeguards,
+        ..a.solver.to_config(PAPER_STEPS, PAPER_S)?
+    };
     // Sizes first, before the frequencies or any feature is generated.
     let (n, dim) = (image.len(), features);
     let bytes = n as u128 * dim as u128 * 4;

@@ -42,16 +42,20 @@ impl Shadow {
         self.kept.truncate(Self::DEPTH);
     }
 
-    /// The f64 value of entry `c` whose f32 copy is `v`: a kept value that rounds to `v`, else
-    /// `v` itself.
+    /// The f64 value of entry `c` whose f32 copy is `v`: a kept value that rounds to `v` (or to
+    /// `−v`, negated: signed neurons' generators), else `v` itself.
     fn value(&self, len: u64, c: u32, v: f32) -> f64 {
         for (l, idx, val) in &self.kept {
             if *l != len {
                 continue;
             }
             if let Ok(k) = idx.binary_search(&c) {
+                // A signed neuron's generator is the negated weight.
                 if (val[k] as f32).to_bits() == v.to_bits() {
                     return val[k];
+                }
+                if (-val[k] as f32).to_bits() == v.to_bits() {
+                    return -val[k];
                 }
             }
         }

@@ -24,6 +24,8 @@ pub enum Stream {
     Init = 6,
     /// Count-sketch hashes and signs.
     Sketch = 7,
+    /// Output signs of the scalar model's signed neurons.
+    Signs = 8,
 }
 
 #[inline]

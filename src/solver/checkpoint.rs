@@ -27,11 +27,22 @@ pub struct Checkpoint {
     pub idx: Vec<u32>,
     pub val: Vec<f32>,
     pub history: Vec<StepRecord>,
+    /// Signed neurons' negative ones, once the switch has fixed them (absent before, and in the
+    /// paper's algorithm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negated: Option<Vec<u32>>,
 }
 
 impl Checkpoint {
-    pub fn new(fingerprint: &str, t: usize, x: &SparseVec, history: &[StepRecord]) -> Self {
+    pub fn new(
+        fingerprint: &str,
+        t: usize,
+        x: &SparseVec,
+        history: &[StepRecord],
+        negated: Option<&[u32]>,
+    ) -> Self {
         Self {
+            negated: negated.map(<[u32]>::to_vec),
             version: VERSION,
             fingerprint: fingerprint.to_string(),
             t,

@@ -11,7 +11,7 @@ use crate::problem::data::{Data, InMemory, RowSource};
 use crate::problem::network::{hidden_layer, Layer, Network};
 use crate::problem::operator::{Generators, Operator};
 use crate::problem::sparse::SparseVec;
-use crate::solver::scalar::{Iht, IhtConfig, Recovery, StepRecord};
+use crate::solver::scalar::{signed_copy, Iht, IhtConfig, Recovery, StepRecord};
 use crate::solver::vector::{VectorConfig, VectorIht};
 use std::sync::Arc;
 
@@ -119,19 +119,39 @@ impl Deep {
     pub fn network(&self, d: usize) -> Result<Network> {
         let mut hidden = Vec::with_capacity(self.layers.len());
         let (mut d_in, mut live): (usize, Option<Vec<u32>>) = (d, None);
-        for rec in &self.layers {
-            let (layer, next) =
-                hidden_layer(&rec.x, &rec.generators(), rec.m(), d_in, live.as_deref())?;
+        let last = self.layers.len() - 1;
+        let mut signs = Vec::new();
+        for (l, rec) in self.layers.iter().enumerate() {
+            // The last layer's signed neurons become plain ReLU units `relu(x·σ_j w_j)` with
+            // output weights σ_j; an earlier layer's stay gated units (their sign is the next
+            // layer's input).
+            let (layer, next) = if l == last && !rec.negated().is_empty() {
+                let u = signed_copy(&rec.x, rec.m(), Some(rec.negated()));
+                let gens = Generators::Weights(u.clone());
+                let (layer, next) = hidden_layer(&u, &gens, rec.m(), d_in, live.as_deref())?;
+                signs = (next.iter())
+                    .map(|j| match rec.negated().binary_search(j) {
+                        Ok(_) => -1.0,
+                        Err(_) => 1.0,
+                    })
+                    .collect();
+                (layer, next)
+            } else {
+                hidden_layer(&rec.x, &rec.generators(), rec.m(), d_in, live.as_deref())?
+            };
             hidden.push(layer);
             (d_in, live) = (rec.m(), Some(next));
         }
         let width = live.map_or(0, |l| l.len());
+        if signs.len() != width {
+            signs = vec![1.0; width];
+        }
         Ok(Network {
             hidden,
             output: Layer {
                 out: 1,
                 inp: width,
-                weight: vec![1.0; width],
+                weight: signs,
                 gate: None,
             },
         })

@@ -52,6 +52,10 @@ pub struct Polish {
     /// The final refinement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refine: Option<OptionOutcome>,
+    /// The concentrated run against the plain one (`before`: the plain run; `after`: the
+    /// concentrated one; see [`crate::solver::scalar::Safeguards::concentrate`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concentrate: Option<OptionOutcome>,
 }
 
 /// Evaluates and refines the returned network of a fit over `source` with `m` neurons.
@@ -60,12 +64,16 @@ pub struct Polisher<'s> {
     pub m: usize,
     pub mode: Mode,
     pub seed: u64,
+    /// Neurons of output sign −1.
+    pub negated: Option<Vec<u32>>,
 }
 
 impl Polisher<'_> {
     /// The generators of the network `x` stands for.
     pub fn generators(&self, x: &SparseVec) -> Generators {
-        schedule::model_generators(self.mode, self.seed, || x.clone())
+        schedule::model_generators(self.mode, self.seed, || {
+            crate::solver::scalar::signed_copy(x, self.m, self.negated.as_deref())
+        })
     }
 
     /// Training MSE of the network `x`, `(1/n) Σ (ŷ − y)²`, accumulated in f64.

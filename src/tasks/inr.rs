@@ -14,6 +14,7 @@ use crate::problem::data::{Data, InMemory, RowSource};
 use crate::problem::dense::View;
 use crate::problem::network::Network;
 use crate::problem::rng::{self, Stream};
+use crate::solver::scalar::Safeguards;
 use multiversion::multiversion;
 use rayon::prelude::*;
 use std::path::Path;
@@ -272,6 +273,8 @@ pub struct InrPlan {
     pub inner_steps: usize,
     /// Whether the schedule streams because the image is large and none was asked for.
     pub streamed_by_default: bool,
+    /// The solver's safeguards: none with `paper` (the paper's algorithm), else the default's.
+    pub safeguards: Safeguards,
 }
 
 impl InrRequest {
@@ -326,6 +329,11 @@ impl InrRequest {
                 PAPER_INNER_STEPS
             }),
             streamed_by_default: stream,
+            safeguards: if self.paper {
+                Safeguards::PAPER
+            } else {
+                Safeguards::DEFAULT
+            },
         }
     }
 }

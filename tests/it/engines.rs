@@ -10,7 +10,7 @@ use relu_iht::backend::{rules, Backend, Elem, SupportOps};
 use relu_iht::cpu::{CpuBackend, WideBackend};
 use relu_iht::gpu::{GpuBackend, GpuContext};
 use relu_iht::problem::operator::{Generators, Mode, Operator};
-use relu_iht::solver::scalar::{Iht, IhtConfig};
+use relu_iht::solver::scalar::{Iht, IhtConfig, Safeguards};
 use relu_iht::tasks::planted::{self, PlantedSpec, Teacher};
 use std::sync::Arc;
 
@@ -249,6 +249,68 @@ fn every_engine_solves_as_the_cpu_engine() {
             assert_eq!(got.x.indices(), want.x.indices(), "{name}: same support");
             let (pg, pc) = (scores.psnr.min(140.0), want_scores.psnr.min(140.0));
             assert!((pg - pc).abs() < 0.5, "{name}: PSNR {pg} vs {pc}");
+        })
+    });
+}
+
+/// The default solver's safeguards on every engine: at the switch the plain run signs its
+/// neurons and finds the concentration due; the concentrated run that follows keeps the
+/// `ceil(s/n)` strongest neurons; the better run is kept. Each engine keeps the CPU engine's
+/// support and signs and its PSNR within 0.5 dB, and the returned model is
+/// `Σ_j σ_j relu(σ_j X w_j)`, checked against that formula in f64.
+#[test]
+fn every_engine_runs_the_safeguards() {
+    let spec = PlantedSpec {
+        n: 1200,
+        d: 10,
+        m: 24,
+        s: 48,
+        seed: 5,
+        teacher: Teacher::Relu,
+    };
+    let config = IhtConfig {
+        seed: 5,
+        safeguards: Safeguards {
+            signed: true,
+            concentrate: Some(6),
+        },
+        ..IhtConfig::new(48, 12)
+    };
+    let (_, want, want_scores) = planted::run(&spec, &config, CpuBackend::new(), |_| {}).unwrap();
+    each_engine(|make| {
+        on!(make(), b => {
+            let name = b.name();
+            let (problem, got, scores) = planted::run(&spec, &config, b, |_| {}).unwrap();
+            let outcome = got.polish.concentrate.clone().expect("the concentrated run ran");
+            let switch = &got.history[2].safeguards;
+            assert!(switch[0].starts_with("concentrate: "), "{name}: {switch:?}");
+            assert!(switch.iter().any(|f| f.starts_with("signs: ")), "{name}: {switch:?}");
+            assert!(got.history[..2].iter().all(|r| r.safeguards.is_empty()), "{name}");
+            let live = got.x.neurons(spec.d).len();
+            if outcome.kept {
+                assert!(live <= 8, "{name}: {live} neurons after concentrating to 8");
+            }
+            assert!(!got.negated().is_empty(), "{name}: the seed signs some neuron −1");
+            assert_eq!(got.x.indices(), want.x.indices(), "{name}: same support");
+            assert_eq!(got.negated(), want.negated(), "{name}: same signs");
+            let (pg, pc) = (scores.psnr.min(140.0), want_scores.psnr.min(140.0));
+            assert!((pg - pc).abs() < 0.5, "{name}: PSNR {pg} vs {pc}");
+            // The model by the formula: Σ_j σ_j relu(σ_j X w_j).
+            let data = &problem.data;
+            let mut formula = vec![0.0f64; spec.n];
+            for j in got.x.neurons(spec.d) {
+                let sign = if got.negated().binary_search(&j).is_ok() { -1.0 } else { 1.0 };
+                for (r, out) in formula.iter_mut().enumerate() {
+                    let z: f64 = (0..spec.d)
+                        .map(|i| got.x.get(j * spec.d as u32 + i as u32) as f64 * data.column(i)[r] as f64)
+                        .sum();
+                    *out += sign * (sign * z).max(0.0);
+                }
+            }
+            let pred = got.predict(data).unwrap();
+            let err: f64 = pred.iter().zip(&formula).map(|(&p, &f)| (p as f64 - f).powi(2)).sum();
+            let norm: f64 = formula.iter().map(|f| f * f).sum();
+            assert!(err.sqrt() <= 1e-5 * norm.sqrt(), "{name}: prediction {err:e} off the formula");
         })
     });
 }

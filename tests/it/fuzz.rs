@@ -83,7 +83,7 @@ fn image_decoding_never_panics() {
 #[test]
 fn checkpoint_parsing_never_panics() {
     let x = SparseVec::from_pairs(40, vec![(1, 0.5), (7, -2.0), (30, 1.25)]).unwrap();
-    let ck = Checkpoint::new("run", 3, &x, &[]);
+    let ck = Checkpoint::new("run", 3, &x, &[], None);
     let path = Path::new("fuzz.json");
     let bytes = serde_json::to_vec(&ck).unwrap();
     let parse = |b: &[u8]| {

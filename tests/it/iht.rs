@@ -306,7 +306,7 @@ fn a_tampered_checkpoint_is_refused_naming_the_file() {
     solver.step().unwrap();
     let dir = std::env::temp_dir().join(format!("relu-iht-ck-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let good = Checkpoint::new("run", 2, solver.x(), &[]);
+    let good = Checkpoint::new("run", 2, solver.x(), &[], None);
     type Tamper = fn(&mut Checkpoint);
     let cases: [(&str, Tamper, &str); 2] = [
         ("unsorted", |c| c.idx.swap(0, 1), "strictly increasing"),

@@ -13,7 +13,7 @@ use relu_iht::problem::model::Loss;
 use relu_iht::problem::network::{Layer, Network};
 use relu_iht::problem::operator::Mode;
 use relu_iht::solver::depth;
-use relu_iht::solver::scalar::IhtConfig;
+use relu_iht::solver::scalar::{IhtConfig, Safeguards};
 use relu_iht::solver::vector::VectorConfig;
 use relu_iht::Error;
 use std::path::Path;
@@ -65,11 +65,15 @@ fn rel_diff(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn exported_scalar_network_predicts_what_the_engine_does() {
-    for (layers, mode) in [
-        (1, Mode::SequentialConvex),
-        (2, Mode::SequentialConvex),
-        (1, Mode::Convex),
-        (2, Mode::Convex),
+    // Signed neurons (the default solver's safeguard): the last layer exports plain ReLU units
+    // with output weights ±1; an earlier layer's signed units stay gated.
+    for (layers, mode, signed) in [
+        (1, Mode::SequentialConvex, false),
+        (2, Mode::SequentialConvex, false),
+        (1, Mode::Convex, false),
+        (2, Mode::Convex, false),
+        (1, Mode::SequentialConvex, true),
+        (2, Mode::SequentialConvex, true),
     ] {
         let mut rng = rng(60 + layers as u64);
         let (n, d, m) = (700, 9, 6);
@@ -77,6 +81,10 @@ fn exported_scalar_network_predicts_what_the_engine_does() {
         let rows: Arc<dyn RowSource> = Arc::new(InMemory(data.clone()));
         let config = IhtConfig {
             mode,
+            safeguards: Safeguards {
+                signed,
+                concentrate: None,
+            },
             ..IhtConfig::new(12 * layers, 8)
         };
         let (deep, mut be) = depth::fit_layers(
@@ -93,9 +101,18 @@ fn exported_scalar_network_predicts_what_the_engine_does() {
         net.validate("exported").unwrap();
         assert_eq!(
             net.gated(),
-            mode == Mode::Convex,
-            "{layers} layers, {mode:?}"
+            mode == Mode::Convex || (signed && layers > 1),
+            "{layers} layers, {mode:?}, signed {signed}"
         );
+        let negative = deep.last().negated().len();
+        assert_eq!(
+            net.output.weight.iter().filter(|&&v| v == -1.0).count(),
+            negative,
+            "one output weight −1 per negative neuron"
+        );
+        if signed && layers == 1 {
+            assert!(negative > 0, "the seed gives some neuron the sign −1");
+        }
         assert_eq!(net.hidden.len(), layers);
         assert_eq!(net.nnz(), deep.nnz(), "every kept weight is exported");
         let got = net.predict(View::cols(data.xt(), n), n);
@@ -103,7 +120,7 @@ fn exported_scalar_network_predicts_what_the_engine_does() {
         let diff = rel_diff(&got, &want);
         assert!(
             diff <= 1e-5,
-            "{layers} layers, {mode:?}: relative difference {diff:e}"
+            "{layers} layers, {mode:?}, signed {signed}: relative difference {diff:e}"
         );
     }
 }
