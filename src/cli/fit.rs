@@ -13,26 +13,14 @@ use super::save;
 use anyhow::{bail, Result};
 use relu_iht::io::model_file::Kind;
 use relu_iht::io::{self, Inputs, Targets};
-use relu_iht::solver::scalar::{IhtConfig, Safeguards};
+use relu_iht::solver::scalar::Safeguards;
 use relu_iht::tasks::fit::{self, FitOptions, Score, Set, Target};
 use relu_iht::Backend;
 use serde_json::json;
 use std::path::Path;
 
 pub fn run(a: &FitArgs) -> Result<()> {
-    // The scalar model's safeguards: signed neurons (the paper's model cannot output a negative
-    // number); the concentration of the budget is the INR default, not measured on tables.
-    let config = IhtConfig {
-        safeguards: if a.paper {
-            Safeguards::PAPER
-        } else {
-            Safeguards {
-                signed: true,
-                concentrate: None,
-            }
-        },
-        ..a.solver.to_config(15, 200)?
-    };
+    let mut config = a.solver.to_config(15, 200)?;
     a.solver.refuse_checkpoint("fit")?;
     if a.solver.method == MethodChoice::Imp {
         bail!("invalid --method imp for fit: fit runs IHT (the IMP baseline covers the built-in tasks)");
@@ -57,15 +45,25 @@ pub fn run(a: &FitArgs) -> Result<()> {
         Target::regression(targets.k)
     };
     let negative = targets.values.iter().filter(|&&v| v < 0.0).count();
+    // The default solver's safeguards (the INR's); signed neurons in the plain run too where
+    // some target is negative, which the paper's model Σ_j relu(x·w_j) cannot output.
+    config.safeguards = if a.paper {
+        Safeguards::PAPER
+    } else {
+        Safeguards {
+            signed: negative > 0,
+            ..Safeguards::DEFAULT
+        }
+    };
     if target == Target::Scalar
         && config.mode == relu_iht::Mode::SequentialConvex
-        && !config.safeguards.signed
+        && a.paper
         && negative > 0
         && !a.solver.quiet
         && !a.solver.json
     {
         eprintln!(
-            "note: {:.0}% of the targets are negative, and the sequential-convex model Σ_j relu(x·w_j) is non-negative: it fits their positive part only (--mode convex, or two target columns for the vector-output model, fit signed targets)",
+            "note: {:.0}% of the targets are negative, and the paper's model Σ_j relu(x·w_j) is non-negative: it fits their positive part only (without --paper, signed neurons fit them)",
             100.0 * negative as f64 / targets.values.len() as f64
         );
     }

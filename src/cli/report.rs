@@ -142,7 +142,11 @@ impl RunRecord {
         let polish = &deep.last().polish;
         if let Some(obj) = extra.as_object_mut() {
             obj.insert("training_mse".into(), polish.objective.into());
-            if polish.refit.is_some() || polish.inflate.is_some() || polish.refine.is_some() {
+            if polish.refit.is_some()
+                || polish.inflate.is_some()
+                || polish.refine.is_some()
+                || polish.concentrate.is_some()
+            {
                 obj.insert(
                     "options".into(),
                     serde_json::to_value(polish).unwrap_or_default(),

@@ -137,11 +137,7 @@ impl IhtConfig {
             ));
         }
         if self.safeguards.concentrate == Some(0) {
-            return Err(Error::invalid(
-                "concentrate",
-                0,
-                "must be at least 1",
-            ));
+            return Err(Error::invalid("concentrate", 0, "must be at least 1"));
         }
         if !(self.tol >= 0.0 && self.tol.is_finite()) {
             return Err(Error::invalid(
@@ -689,13 +685,7 @@ impl<'a, B: Backend> Iht<'a, B> {
                 kept: better,
             });
             if better {
-                (
-                    self.x,
-                    self.history,
-                    self.t,
-                    self.converged,
-                    self.negated,
-                ) = kept;
+                (self.x, self.history, self.t, self.converged, self.negated) = kept;
                 p.negated = self.negated.clone();
             } else {
                 f = f_plain;
