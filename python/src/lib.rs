@@ -551,6 +551,8 @@ fn fit_image<'py>(
         digit: false,
         unit: unit_coords,
         sigma,
+        sigma_high: None,
+        high_share: None,
         features,
         m: n_neurons,
         s: n_nonzero,
@@ -588,7 +590,8 @@ fn fit_image<'py>(
     let n = image.len();
     let cols = n_neurons as u64 * features as u64;
     config.validate(n, cols).map_err(py_err)?;
-    let ff = FourierFeatures::new(features, image.coord_dims(), sigma, seed).map_err(py_err)?;
+    let ff = FourierFeatures::with_band(features, image.coord_dims(), sigma, plan.band, seed)
+        .map_err(py_err)?;
     let inr_meta = inr::inr_meta(&image, &ff, sigma, unit_coords);
     let rows = inr::feature_rows(&image, ff, unit_coords, batch_size.is_some()).map_err(py_err)?;
     let engine = open_engine(backend, precision, device_memory)?;

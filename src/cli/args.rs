@@ -467,6 +467,14 @@ pub struct InrArgs {
     /// pixel coordinates, more with unit coordinates: see the README).
     #[arg(long, value_parser = finite_f32)]
     pub sigma: Option<f32>,
+    /// σ of the high band of frequencies mixed into a photo's features (default: 40 with unit
+    /// coordinates; see the README).
+    #[arg(long)]
+    pub sigma_high: Option<f32>,
+    /// Share of the frequencies in the high band (default: 0.3 with unit coordinates or with
+    /// --sigma-high, else 0; 0 turns the band off, one σ as the paper).
+    #[arg(long)]
+    pub high_share: Option<f32>,
     /// Pixel coordinates fed to the features: `unit` divides the indices by the longer side (in
     /// [0, 1), σ then counts cycles per image), `pixel` uses the raw indices as the paper does
     /// (default: unit for photos; pixel for an MNIST digit and with --paper).
@@ -483,6 +491,14 @@ pub struct InrArgs {
     /// (`psnr_train`) and on the others (`psnr_heldout`); --out gets the full-size rendering.
     #[arg(long, conflicts_with = "mnist_digit")]
     pub holdout: bool,
+    /// Draw PSNR against solve seconds (PNG): the fit scored along the way on a fixed sample of
+    /// up to 16384 pixels (the time that takes is left out), the last point on every pixel.
+    #[arg(long)]
+    pub curve: Option<std::path::PathBuf>,
+    /// A peer's runs for the curve: JSON lines with `seconds` and `psnr` (one per run, as
+    /// ../bench/inr_peer.py prints), drawn beside relu-iht's.
+    #[arg(long, requires = "curve")]
+    pub peer: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub solver: SolverArgs,
 }

@@ -12,7 +12,9 @@ use relu_iht::problem::data::RowSource;
 use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
 use relu_iht::solver::scalar::{Iht, IhtConfig, Safeguards};
-use relu_iht::tasks::inr::{self, FourierFeatures, Image, InrRequest, PAPER_S, PAPER_STEPS};
+use relu_iht::tasks::inr::{
+    self, FourierFeatures, HighBand, Image, InrRequest, PAPER_S, PAPER_STEPS,
+};
 use relu_iht::tasks::mnist;
 use relu_iht::Backend;
 use serde_json::json;
@@ -30,6 +32,7 @@ struct Plan {
     full: Option<Image>,
     label: String,
     sigma: f32,
+    band: Option<HighBand>,
     unit: bool,
     features: usize,
     /// The solver's flags with the defaults filled in.
@@ -87,6 +90,8 @@ fn plan(a: &InrArgs) -> Result<Plan> {
             (None, false) => None,
         },
         sigma: a.sigma,
+        sigma_high: a.sigma_high,
+        high_share: a.high_share,
         features: a.features,
         m: a.solver.m,
         s: a.solver.s,
@@ -120,6 +125,7 @@ fn plan(a: &InrArgs) -> Result<Plan> {
         full,
         label,
         sigma: plan.sigma,
+        band: plan.band,
         unit: plan.unit,
         features: plan.features,
         solver,
@@ -134,6 +140,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
     // Every output path is checked before any work: its folder exists, it is not a folder, and
     // the reconstruction does not overwrite the checkpoint.
     relu_iht::atomic::check_writable("--out", &a.out)?;
+    let peer = check_curve(a)?;
     if let Some(ck) = &a.solver.checkpoint {
         relu_iht::atomic::check_writable("--checkpoint", ck)?;
         let same = ck == &a.out
@@ -150,6 +157,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
         full,
         label,
         sigma,
+        band,
         unit,
         features,
         solver,
@@ -183,7 +191,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
     let rows = config.batch_size.unwrap_or(n) as u128;
     let bytes = 4 * dim as u128 * (image.coord_dims() as u128 + 2 * rows);
     relu_iht::mem::check_fits("features", features, bytes)?;
-    let ff = FourierFeatures::new(features, image.coord_dims(), sigma, config.seed)?;
+    let ff = FourierFeatures::with_band(features, image.coord_dims(), sigma, band, config.seed)?;
     if a.out
         .extension()
         .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
@@ -205,7 +213,7 @@ pub fn run(a: &InrArgs) -> Result<()> {
     let rows = inr::feature_rows(&image, ff, a.unit_coords, config.batch_size.is_some())?;
     let engine = engine::for_run(&a.solver)?;
     let images = (&image, full.as_ref());
-    crate::with_engine!(engine, b => fit(a, &config, images, rows, (sigma, meta), &label, b))
+    crate::with_engine!(engine, b => fit(a, &config, images, rows, (sigma, band, meta), (&label, &peer), b))
 }
 
 /// The network's scores on the whole image of a held-out test (every pixel, the fitted sub-grid's
@@ -247,8 +255,8 @@ fn fit<B: Backend>(
     config: &IhtConfig,
     (image, full): (&Image, Option<&Image>),
     rows: Arc<dyn RowSource>,
-    (sigma, inr_meta): (f32, relu_iht::io::model_file::InrMeta),
-    label: &str,
+    (sigma, band, inr_meta): (f32, Option<HighBand>, relu_iht::io::model_file::InrMeta),
+    (label, peer): (&str, &[PeerRun]),
     backend: B,
 ) -> Result<()> {
     let name = backend.name();
@@ -257,6 +265,7 @@ fn fit<B: Backend>(
     let layers = a.solver.layers;
     let chunk = config.batch_size.unwrap_or(n);
     let mut resumed_at = None;
+    let mut points: Vec<(f64, f64)> = Vec::new();
     let (deep, pred) = if layers > 1 {
         if a.solver.checkpoint.is_some() {
             bail!("invalid --checkpoint with --layers = {layers}: checkpoints cover one-layer fits in this build");
@@ -266,6 +275,11 @@ fn fit<B: Backend>(
         let pred = deep.predict(&mut be, rows.clone(), m, chunk)?;
         (deep, pred)
     } else {
+        // --curve: the fit scored along the way on a fixed sample of pixels.
+        let sample = match &a.curve {
+            Some(_) => Some(curve_sample(rows.as_ref())?),
+            None => None,
+        };
         // The bar outlives the solver that borrows it through the step callback.
         let bar = report::progress(config.total_steps(n), a.solver.quiet);
         let mut on_step = report::layer_step(&bar);
@@ -280,6 +294,23 @@ fn fit<B: Backend>(
             }
             solver.checkpoint_every(path, a.solver.checkpoint_every, &fingerprint)?;
         }
+        if let Some(sample) = &sample {
+            let every = match config.batch_size {
+                Some(_) => solver.batches_per_epoch().div_ceil(8),
+                None => config.steps.div_ceil(20),
+            };
+            let clock = std::time::Instant::now();
+            let mut spent = std::time::Duration::ZERO;
+            let pts = &mut points;
+            solver.on_snapshot(every, move |_, gens, x| {
+                let at = clock.elapsed().saturating_sub(spent);
+                let start = std::time::Instant::now();
+                if let Ok(pred) = relu_iht::problem::operator::apply_sparse(sample, gens, x) {
+                    pts.push((at.as_secs_f64(), inr::psnr_clipped(sample.y(), &pred)));
+                }
+                spent += start.elapsed();
+            });
+        }
         let rec = solver.on_step(|st| on_step(0, st)).solve()?;
         bar.finish_and_clear();
         let mut be = solver.into_backend();
@@ -292,6 +323,11 @@ fn fit<B: Backend>(
     };
     let recon = image.with_pixels(&pred);
     let fit_psnr = inr::psnr(&image.pixels, &recon.pixels);
+    let fit_psnr_clipped = inr::psnr_clipped(&image.pixels, &recon.pixels);
+    if let Some(path) = &a.curve {
+        points.push((deep.seconds(), fit_psnr_clipped));
+        draw_curve(path, label, deep.nnz(), &points, peer)?;
+    }
     let network = deep.network(d)?;
     let heldout = match full {
         Some(full) => Some(score_heldout(&network, &inr_meta, full)?),
@@ -321,8 +357,12 @@ fn fit<B: Backend>(
                 "psnr_heldout": h.heldout,
             })),
             "sigma": sigma,
+            "sigma_high": band.map(|b| b.sigma),
+            "high_share": band.map(|b| b.share),
             "unit_coords": a.unit_coords,
             "psnr": psnr,
+            "psnr_clipped": fit_psnr_clipped,
+            "curve": a.curve.as_ref().map(|_| &points),
             "exact_fit": psnr == f64::INFINITY,
             "batch_size": config.batch_size,
             "epochs": config.batch_size.map(|_| config.steps),
@@ -410,4 +450,120 @@ fn imp_fit(
             format!("PSNR {psnr:.2} dB"),
         ))
     })
+}
+
+/// One run of a peer for `--curve` (a line of `../bench/inr_peer.py`'s output).
+pub struct PeerRun {
+    seconds: f64,
+    psnr: f64,
+    name: String,
+}
+
+/// Checks `--curve` and `--peer` before any work: an IHT fit of one layer, a writable PNG path,
+/// and a peer file of JSON lines each with finite `seconds` and `psnr`. Returns the peer's runs.
+fn check_curve(a: &InrArgs) -> Result<Vec<PeerRun>> {
+    let Some(path) = &a.curve else {
+        return Ok(Vec::new());
+    };
+    if path
+        .extension()
+        .is_none_or(|e| !e.eq_ignore_ascii_case("png"))
+    {
+        bail!(
+            "invalid --curve = {}: the curve is written as PNG (use a .png name)",
+            path.display()
+        );
+    }
+    relu_iht::atomic::check_writable("--curve", path)?;
+    if a.solver.method == MethodChoice::Imp || a.solver.layers > 1 {
+        bail!("invalid --curve with --method imp or --layers > 1: the curve follows a one-layer IHT fit");
+    }
+    let Some(peer) = &a.peer else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(peer)
+        .map_err(|e| anyhow::anyhow!("cannot read --peer = {}: {e}", peer.display()))?;
+    let mut runs = Vec::new();
+    for (k, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = |why: &str| anyhow::anyhow!("{}: line {}: {why}", peer.display(), k + 1);
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
+        let num = |key: &str| v[key].as_f64().filter(|x| x.is_finite());
+        let (Some(seconds), Some(psnr)) = (num("seconds"), num("psnr")) else {
+            return Err(bad("needs finite numbers 'seconds' and 'psnr'"));
+        };
+        let model = v["model"].as_str().unwrap_or("peer");
+        let name = match v["params"].as_u64() {
+            Some(p) => format!("dense {model} ({p} parameters)"),
+            None => format!("dense {model}"),
+        };
+        runs.push(PeerRun {
+            seconds,
+            psnr,
+            name,
+        });
+    }
+    if runs.is_empty() {
+        bail!("invalid --peer = {}: no runs in it", peer.display());
+    }
+    Ok(runs)
+}
+
+/// Up to 16384 samples of `rows`, evenly strided: the curve's fixed sample.
+fn curve_sample(rows: &dyn RowSource) -> Result<relu_iht::problem::data::Data> {
+    let n = rows.n();
+    let stride = n.div_ceil(16384).max(1);
+    let idx: Vec<usize> = (0..n).step_by(stride).collect();
+    Ok(rows.rows(&idx)?)
+}
+
+/// Draws relu-iht's points and the peer's runs (each its own series, by name) on one plot.
+fn draw_curve(
+    path: &std::path::Path,
+    label: &str,
+    nnz: usize,
+    ours: &[(f64, f64)],
+    peer: &[PeerRun],
+) -> Result<()> {
+    let mut x: Vec<f64> = ours
+        .iter()
+        .map(|p| p.0)
+        .chain(peer.iter().map(|p| p.seconds))
+        .collect();
+    x.sort_by(f64::total_cmp);
+    x.dedup();
+    let at = |pts: &[(f64, f64)]| -> Vec<Option<f64>> {
+        x.iter()
+            .map(|&t| pts.iter().find(|p| p.0 == t).map(|p| p.1))
+            .collect()
+    };
+    let mut series = vec![(format!("relu-iht ({nnz} nonzeros)"), at(ours))];
+    let mut names: Vec<&str> = peer.iter().map(|p| p.name.as_str()).collect();
+    names.dedup();
+    for name in names {
+        let mut pts: Vec<(f64, f64)> = (peer.iter().filter(|p| p.name == name))
+            .map(|p| (p.seconds, p.psnr))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        series.push((name.to_string(), at(&pts)));
+    }
+    let ys = ours.iter().map(|p| p.1).chain(peer.iter().map(|p| p.psnr));
+    let (lo, hi) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+        (l.min(v), h.max(v))
+    });
+    let curves = relu_iht::plot::Curves {
+        title: format!("PSNR against solve time: {label}"),
+        x_label: "seconds".into(),
+        y_label: "PSNR (dB, predictions clipped to [0, 1])".into(),
+        x,
+        series,
+        log_x: false,
+        y_range: ((lo - 1.0).floor(), (hi + 1.0).ceil()),
+        join_gaps: true,
+    };
+    relu_iht::plot::curves_png(path, &curves)?;
+    Ok(())
 }

@@ -37,6 +37,9 @@ pub struct Curves {
     /// Fixed y limits, e.g. `(0.0, 1.0)` for a fraction of seeds recovered (the axis adds 3 %
     /// of air on both sides so that markers on the limits are drawn whole).
     pub y_range: (f64, f64),
+    /// Join each series' present points across its gaps (series measured at different x, on
+    /// one merged x axis) instead of breaking the line.
+    pub join_gaps: bool,
 }
 
 impl Curves {
@@ -132,10 +135,15 @@ where
         let style = color.stroke_width(2);
         let present = |&(x, y): &(f64, Option<f64>)| Some((x, y?));
         let pairs: Vec<(f64, Option<f64>)> = c.x.iter().copied().zip(ys.iter().copied()).collect();
-        // Each run of present values is its own line, so a `None` breaks the curve.
-        for run in pairs.split(|(_, y)| y.is_none()) {
-            let line = LineSeries::new(run.iter().filter_map(present), style);
+        if c.join_gaps {
+            let line = LineSeries::new(pairs.iter().filter_map(present), style);
             chart.draw_series(line).map_err(err)?;
+        } else {
+            // Each run of present values is its own line, so a `None` breaks the curve.
+            for run in pairs.split(|(_, y)| y.is_none()) {
+                let line = LineSeries::new(run.iter().filter_map(present), style);
+                chart.draw_series(line).map_err(err)?;
+            }
         }
         let points = pairs.iter().filter_map(present);
         chart

@@ -251,6 +251,10 @@ impl Recovery {
 /// Called after every step of a solve.
 type OnStep<'a> = Box<dyn FnMut(&StepRecord) + 'a>;
 
+/// Called every so many steps with the step count and the model so far (its generators and
+/// weights, as [`Recovery::generators`] and [`Recovery::x`]).
+type OnSnapshot<'a> = Box<dyn FnMut(usize, &Generators, &SparseVec) + 'a>;
+
 /// The IHT solver over a backend; `'a` bounds what a progress callback ([`Iht::on_step`]) may
 /// borrow.
 pub struct Iht<'a, B: Backend> {
@@ -265,6 +269,9 @@ pub struct Iht<'a, B: Backend> {
     schedule: Schedule,
     checkpoint: Option<(PathBuf, usize, String)>,
     on_step: Option<OnStep<'a>>,
+    on_snapshot: Option<(usize, OnSnapshot<'a>)>,
+    /// Time spent in snapshot callbacks, left out of the solve's seconds.
+    excluded: std::time::Duration,
     converged: bool,
     /// Neurons with output sign −1 (sorted), fixed at the switch to h = w.
     /// Neurons of output sign −1 (sorted), fixed at the switch when signed neurons are on.
@@ -329,6 +336,8 @@ impl<'a, B: Backend> Iht<'a, B> {
             schedule,
             checkpoint: None,
             on_step: None,
+            on_snapshot: None,
+            excluded: std::time::Duration::ZERO,
             converged: false,
             negated: None,
             concentrated: false,
@@ -547,6 +556,19 @@ impl<'a, B: Backend> Iht<'a, B> {
         Ok(rec)
     }
 
+    /// Calls `f(t, generators, weights)` after every `every` steps of [`run`](Self::run) (and
+    /// after its last) with the model so far, e.g. to score it along the way; the time `f` takes
+    /// is left out of the solve's seconds. It follows every run of a solve (the plain run at
+    /// budget s of `inflate`, the concentrated run of [`Safeguards`]), each from its step 0.
+    pub fn on_snapshot(
+        &mut self,
+        every: usize,
+        f: impl FnMut(usize, &Generators, &SparseVec) + 'a,
+    ) -> &mut Self {
+        self.on_snapshot = Some((every.max(1), Box::new(f)));
+        self
+    }
+
     /// Calls `f` after every step of [`run`](Self::run) and [`solve`](Self::solve) (progress
     /// reporting), replacing any earlier callback.
     pub fn on_step(&mut self, f: impl FnMut(&StepRecord) + 'a) -> &mut Self {
@@ -563,6 +585,18 @@ impl<'a, B: Backend> Iht<'a, B> {
             let rec = self.step()?;
             if let Some(on_step) = &mut self.on_step {
                 on_step(&rec);
+            }
+            if let Some((every, _)) = &self.on_snapshot {
+                if self.t.is_multiple_of(*every) || self.t == total {
+                    let start = Instant::now();
+                    let gens = self
+                        .schedule
+                        .model_generators(|| signed_copy(&self.x, self.m, self.negated.as_deref()));
+                    if let Some((_, f)) = &mut self.on_snapshot {
+                        f(self.t, &gens, &self.x);
+                    }
+                    self.excluded += start.elapsed();
+                }
             }
             if let Some((path, every, fingerprint)) = &self.checkpoint {
                 if self.t.is_multiple_of(*every) || self.t == total {
@@ -629,7 +663,7 @@ impl<'a, B: Backend> Iht<'a, B> {
             }
             rec.polish.concentrate = Some(outcome);
         }
-        rec.seconds = start.elapsed().as_secs_f64();
+        rec.seconds = start.elapsed().saturating_sub(self.excluded).as_secs_f64();
         rec.peak_host_bytes = crate::mem::peak_host_bytes();
         Ok(rec)
     }

@@ -297,6 +297,7 @@ fn phase_curves() -> Curves {
         ],
         log_x: true,
         y_range: (0.0, 1.0),
+        join_gaps: false,
     }
 }
 

@@ -119,6 +119,7 @@ pub(super) fn draw_phase(p: &Plan, rows: &[Row], out: &Path) -> Result<Vec<PathB
             series,
             log_x: true,
             y_range: (0.0, 1.0),
+            join_gaps: false,
         },
     )?;
     Ok(vec![path])
