@@ -275,6 +275,7 @@ fn iht_config(
         refine,
         warmup: None,
         safeguards: relu_iht::solver::scalar::Safeguards::PAPER,
+        average: None,
     })
 }
 
@@ -574,6 +575,7 @@ fn fit_image<'py>(
     let config = IhtConfig {
         warmup: plan.warmup,
         safeguards: plan.safeguards,
+        average: (!paper).then_some(relu_iht::solver::scalar::DEFAULT_AVERAGE),
         ..iht_config(
             n_nonzero,
             plan.steps,

@@ -141,6 +141,11 @@ pub struct SolverArgs {
     /// with minibatches; `inr` on a large photo: see the README).
     #[arg(long)]
     pub warmup: Option<usize>,
+    /// Minibatch runs: return the s largest of the mean of the iterates of the last fraction of
+    /// the steps (tail averaging; default: 0.15 for `inr` and `fit` without --paper, none for
+    /// the paper's tasks; 0 turns it off).
+    #[arg(long)]
+    pub average: Option<f64>,
     /// Hidden layers, fitted greedily one after the other with s / layers weights each.
     #[arg(long, default_value_t = 1)]
     pub layers: usize,
@@ -338,6 +343,7 @@ impl SolverArgs {
             inflate: self.inflate,
             refine: self.refine,
             warmup: self.warmup,
+            average: self.average.filter(|&a| a != 0.0),
             ..IhtConfig::new(1, 1)
         })
     }

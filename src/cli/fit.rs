@@ -47,6 +47,9 @@ pub fn run(a: &FitArgs) -> Result<()> {
     let negative = targets.values.iter().filter(|&&v| v < 0.0).count();
     // The default solver's safeguards (the INR's); signed neurons in the plain run too where
     // some target is negative, which the paper's model Σ_j relu(x·w_j) cannot output.
+    if !a.paper && a.solver.average.is_none() {
+        config.average = Some(relu_iht::solver::scalar::DEFAULT_AVERAGE);
+    }
     config.safeguards = if a.paper {
         Safeguards::PAPER
     } else {

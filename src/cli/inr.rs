@@ -11,7 +11,7 @@ use relu_iht::io::model_file::Kind;
 use relu_iht::problem::data::RowSource;
 use relu_iht::problem::model::Loss;
 use relu_iht::solver::depth::Deep;
-use relu_iht::solver::scalar::{Iht, IhtConfig, Safeguards};
+use relu_iht::solver::scalar::{Iht, IhtConfig, Safeguards, DEFAULT_AVERAGE};
 use relu_iht::tasks::inr::{
     self, FourierFeatures, HighBand, Image, InrRequest, PAPER_S, PAPER_STEPS,
 };
@@ -170,6 +170,10 @@ pub fn run(a: &InrArgs) -> Result<()> {
     };
     let config = IhtConfig {
         safeguards,
+        average: match (a.paper, a.solver.average) {
+            (false, None) => Some(DEFAULT_AVERAGE),
+            (_, given) => given.filter(|&v| v != 0.0),
+        },
         ..a.solver.to_config(PAPER_STEPS, PAPER_S)?
     };
     // Sizes first, before the frequencies or any feature is generated.

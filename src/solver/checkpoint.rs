@@ -31,6 +31,13 @@ pub struct Checkpoint {
     /// paper's algorithm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub negated: Option<Vec<u32>>,
+    /// Tail averaging's running sums so far (see `IhtConfig::average`): indices, sums, count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_idx: Vec<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tail_sums: Vec<f64>,
+    #[serde(default)]
+    pub tail_count: usize,
 }
 
 impl Checkpoint {
@@ -43,6 +50,9 @@ impl Checkpoint {
     ) -> Self {
         Self {
             negated: negated.map(<[u32]>::to_vec),
+            tail_idx: Vec::new(),
+            tail_sums: Vec::new(),
+            tail_count: 0,
             version: VERSION,
             fingerprint: fingerprint.to_string(),
             t,
@@ -51,6 +61,14 @@ impl Checkpoint {
             val: x.values().to_vec(),
             history: history.to_vec(),
         }
+    }
+
+    /// Adds tail averaging's running sums.
+    pub fn with_tail(mut self, tail: &crate::solver::scalar::Tail) -> Self {
+        self.tail_idx = tail.sums.keys().copied().collect();
+        self.tail_sums = tail.sums.values().copied().collect();
+        self.tail_count = tail.count;
+        self
     }
 
     /// The iterate.

@@ -55,6 +55,11 @@ pub struct IhtConfig {
     pub warmup: Option<usize>,
     /// Safeguards of the default solver (off in the paper's algorithm). See [`Safeguards`].
     pub safeguards: Safeguards,
+    /// Tail averaging with minibatches: the returned weights are the `s` largest of the mean of
+    /// the iterates after each of the last `average · total` steps (Polyak–Ruppert averaging;
+    /// a minibatch iterate jitters around the fit its batches pull it to). `None` (and full
+    /// batch, where the iterates converge) returns the last iterate, as the paper.
+    pub average: Option<f64>,
 }
 
 /// Safeguards added to the paper's sequential-convex solver, chosen by measurement (the paper's
@@ -90,6 +95,10 @@ impl Safeguards {
     };
 }
 
+/// The default solver's tail averaging with minibatches (see [`IhtConfig::average`]): the last
+/// 15 % of the steps (measured on the bundled photo: 8–25 % all gain 0.4–0.8 dB).
+pub const DEFAULT_AVERAGE: f64 = 0.15;
+
 /// Weights per neuron below which the switch concentrates the budget on fewer neurons.
 pub const DEFAULT_WEIGHTS_PER_NEURON: usize = 50;
 
@@ -108,6 +117,7 @@ impl IhtConfig {
             refine: 0,
             warmup: None,
             safeguards: Safeguards::PAPER,
+            average: None,
         }
     }
 
@@ -135,6 +145,11 @@ impl IhtConfig {
                 self.inflate,
                 "must be a finite number ≥ 1",
             ));
+        }
+        if let Some(a) = self.average {
+            if !(a > 0.0 && a <= 1.0) {
+                return Err(Error::invalid("average", a, "must be in (0, 1]"));
+            }
         }
         if self.safeguards.concentrate == Some(0) {
             return Err(Error::invalid("concentrate", 0, "must be at least 1"));
@@ -278,6 +293,35 @@ pub struct Iht<'a, B: Backend> {
     negated: Option<Vec<u32>>,
     /// This is the concentrated run (see [`Safeguards::concentrate`]).
     concentrated: bool,
+    /// Tail averaging's running sums (index → sum of the iterates' values) and their count.
+    tail: Tail,
+}
+
+/// The running sums of tail averaging ([`IhtConfig::average`]): at most the union of the tail's
+/// supports, so it grows with s (and the support's churn), never with m·d.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tail {
+    pub sums: std::collections::BTreeMap<u32, f64>,
+    pub count: usize,
+}
+
+impl Tail {
+    fn add(&mut self, x: &SparseVec) {
+        for (&c, &v) in x.indices().iter().zip(x.values()) {
+            *self.sums.entry(c).or_default() += v as f64;
+        }
+        self.count += 1;
+    }
+
+    /// The `keep` largest entries of the mean.
+    fn mean(&self, len: u64, keep: usize) -> SparseVec {
+        let n = self.count.max(1) as f64;
+        let mut top = topk::TopS::new(keep);
+        for (&c, &v) in &self.sums {
+            top.push(c, (v / n) as f32);
+        }
+        top.finish(len)
+    }
 }
 
 impl<'a, B: Backend> Iht<'a, B> {
@@ -341,6 +385,7 @@ impl<'a, B: Backend> Iht<'a, B> {
             converged: false,
             negated: None,
             concentrated: false,
+            tail: Tail::default(),
         })
     }
 
@@ -400,6 +445,18 @@ impl<'a, B: Backend> Iht<'a, B> {
                     "negative neurons not strictly increasing below m = {m}"
                 )));
             }
+        }
+        self.tail = Tail {
+            sums: ck
+                .tail_idx
+                .iter()
+                .copied()
+                .zip(ck.tail_sums.iter().copied())
+                .collect(),
+            count: ck.tail_count,
+        };
+        if self.tail.sums.len() != ck.tail_idx.len() || ck.tail_idx.len() != ck.tail_sums.len() {
+            return Err(bad("tail sums: indices repeated or lengths differ".into()));
         }
         self.negated = ck.negated;
         self.history = ck.history;
@@ -580,9 +637,33 @@ impl<'a, B: Backend> Iht<'a, B> {
     /// callback after each.
     pub fn run(&mut self) -> Result<()> {
         let total = self.total_steps();
+        let tail_from = match (self.config.average, self.config.batch_size) {
+            (Some(a), Some(_)) => {
+                Some(total - ((a * total as f64).ceil() as usize).clamp(1, total))
+            }
+            _ => None,
+        };
         while self.t < total {
             let before = self.x.clone();
-            let rec = self.step()?;
+            let mut rec = self.step()?;
+            if let Some(from) = tail_from.filter(|&from| self.t > from) {
+                self.tail.add(&self.x);
+                if self.t == total {
+                    self.x = self.tail.mean(self.x.len(), self.keep);
+                    rec.nnz = self.x.nnz();
+                    let note = format!(
+                        "average: the {} largest of the mean of the last {} iterates ({} indices)",
+                        self.keep,
+                        self.tail.count,
+                        self.tail.sums.len()
+                    );
+                    rec.safeguards.push(note);
+                    if let Some(last) = self.history.last_mut() {
+                        *last = rec.clone();
+                    }
+                }
+                debug_assert!(from < total);
+            }
             if let Some(on_step) = &mut self.on_step {
                 on_step(&rec);
             }
@@ -607,6 +688,7 @@ impl<'a, B: Backend> Iht<'a, B> {
                         &self.history,
                         self.negated.as_deref(),
                     )
+                    .with_tail(&self.tail)
                     .save(path)?;
                 }
             }
@@ -643,6 +725,7 @@ impl<'a, B: Backend> Iht<'a, B> {
             (self.t, self.converged, self.concentrated) = (0, false, true);
             self.history.clear();
             self.negated = None;
+            self.tail = Tail::default();
             self.keep = self.config.s_tilde(cols);
             let second = self.solve_once();
             (self.on_step, self.checkpoint) = (on_step, checkpoint);
@@ -707,6 +790,7 @@ impl<'a, B: Backend> Iht<'a, B> {
             );
             let (on_step, checkpoint) = (self.on_step.take(), self.checkpoint.take());
             (self.keep, self.t, self.converged) = (s, 0, false);
+            self.tail = Tail::default();
             let plain = self.run();
             (self.on_step, self.checkpoint) = (on_step, checkpoint);
             plain?;
