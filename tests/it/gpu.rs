@@ -1400,3 +1400,51 @@ fn subgroup_sums_match_the_twins_and_the_tree() {
         }
     }
 }
+
+/// The photo defaults (the high band of frequencies; the concentrated, signed run; tail averaging
+/// with minibatches) on the bundled photo, downscaled, give the same PSNR on the GPU engine as on
+/// the CPU engine within 0.5 dB: full batch and in batches.
+#[test]
+fn photo_defaults_on_gpu_match_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("relu-iht-gpu-photo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("o.png");
+    let run = |backend: &str, extra: &[&str]| {
+        let run = std::process::Command::new(env!("CARGO_BIN_EXE_relu-iht"))
+            .args(["inr", "--max-side", "24", "--m", "40", "--s", "600"])
+            .args([
+                "--backend",
+                backend,
+                "--json",
+                "-q",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{backend} {extra:?}: {stderr}");
+        let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        v
+    };
+    for extra in [
+        &["--steps", "30"][..],
+        &["--batch-size", "200", "--epochs", "3"][..],
+    ] {
+        let (g, c) = (run("gpu", extra), run("cpu", extra));
+        assert!(g["backend"].as_str().unwrap().contains("gpu"), "{g}");
+        assert!(
+            c["options"]["concentrate"].is_object(),
+            "the concentration ran: {c}"
+        );
+        let share = c["high_share"].as_f64().unwrap_or(0.0);
+        assert!((share - 0.3).abs() < 1e-6, "the high band is on: {c}");
+        let (pg, pc) = (g["psnr"].as_f64().unwrap(), c["psnr"].as_f64().unwrap());
+        assert!((pg - pc).abs() < 0.5, "{extra:?}: PSNR gpu {pg} cpu {pc}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
