@@ -384,8 +384,11 @@ fn fit<B: Backend>(
     if a.solver.json {
         return record.print();
     }
+    let band = band.map_or(String::new(), |b| {
+        format!(", {:.0} % at σ = {}", 100.0 * b.share, b.sigma)
+    });
     println!(
-        "INR of {label} ({} × {} × {}): {n} samples, {d} Fourier features (σ = {sigma}), m = {m}, s = {}",
+        "INR of {label} ({} × {} × {}): {n} samples, {d} Fourier features (σ = {sigma}{band}), m = {m}, s = {}",
         image.width, image.height, image.channels, config.s
     );
     println!(
