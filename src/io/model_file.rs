@@ -2,7 +2,7 @@
 //! `nn.Sequential(Linear, ReLU, Linear, …)` with `bias=False` loads it by `load_state_dict`.
 //!
 //! Tensors (all float32): hidden layer `l` is `"{2l}.weight"` (`out × in`), the output layer is
-//! `"{2L}.weight"` (`k × m_last`: ones for the scalar model, W2 for the vector model); a gated
+//! `"{2L}.weight"` (`k × m_last`: ±1 for the scalar model (−1: a signed neuron), W2 for the vector model); a gated
 //! layer (convex mode: units `1{x·g_j > 0} · x·w_j`) adds `"gate.{2l}.weight"` of the same shape;
 //! an INR adds its Fourier frequencies `"inr.B"` (`features/2 × coordinates`). Metadata (strings):
 //! `format = relu-iht`, `format_version`, `kind` (regressor, classifier, inr), `model` (mlp or

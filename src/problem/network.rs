@@ -4,7 +4,7 @@
 //! The solvers hold a fused sparse vector (`w_j = u_j v_j`, index `j·d + i`) and generators; a
 //! [`Network`] is the same function written densely. Neurons without weights are dropped (their
 //! units are identically zero), and so are the next layer's columns that read them, so the widths
-//! are the live counts. The scalar model `Σ_j relu(x·w_j)` ends in an output layer of ones; the
+//! are the live counts. The scalar model `Σ_j relu(x·w_j)` ends in an output layer of ones (−1 for a signed neuron of the default solver); the
 //! vector model's output layer is W2 (`k × m_live`). A layer whose units are gated by vectors
 //! other than its own weights (the convex mode's fixed random masks) computes
 //! `1{x·g_j > 0} · x·w_j` and carries its gates: that is a gated network, not a plain MLP.
@@ -134,7 +134,7 @@ impl Network {
         self.hidden.iter().any(|l| l.gate.is_some())
     }
 
-    /// Nonzero weights of the hidden layers (the output layer of the scalar model is all ones).
+    /// Nonzero weights of the hidden layers (the output layer of the scalar model is ±1).
     pub fn nnz(&self) -> usize {
         self.hidden
             .iter()

@@ -115,7 +115,7 @@ impl Deep {
     }
 
     /// The fitted function as dense layers over the live neurons (`d`: the first layer's
-    /// inputs), ending in an output layer of ones: what the model file stores.
+    /// inputs), ending in an output layer of ±1 (σ_j of a signed neuron, else 1): what the model file stores.
     pub fn network(&self, d: usize) -> Result<Network> {
         let mut hidden = Vec::with_capacity(self.layers.len());
         let (mut d_in, mut live): (usize, Option<Vec<u32>>) = (d, None);
