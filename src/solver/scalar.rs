@@ -499,6 +499,11 @@ impl<'a, B: Backend> Iht<'a, B> {
     }
 
     /// Generators for global step `t` (SPEC §1 schedule).
+    /// The generators that define the model of the current iterate (its signs included).
+    fn model_generators(&self) -> Generators {
+        (self.schedule).model_generators(|| signed_copy(&self.x, self.m, self.negated.as_deref()))
+    }
+
     fn generators_at(&self, t: usize) -> Generators {
         let neg = self.negated.as_deref();
         self.schedule
@@ -510,12 +515,12 @@ impl<'a, B: Backend> Iht<'a, B> {
         !self.schedule.random_at(t) && (t == 0 || self.schedule.random_at(t - 1))
     }
 
-    /// The neurons the concentration keeps, when it is due: `ceil(s / n)` where fewer than `n`
-    /// weights fall on each of `live` neurons.
-    fn concentrate_to(&self, live: usize) -> Option<usize> {
+    /// The neurons the concentration keeps and `n`, when it is due: `ceil(s / n)` where fewer
+    /// than `n` weights fall on each of `live` neurons.
+    fn concentrate_to(&self, live: usize) -> Option<(usize, usize)> {
         let per = self.config.safeguards.concentrate?;
         let keep = self.config.s.div_ceil(per).max(1);
-        (live > keep).then_some(keep)
+        (live > keep).then_some((keep, per))
     }
 
     /// Runs the safeguards due before global step `t` (at the switch): the concentration of the
@@ -527,8 +532,7 @@ impl<'a, B: Backend> Iht<'a, B> {
         let d = (self.x.len() / self.m as u64) as u32;
         let live = self.x.neurons(d as usize);
         let mut fired = Vec::new();
-        if let Some(keep) = self.concentrate_to(live.len()) {
-            let per = self.config.safeguards.concentrate.unwrap_or(1);
+        if let Some((keep, per)) = self.concentrate_to(live.len()) {
             if self.concentrated {
                 self.x = strongest_neurons(&self.x, d, &live, keep);
                 fired.push(format!(
@@ -646,7 +650,7 @@ impl<'a, B: Backend> Iht<'a, B> {
         while self.t < total {
             let before = self.x.clone();
             let mut rec = self.step()?;
-            if let Some(from) = tail_from.filter(|&from| self.t > from) {
+            if tail_from.is_some_and(|from| self.t > from) {
                 self.tail.add(&self.x);
                 if self.t == total {
                     self.x = self.tail.mean(self.x.len(), self.keep);
@@ -662,7 +666,6 @@ impl<'a, B: Backend> Iht<'a, B> {
                         *last = rec.clone();
                     }
                 }
-                debug_assert!(from < total);
             }
             if let Some(on_step) = &mut self.on_step {
                 on_step(&rec);
@@ -670,9 +673,7 @@ impl<'a, B: Backend> Iht<'a, B> {
             if let Some((every, _)) = &self.on_snapshot {
                 if self.t.is_multiple_of(*every) || self.t == total {
                     let start = Instant::now();
-                    let gens = self
-                        .schedule
-                        .model_generators(|| signed_copy(&self.x, self.m, self.negated.as_deref()));
+                    let gens = self.model_generators();
                     if let Some((_, f)) = &mut self.on_snapshot {
                         f(self.t, &gens, &self.x);
                     }
